@@ -1,0 +1,58 @@
+# meterledger: `make demo` and `make test` do all their own set-up on a fresh Debian machine:
+# a virtualenv in .venv, the package and its extras, Mosquitto (apt-get, when root) and
+# the npm package of the MicroPython interpreter used by the firmware tests.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test bench lint typecheck mosquitto venv clean
+
+venv: $(VENV)/.deps
+
+$(BIN)/python:
+	@$(PYTHON) -m venv $(VENV) 2>/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing python3-venv with apt-get"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv \
+	      && rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); \
+	  else echo "cannot create a virtualenv: install python3-venv" >&2; exit 1; fi; }
+
+$(VENV)/.deps: pyproject.toml | $(BIN)/python
+	$(PIP) install --upgrade pip
+	$(PIP) install -e '.[test]'
+	@touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# Mosquitto from Debian when it is missing and we are root; the tests need a real broker.
+mosquitto:
+	@if command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing mosquitto with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; \
+	else echo "mosquitto is missing and we are not root: the demo falls back to amqtt"; fi
+
+# The demo runs without root too: with no Mosquitto it starts the embedded amqtt broker.
+demo: venv mosquitto
+	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then $(PIP) install -e '.[broker]'; fi
+	$(BIN)/mlg-demo
+
+test: venv mosquitto node_modules/.installed
+	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "the tests need Mosquitto: apt-get install mosquitto" >&2; exit 1; }
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -1,0 +1,45 @@
+"""Block-read planning: cover a model's registers with as few reads as its meter allows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from gateway.meters.table import Register
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One read: `count` registers from `address`, holding `registers`."""
+
+    address: int
+    count: int
+    registers: tuple[Register, ...]
+
+
+def plan_blocks(registers: Iterable[Register], max_block: int, max_gap: int = 16) -> list[Block]:
+    """Merge registers (sorted by address) into reads of at most `max_block` registers.
+
+    A gap of more than `max_gap` unused registers starts a new read: reading them costs
+    two bytes each on the wire, a new read costs a request and a turnaround.
+    """
+    blocks: list[Block] = []
+    current: list[Register] = []
+    for reg in sorted(registers, key=lambda r: r.address):
+        if current:
+            start = current[0].address
+            end = max(r.address + r.words for r in current)
+            if reg.address - end <= max_gap and reg.address + reg.words - start <= max_block:
+                current.append(reg)
+                continue
+            blocks.append(_block(current))
+        current = [reg]
+    if current:
+        blocks.append(_block(current))
+    return blocks
+
+
+def _block(regs: list[Register]) -> Block:
+    start = regs[0].address
+    end = max(r.address + r.words for r in regs)
+    return Block(start, end - start, tuple(regs))

@@ -1,0 +1,131 @@
+"""Meter models as data: each model is a TOML register table shipped in this package.
+
+One row per quantity (address, words, type, scale, unit); one generic driver reads them
+all. A new model costs one TOML file (or a `[[model]]` table in the gateway config).
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+from gateway.errors import ConfigError
+from gateway.meters.decode import DECODERS
+
+TABLES = ("input", "holding")
+"""Modbus tables a model can be read from: function code 04 or 03."""
+
+
+@dataclass(frozen=True, slots=True)
+class Register:
+    """One quantity: `words` registers at `address`; value = decoded number × `scale`."""
+
+    name: str
+    address: int
+    words: int
+    type: str
+    scale: float
+    unit: str
+
+    def __post_init__(self) -> None:
+        if self.type not in DECODERS:
+            raise ConfigError(f"register {self.name}: unknown type {self.type!r}")
+        if DECODERS[self.type][0] != self.words:
+            raise ConfigError(
+                f"register {self.name}: type {self.type} has {DECODERS[self.type][0]} words,"
+                f" not {self.words}"
+            )
+        if not 0 <= self.address <= 0xFFFF - self.words + 1:
+            raise ConfigError(f"register {self.name}: address {self.address} out of range")
+        if not math.isfinite(self.scale) or self.scale == 0:
+            raise ConfigError(f"register {self.name}: scale must be a non-zero number")
+
+    def decode(self, words: Sequence[int], big_word_first: bool) -> float:
+        return DECODERS[self.type][1](words, big_word_first) * self.scale
+
+
+@dataclass(frozen=True, slots=True)
+class MeterModel:
+    """A meter model: its register table and what its firmware allows."""
+
+    name: str
+    description: str
+    table: str
+    big_word_first: bool
+    max_block: int
+    max_power_w: float
+    registers: tuple[Register, ...]
+
+    def register(self, name: str) -> Register:
+        for reg in self.registers:
+            if reg.name == name:
+                return reg
+        raise KeyError(f"model {self.name} has no register {name!r}")
+
+    @classmethod
+    def from_mapping(cls, obj: Mapping[str, Any], where: str) -> MeterModel:
+        """Build a model from a parsed TOML table; `where` names it in error messages."""
+        try:
+            table = obj.get("table", "input")
+            if table not in TABLES:
+                raise ConfigError(f"{where}: table must be one of {TABLES}, not {table!r}")
+            word_order = obj.get("word_order", "big")
+            if word_order not in ("big", "little"):
+                raise ConfigError(f"{where}: word_order must be 'big' or 'little'")
+            rows = obj["registers"]
+            registers = tuple(
+                Register(
+                    name=str(r["name"]),
+                    address=int(r["address"]),
+                    words=int(r["words"]),
+                    type=str(r["type"]),
+                    scale=float(r.get("scale", 1)),
+                    unit=str(r.get("unit", "")),
+                )
+                for r in rows
+            )
+            model = cls(
+                name=str(obj["model"]),
+                description=str(obj.get("description", "")),
+                table=table,
+                big_word_first=word_order == "big",
+                max_block=int(obj.get("max_block", 125)),
+                max_power_w=float(obj["max_power_w"]),
+                registers=registers,
+            )
+        except KeyError as exc:
+            raise ConfigError(f"{where}: missing key {exc}") from None
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        if not 1 <= model.max_block <= 125:
+            raise ConfigError(f"{where}: max_block must be 1..125")
+        names = [r.name for r in registers]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"{where}: a register name appears twice")
+        return model
+
+
+_BUILTIN: dict[str, MeterModel] = {}
+
+
+def builtin_models() -> Mapping[str, MeterModel]:
+    """The models shipped in this package, by name (read once)."""
+    if not _BUILTIN:
+        for entry in resources.files(__package__).iterdir():
+            if entry.name.endswith(".toml"):
+                obj = tomllib.loads(entry.read_text())
+                model = MeterModel.from_mapping(obj, f"meter table {entry.name}")
+                _BUILTIN[model.name] = model
+    return _BUILTIN
+
+
+def load_model(name: str) -> MeterModel:
+    """A built-in model by name; the error lists the known ones."""
+    models = builtin_models()
+    if name not in models:
+        raise ConfigError(f"unknown meter model {name!r}; known: {', '.join(sorted(models))}")
+    return models[name]

@@ -1,0 +1,88 @@
+"""MQTT settings and client construction shared by gateways and nodes (paho-mqtt, MQTT 5).
+
+Topics::
+
+    {prefix}/readings/{site}/{gateway}     a gateway's signed batches (QoS 1)
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from ledger_node.config_util import Section
+
+DEFAULT_PREFIX = "mlg/v1"
+
+
+@dataclass(frozen=True)
+class MqttSettings:
+    """Where the broker is and how to authenticate to it."""
+
+    host: str = "127.0.0.1"
+    port: int = 1883
+    client_id: str = ""
+    prefix: str = DEFAULT_PREFIX
+    keepalive_s: int = 30
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    username: str | None = None
+    password: str | None = None
+
+    @classmethod
+    def from_section(cls, s: Section, default_client_id: str) -> MqttSettings:
+        settings = cls(
+            host=s.get("host", str, "127.0.0.1"),
+            port=s.get("port", int, 1883),
+            client_id=s.get("client_id", str, default_client_id),
+            prefix=s.get("topic_prefix", str, DEFAULT_PREFIX),
+            keepalive_s=s.get("keepalive_s", int, 30),
+            ca_file=s.optional_path("ca_file"),
+            cert_file=s.optional_path("cert_file"),
+            key_file=s.optional_path("key_file"),
+            username=s.optional("username", str),
+            password=s.optional("password", str),
+        )
+        s.check_unknown()
+        return settings
+
+    def readings_topic(self, site: str, gateway: str) -> str:
+        return f"{self.prefix}/readings/{site}/{gateway}"
+
+    @property
+    def readings_filter(self) -> str:
+        return f"{self.prefix}/readings/+/+"
+
+
+def make_client(settings: MqttSettings, *, manual_ack: bool = False) -> mqtt.Client:
+    """A paho client speaking MQTT 5 with a persistent session (clean start off)."""
+    client = mqtt.Client(
+        callback_api_version=CallbackAPIVersion.VERSION2,
+        client_id=settings.client_id,
+        protocol=mqtt.MQTTv5,
+        manual_ack=manual_ack,
+    )
+    if settings.ca_file is not None:
+        client.tls_set(
+            ca_certs=str(settings.ca_file),
+            certfile=str(settings.cert_file) if settings.cert_file else None,
+            keyfile=str(settings.key_file) if settings.key_file else None,
+            tls_version=ssl.PROTOCOL_TLS_CLIENT,
+        )
+    if settings.username is not None:
+        client.username_pw_set(settings.username, settings.password)
+    return client
+
+
+def connect_properties(session_expiry_s: int = 7 * 24 * 3600) -> Properties:
+    """CONNECT properties keeping the session (and its QoS 1 queue) across reconnects."""
+    props = Properties(PacketTypes.CONNECT)
+    props.SessionExpiryInterval = session_expiry_s
+    return props
