@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from firmware.emulator.truth import read_truth
@@ -44,12 +45,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slot-seconds", type=int, default=60, help="slot length, s (60)")
     p.add_argument("--speed", type=float, default=30.0, help="time runs this much faster (30)")
     p.add_argument("--workdir", type=Path, help="keep keys, configs, logs and databases here")
-    p.add_argument("--broker", choices=("mosquitto", "amqtt"), default="mosquitto",
-                   help="broker to start (mosquitto, falling back to amqtt when absent)")
+    p.add_argument(
+        "--broker",
+        choices=("mosquitto", "amqtt"),
+        default="mosquitto",
+        help="broker to start (mosquitto, falling back to amqtt when absent)",
+    )
     return p
 
 
-def _write_configs(work: Path, broker_port: int, slot_s: int, device: Path) -> None:
+def write_configs(work: Path, broker_port: int, slot_s: int, device: Path) -> None:
+    """Keys (created once) and the gateway's and node's configs in `work`."""
     keys = work / "keys"
     keys.mkdir(parents=True, exist_ok=True)
     if not (keys / f"{GATEWAY}.key").exists():
@@ -105,46 +111,118 @@ file = "keys/{SITE}.group"
     )
 
 
-class Processes:
-    """Child processes, each logging to its own file, stopped in reverse order."""
+class Chain:
+    """Emulator, node and gateway as child processes in `work`, each logging to a file."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, broker_port: int, slot_s: int, speed: float) -> None:
         self.work = work
-        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+        self.slot_s = slot_s
+        self.speed = speed
+        self.device = work / "meter0"
+        self.node_db = work / "node-state" / f"{NODE}.sqlite"
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        write_configs(work, broker_port, slot_s, self.device)
+        self.clock_args = ["--clock-scale", str(speed), "--clock-origin", repr(time.time())]
 
-    def start(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def start_process(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         with (self.work / f"{name}.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, *args], cwd=self.work, stdout=log, stderr=log
+                [sys.executable, *args, *self.clock_args], cwd=self.work, stdout=log, stderr=log
             )
-        self.procs.append((name, proc))
+        self.procs[name] = proc
         return proc
 
+    def start_emulator(self) -> None:
+        self.start_process(
+            "emulator",
+            [
+                "-m",
+                "firmware.emulator.cli",
+                "--meter",
+                f"{METER_UNIT}:sdm120:{PROFILE}",
+                "--link",
+                str(self.device),
+                "--truth",
+                "truth.csv",
+                "--slot-seconds",
+                str(self.slot_s),
+            ],
+        )
+        deadline = time.monotonic() + 10
+        while not self.device.exists():
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise RuntimeError("the emulator made no serial device")
+            time.sleep(0.05)
+
+    def start_node(self) -> None:
+        self.start_process("node", ["-m", "ledger_node.cli", "run", "-c", "node.toml"])
+
+    def start_gateway(self) -> None:
+        self.start_process("gateway", ["-m", "gateway.cli", "run", "-c", "gateway.toml"])
+
+    def start(self) -> None:
+        self.start_emulator()
+        self.start_node()
+        self.start_gateway()
+
+    def log(self, name: str) -> str:
+        return (self.work / f"{name}.log").read_text()
+
     def check_alive(self) -> None:
-        for name, proc in self.procs:
+        for name, proc in self.procs.items():
             if proc.poll() is not None:
-                tail = (self.work / f"{name}.log").read_text()[-1500:]
-                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+                raise RuntimeError(
+                    f"{name} exited with {proc.returncode}:\n{self.log(name)[-1500:]}"
+                )
+
+    def slot_totals(self) -> list[SlotTotal]:
+        if not self.node_db.exists():
+            return []
+        store = Store(self.node_db)
+        try:
+            return store.slot_totals([SITE])
+        finally:
+            store.close()
+
+    def wait_for_slots(
+        self, count: int, on_progress: Callable[[int], None] = lambda n: None
+    ) -> list[SlotTotal]:
+        """Wait until the node holds `count` slots; the budget allows the unreported first."""
+        deadline = time.monotonic() + (count + 3) * self.slot_s / self.speed + 20
+        seen = 0
+        while time.monotonic() < deadline:
+            self.check_alive()
+            rows = self.slot_totals()
+            if len(rows) != seen:
+                seen = len(rows)
+                on_progress(seen)
+            if len(rows) >= count:
+                return rows
+            time.sleep(0.2)
+        return self.slot_totals()
+
+    def truth_by_slot(self) -> dict[int, float]:
+        """The emulator's true energy per slot, Wh, summed over its meters."""
+        totals: dict[int, float] = defaultdict(float)
+        for row in read_truth(self.work / "truth.csv"):
+            totals[int(row["slot_start"])] += float(row["energy_wh"])
+        return totals
 
     def stop(self) -> None:
-        for _, proc in reversed(self.procs):
+        for proc in reversed(self.procs.values()):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for _, proc in reversed(self.procs):
+        for proc in reversed(self.procs.values()):
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                proc.wait()
 
 
-def _truth_by_slot(path: Path) -> dict[int, float]:
-    totals: dict[int, float] = defaultdict(float)
-    for row in read_truth(path):
-        totals[int(row["slot_start"])] += float(row["energy_wh"])
-    return totals
-
-
-def _compare(rows: list[SlotTotal], truth: dict[int, float]) -> bool:
+def compare(rows: list[SlotTotal], truth: dict[int, float]) -> bool:
+    """Print ledger totals beside the truth; True if each is within 1 Wh of it."""
     print(f"\n{'slot (UTC)':<21}{'ledger Wh':>10}{'truth Wh':>12}{'':>3}  meters")
     ok = True
     for row in rows:
@@ -162,70 +240,52 @@ def _compare(rows: list[SlotTotal], truth: dict[int, float]) -> bool:
     return ok
 
 
-def run_demo(args: argparse.Namespace, work: Path) -> int:
-    slot_s = args.slot_seconds
-    procs = Processes(work)
+def start_broker(work: Path, prefer: str) -> Broker:
     broker = Broker(work / "broker")
     try:
-        broker.start(prefer=args.broker)
+        return broker.start(prefer=prefer)
     except BrokerError as exc:
-        if args.broker != "mosquitto":
+        if prefer != "mosquitto":
             raise
         print(f"mlg-demo: {exc}; trying amqtt", file=sys.stderr)
-        broker.start(prefer="amqtt")
+        return broker.start(prefer="amqtt")
+
+
+def run_demo(args: argparse.Namespace, work: Path) -> int:
+    broker = start_broker(work, args.broker)
     print(f"broker: {broker.kind} on 127.0.0.1:{broker.port}")
-    device = work / "meter0"
-    _write_configs(work, broker.port, slot_s, device)
-    origin = time.time()
-    clock_args = ["--clock-scale", str(args.speed), "--clock-origin", repr(origin)]
+    chain = Chain(work, broker.port, args.slot_seconds, args.speed)
     try:
-        procs.start(
-            "emulator",
-            ["-m", "firmware.emulator.cli", "--meter", f"{METER_UNIT}:sdm120:{PROFILE}",
-             "--link", str(device), "--truth", "truth.csv", "--slot-seconds", str(slot_s),
-             *clock_args],
+        chain.start_emulator()
+        print(
+            f"meter: emulated SDM120, unit {METER_UNIT}, on {chain.device}"
+            f" -> {os.readlink(chain.device)}"
         )
-        deadline = time.monotonic() + 10
-        while not device.exists():
-            procs.check_alive()
-            if time.monotonic() > deadline:
-                raise RuntimeError("the emulator made no serial device")
-            time.sleep(0.05)
-        print(f"meter: emulated SDM120, unit {METER_UNIT}, on {device} -> {os.readlink(device)}")
-        procs.start("node", ["-m", "ledger_node.cli", "run", "-c", "node.toml", *clock_args])
-        procs.start("gateway",
-                    ["-m", "gateway.cli", "run", "-c", "gateway.toml", *clock_args])
-        print(f"gateway {GATEWAY} and node {NODE} running; {slot_s} s slots at {args.speed:g}x")
-        # The slot the gateway starts in is not reported (it did not see its start).
-        budget_s = (args.slots + 3) * slot_s / args.speed + 20
-        deadline = time.monotonic() + budget_s
-        store = Store(work / "node-state" / f"{NODE}.sqlite")
-        rows: list[SlotTotal] = []
-        seen = 0
-        while time.monotonic() < deadline:
-            procs.check_alive()
-            rows = store.slot_totals([SITE])
-            if len(rows) != seen:
-                seen = len(rows)
-                print(f"  ledger holds {seen}/{args.slots} slots", flush=True)
-            if len(rows) >= args.slots:
-                break
-            time.sleep(0.2)
-        store.close()
+        chain.start_node()
+        chain.start_gateway()
+        print(
+            f"gateway {GATEWAY} and node {NODE} running;"
+            f" {args.slot_seconds} s slots at {args.speed:g}x"
+        )
+        rows = chain.wait_for_slots(
+            args.slots,
+            lambda n: print(f"  ledger holds {n}/{args.slots} slots", flush=True),
+        )
     finally:
-        procs.stop()
+        chain.stop()
         broker.stop()
     rows = rows[: args.slots]
     if len(rows) < args.slots:
-        print(f"mlg-demo: only {len(rows)} of {args.slots} slots reached the ledger; "
-              f"logs are in {work}", file=sys.stderr)
+        print(
+            f"mlg-demo: only {len(rows)} of {args.slots} slots reached the ledger; "
+            f"logs are in {work}",
+            file=sys.stderr,
+        )
         return 1
-    ok = _compare(rows, _truth_by_slot(work / "truth.csv"))
-    if ok:
+    if compare(rows, chain.truth_by_slot()):
         print(f"\nall {len(rows)} slot totals agree with the ground truth")
         return 0
-    print(f"\nmlg-demo: totals disagree with the ground truth; logs are in {work}",
-          file=sys.stderr)
+    print(f"\nmlg-demo: totals disagree with the ground truth; logs are in {work}", file=sys.stderr)
     return 1
 
 
@@ -243,5 +303,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
