@@ -18,7 +18,8 @@ import paho.mqtt.client as mqtt
 
 from gateway.outbox import Outbox
 from ledger_node.clock import Clock
-from ledger_node.mqtt import MqttSettings, connect_properties, make_client
+from ledger_node.mqtt import MqttSettings, make_client
+from ledger_node.mqtt import start as mqtt_start
 from ledger_node.wire import MAX_ENVELOPE_BYTES
 
 log = logging.getLogger("mlg.gateway.publish")
@@ -48,15 +49,7 @@ class Publisher:
         self._client.on_publish = self._on_publish
 
     def start(self) -> None:
-        self._client.connect_async(
-            self.settings.host,
-            self.settings.port,
-            keepalive=self.settings.keepalive_s,
-            clean_start=False,
-            properties=connect_properties(),
-        )
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.loop_start()
+        mqtt_start(self._client, self.settings)
 
     def stop(self) -> None:
         self._client.disconnect()

@@ -54,7 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def write_configs(work: Path, broker_port: int, slot_s: int, device: Path) -> None:
+def write_configs(
+    work: Path, broker_port: int, slot_s: int, device: Path, protocol: str = "5"
+) -> None:
     """Keys (created once) and the gateway's and node's configs in `work`."""
     keys = work / "keys"
     keys.mkdir(parents=True, exist_ok=True)
@@ -76,6 +78,7 @@ group_key = "keys/{SITE}.group"
 [mqtt]
 host = "127.0.0.1"
 port = {broker_port}
+protocol = "{protocol}"
 
 [[bus]]
 name = "rs485-0"
@@ -100,6 +103,7 @@ db = "node-state/{NODE}.sqlite"
 [mqtt]
 host = "127.0.0.1"
 port = {broker_port}
+protocol = "{protocol}"
 
 [[gateway]]
 public_key = "keys/{GATEWAY}.key.pub"
@@ -114,14 +118,16 @@ file = "keys/{SITE}.group"
 class Chain:
     """Emulator, node and gateway as child processes in `work`, each logging to a file."""
 
-    def __init__(self, work: Path, broker_port: int, slot_s: int, speed: float) -> None:
+    def __init__(
+        self, work: Path, broker_port: int, slot_s: int, speed: float, protocol: str = "5"
+    ) -> None:
         self.work = work
         self.slot_s = slot_s
         self.speed = speed
         self.device = work / "meter0"
         self.node_db = work / "node-state" / f"{NODE}.sqlite"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        write_configs(work, broker_port, slot_s, self.device)
+        write_configs(work, broker_port, slot_s, self.device, protocol)
         self.clock_args = ["--clock-scale", str(speed), "--clock-origin", repr(time.time())]
 
     def start_process(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
@@ -254,7 +260,9 @@ def start_broker(work: Path, prefer: str) -> Broker:
 def run_demo(args: argparse.Namespace, work: Path) -> int:
     broker = start_broker(work, args.broker)
     print(f"broker: {broker.kind} on 127.0.0.1:{broker.port}")
-    chain = Chain(work, broker.port, args.slot_seconds, args.speed)
+    # amqtt speaks MQTT 3.1.1 only.
+    protocol = "3.1.1" if broker.kind == "amqtt" else "5"
+    chain = Chain(work, broker.port, args.slot_seconds, args.speed, protocol)
     try:
         chain.start_emulator()
         print(

@@ -17,8 +17,12 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from ledger_node.config_util import Section
+from ledger_node.errors import ConfigError
 
 DEFAULT_PREFIX = "mlg/v1"
+PROTOCOLS = {"5": mqtt.MQTTv5, "3.1.1": mqtt.MQTTv311}
+SESSION_EXPIRY_S = 7 * 24 * 3600
+"""How long the broker keeps a disconnected client's session and its QoS 1 queue."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,9 @@ class MqttSettings:
     key_file: Path | None = None
     username: str | None = None
     password: str | None = None
+    protocol: str = "5"
+    """"5" (default) or "3.1.1", for brokers without MQTT 5 (amqtt). Over 3.1.1 a publish
+    the broker's ACL refuses is still acknowledged as success: use 5 in production."""
 
     @classmethod
     def from_section(cls, s: Section, default_client_id: str) -> MqttSettings:
@@ -49,7 +56,10 @@ class MqttSettings:
             key_file=s.optional_path("key_file"),
             username=s.optional("username", str),
             password=s.optional("password", str),
+            protocol=s.get("protocol", str, "5"),
         )
+        if settings.protocol not in PROTOCOLS:
+            raise ConfigError(f"{s.where}.protocol must be one of {sorted(PROTOCOLS)}")
         s.check_unknown()
         return settings
 
@@ -62,11 +72,13 @@ class MqttSettings:
 
 
 def make_client(settings: MqttSettings, *, manual_ack: bool = False) -> mqtt.Client:
-    """A paho client speaking MQTT 5 with a persistent session (clean start off)."""
+    """A paho client with a persistent session (MQTT 5 unless configured otherwise)."""
+    v5 = settings.protocol == "5"
     client = mqtt.Client(
         callback_api_version=CallbackAPIVersion.VERSION2,
         client_id=settings.client_id,
-        protocol=mqtt.MQTTv5,
+        protocol=PROTOCOLS[settings.protocol],
+        clean_session=None if v5 else False,
         manual_ack=manual_ack,
     )
     if settings.ca_file is not None:
@@ -81,8 +93,21 @@ def make_client(settings: MqttSettings, *, manual_ack: bool = False) -> mqtt.Cli
     return client
 
 
-def connect_properties(session_expiry_s: int = 7 * 24 * 3600) -> Properties:
-    """CONNECT properties keeping the session (and its QoS 1 queue) across reconnects."""
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = session_expiry_s
-    return props
+def start(client: mqtt.Client, settings: MqttSettings, max_packet_bytes: int | None = None) -> None:
+    """Connect in the background, keeping the session, and reconnect with back-off."""
+    if settings.protocol == "5":
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_EXPIRY_S
+        if max_packet_bytes is not None:
+            props.MaximumPacketSize = max_packet_bytes
+        client.connect_async(
+            settings.host,
+            settings.port,
+            keepalive=settings.keepalive_s,
+            clean_start=False,
+            properties=props,
+        )
+    else:
+        client.connect_async(settings.host, settings.port, keepalive=settings.keepalive_s)
+    client.reconnect_delay_set(min_delay=1, max_delay=30)
+    client.loop_start()

@@ -15,7 +15,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 
 from ledger_node.ingest import Ingestor
-from ledger_node.mqtt import MqttSettings, connect_properties, make_client
+from ledger_node.mqtt import MqttSettings, make_client
+from ledger_node.mqtt import start as mqtt_start
 
 log = logging.getLogger("mlg.node.mqtt")
 
@@ -32,21 +33,12 @@ class Subscriber:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
-        self._props = connect_properties()
         # The broker must not send us packets far over our limit; moderately oversized
         # ones still arrive, so that they are counted as rejections here.
-        self._props.MaximumPacketSize = 4 * max_bytes + PACKET_SLACK_BYTES
+        self._max_packet = 4 * max_bytes + PACKET_SLACK_BYTES
 
     def start(self) -> None:
-        self._client.connect_async(
-            self.settings.host,
-            self.settings.port,
-            keepalive=self.settings.keepalive_s,
-            clean_start=False,
-            properties=self._props,
-        )
-        self._client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._client.loop_start()
+        mqtt_start(self._client, self.settings, self._max_packet)
 
     def stop(self) -> None:
         self._client.disconnect()
