@@ -21,13 +21,13 @@ from ledger_node.clock import Clock
 from ledger_node.config import RegisteredGateway
 from ledger_node.keys import GroupKey
 from ledger_node.store import Store, StoredReading
-from ledger_node.wire import ReadingsBatch, SlotPayload, WireError, open_signed
+from ledger_node.wire import ReadingsBatch, SlotPayload, WireError, open_message
 
 log = logging.getLogger("mlg.node.ingest")
 
 NOT_ALLOWED = "not_allowed"  # a gateway writing for a site it is not registered for
 BAD_PAYLOAD = "bad_payload"  # a group member finds the sealed readings inconsistent
-UNKNOWN_TYPE = "unknown_type"
+READINGS = frozenset({ReadingsBatch.TYPE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,14 +62,10 @@ class Ingestor:
     def ingest(self, raw: bytes) -> Outcome:
         """Check and store one message; never raises for bad input."""
         try:
-            envelope, body = open_signed(raw, self._verify_keys, "gw", self.max_bytes)
-            if body.get("type") != ReadingsBatch.TYPE:
-                return self._reject(
-                    UNKNOWN_TYPE, f"type {body.get('type')!r} from {envelope.signer}"
-                )
-            batch = ReadingsBatch.from_body(body)
+            envelope, batch = open_message(raw, self._verify_keys, self.max_bytes, READINGS)
         except WireError as exc:
             return self._reject(exc.reason, str(exc))
+        assert isinstance(batch, ReadingsBatch)
         if self._sites.get(batch.gateway) != batch.site:
             return self._reject(
                 NOT_ALLOWED, f"{batch.gateway} is not registered for site {batch.site!r}"

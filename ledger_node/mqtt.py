@@ -1,8 +1,13 @@
 """MQTT settings and client construction shared by gateways and nodes (paho-mqtt, MQTT 5).
 
-Topics::
+Topics (all payloads are signed envelopes, except the gateway's status)::
 
-    {prefix}/readings/{site}/{gateway}     a gateway's signed batches (QoS 1)
+    {prefix}/readings/{site}/{gateway}    a gateway's readings batches (QoS 1)
+    {prefix}/facts/{type}/{author}        organisation facts: epoch_key, dr_command,
+                                          dr_declaration, registry facts (QoS 1, retained
+                                          where the newest one is what a newcomer needs)
+    {prefix}/hwm/{node}/{gateway}         a node's high-water mark for a gateway (retained)
+    {prefix}/status/{gateway}             a gateway's birth / last-will message (retained)
 """
 
 from __future__ import annotations
@@ -69,6 +74,21 @@ class MqttSettings:
     @property
     def readings_filter(self) -> str:
         return f"{self.prefix}/readings/+/+"
+
+    def facts_topic(self, kind: str, author: str) -> str:
+        return f"{self.prefix}/facts/{kind}/{author}"
+
+    def facts_filter(self, kind: str = "+") -> str:
+        return f"{self.prefix}/facts/{kind}/+"
+
+    def hwm_topic(self, node: str, gateway: str) -> str:
+        return f"{self.prefix}/hwm/{node}/{gateway}"
+
+    def hwm_filter(self, gateway: str) -> str:
+        return f"{self.prefix}/hwm/+/{gateway}"
+
+    def status_topic(self, gateway: str) -> str:
+        return f"{self.prefix}/status/{gateway}"
 
 
 def make_client(settings: MqttSettings, *, manual_ack: bool = False) -> mqtt.Client:

@@ -1,13 +1,13 @@
 """The meterledger wire format, shared by gateways and ledger nodes.
 
 `envelope` frames and signs body bytes; `canonical` is the one body encoding; `schema`
-validates; `messages` defines the body types; `errors` names every reason for rejection.
+validates; `messages` registers the body types and opens messages (`open_message`);
+`readings`, `facts` and `hwm` define the types; `errors` names every reason for rejection.
 """
 
 from ledger_node.wire.envelope import (
     MAX_ENVELOPE_BYTES,
     Envelope,
-    open_signed,
     parse,
     seal,
     txid_of,
@@ -24,9 +24,12 @@ from ledger_node.wire.errors import (
     UnknownVersionError,
     WireError,
 )
-from ledger_node.wire.messages import (
-    BODY_VERSION,
+from ledger_node.wire.facts import DrCommand, DrDeclaration, EpochKey, WrappedKey
+from ledger_node.wire.hwm import HighWaterMark
+from ledger_node.wire.messages import BODY_VERSION, TYPES, Message, open_message
+from ledger_node.wire.readings import (
     QUALITY_FLAGS,
+    ControlAction,
     MeterCommitment,
     Reading,
     ReadingsBatch,
@@ -37,8 +40,15 @@ __all__ = [
     "BODY_VERSION",
     "MAX_ENVELOPE_BYTES",
     "QUALITY_FLAGS",
+    "TYPES",
     "BadSignatureError",
+    "ControlAction",
+    "DrCommand",
+    "DrDeclaration",
     "Envelope",
+    "EpochKey",
+    "HighWaterMark",
+    "Message",
     "MeterCommitment",
     "NotCanonicalError",
     "OversizeError",
@@ -51,7 +61,8 @@ __all__ = [
     "UnknownSignerError",
     "UnknownVersionError",
     "WireError",
-    "open_signed",
+    "WrappedKey",
+    "open_message",
     "parse",
     "seal",
     "txid_of",

@@ -24,11 +24,9 @@ from dataclasses import dataclass
 import nacl.exceptions
 import nacl.signing
 
-from ledger_node.wire import canonical
 from ledger_node.wire.errors import (
     BadSignatureError,
     OversizeError,
-    SignerMismatchError,
     TruncatedError,
     UnknownSignerError,
     UnknownVersionError,
@@ -131,24 +129,3 @@ def verify(envelope: Envelope, keys: Mapping[str, nacl.signing.VerifyKey]) -> No
         raise BadSignatureError(
             f"signature of {envelope.signer!r} does not verify over the body"
         ) from None
-
-
-def open_signed(
-    raw: bytes,
-    keys: Mapping[str, nacl.signing.VerifyKey],
-    author_field: str,
-    max_bytes: int = MAX_ENVELOPE_BYTES,
-) -> tuple[Envelope, canonical.JsonObject]:
-    """Parse, verify and decode: the envelope and its body as a dict.
-
-    The body's `author_field` must name the envelope's signer, so a valid signature
-    cannot be moved under another author's name.
-    """
-    envelope = parse(raw, max_bytes)
-    verify(envelope, keys)
-    body = canonical.decode(envelope.body)
-    if body.get(author_field) != envelope.signer:
-        raise SignerMismatchError(
-            f"body {author_field}={body.get(author_field)!r} but signed by {envelope.signer!r}"
-        )
-    return envelope, body

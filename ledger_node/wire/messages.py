@@ -1,36 +1,49 @@
-"""The message types of body version 1, as frozen dataclasses with their schemas.
+"""Body version 1: the registry of message types and `open_message`, the one way in.
 
-A readings batch is one gateway's signed record of one slot: public per-meter Pedersen
-commitments to each meter's slot energy, and a SecretBox holding the readings themselves
-(energy, blinding factor, quality flags), encrypted with the site group's epoch key.
+Every message type is a frozen dataclass with `TYPE` (the body's ``type``), `AUTHOR` (the
+body field naming who signed it), a `SCHEMA`, `to_body()` and `from_body()`. Modules
+defining types decorate them with `@register`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import nacl.signing
 
 from ledger_node.wire import canonical
-from ledger_node.wire.errors import SchemaError, UnknownVersionError
-from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, Str, b64
+from ledger_node.wire.envelope import MAX_ENVELOPE_BYTES, Envelope, parse, verify
+from ledger_node.wire.errors import SchemaError, SignerMismatchError, UnknownVersionError
+from ledger_node.wire.schema import Obj
 
 BODY_VERSION = 1
-MAX_METERS_PER_BATCH = 256
-MAX_BOX_BYTES = 48 * 1024
-MAX_SLOT_SECONDS = 86_400
-MAX_SLOT_WH = 10**9
-"""An upper bound on one meter's energy in one slot, Wh (1 GWh: far above any meter)."""
 
-QUALITY_FLAGS = frozenset(
-    {
-        "estimated",  # boundary value interpolated between polls
-        "nan",  # the meter returned NaN or infinity
-        "out_of_range",  # a value beyond the model's physical range
-        "backwards",  # the cumulative register went down
-        "counter_reset",  # the cumulative register restarted near zero
-        "jump",  # more energy than the meter's maximum power allows in the time
-    }
-)
+
+class Message(Protocol):
+    TYPE: ClassVar[str]
+    AUTHOR: ClassVar[str]
+    SCHEMA: ClassVar[Obj]
+
+    @property
+    def author(self) -> str: ...
+
+    def to_body(self) -> bytes: ...
+
+    @classmethod
+    def from_body(cls, obj: dict[str, Any]) -> Message: ...
+
+
+M = TypeVar("M", bound=type[Message])
+TYPES: dict[str, type[Message]] = {}
+
+
+def register(cls: M) -> M:
+    """Class decorator: make a message type known to `open_message`."""
+    if cls.TYPE in TYPES:
+        raise ValueError(f"message type {cls.TYPE!r} registered twice")
+    TYPES[cls.TYPE] = cls
+    return cls
 
 
 def check_version(obj: dict[str, Any]) -> None:
@@ -40,148 +53,27 @@ def check_version(obj: dict[str, Any]) -> None:
         raise UnknownVersionError(f"body version {version!r}; this code speaks {BODY_VERSION}")
 
 
-@dataclass(frozen=True, slots=True)
-class MeterCommitment:
-    """A meter id and the Pedersen commitment (32-byte point) to its slot energy."""
+def open_message(
+    raw: bytes,
+    keys: Mapping[str, nacl.signing.VerifyKey],
+    max_bytes: int = MAX_ENVELOPE_BYTES,
+    allowed: frozenset[str] | None = None,
+) -> tuple[Envelope, Message]:
+    """Size limit, envelope, signature, canonical body, version, type, author, schema.
 
-    meter: str
-    commitment: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ReadingsBatch:
-    """One gateway's sealed readings for one slot. Slot times are UTC unix seconds."""
-
-    TYPE: ClassVar[str] = "readings"
-    AUTHOR: ClassVar[str] = "gw"
-    SCHEMA: ClassVar[Obj] = Obj(
-        {
-            "v": Const(BODY_VERSION),
-            "type": Const("readings"),
-            "gw": Id(),
-            "site": Id(),
-            "seq": Int(0),
-            "slot": Int(0),
-            "slot_s": Int(1, MAX_SLOT_SECONDS),
-            "epoch": Int(0, 2**32 - 1),
-            "meters": ListOf(
-                Obj({"id": Id(), "c": B64(32, 32)}), max_len=MAX_METERS_PER_BATCH, min_len=1
-            ),
-            "box": B64(40, MAX_BOX_BYTES),
-        }
-    )
-
-    gateway: str
-    site: str
-    seq: int
-    slot_start: int
-    slot_seconds: int
-    epoch: int
-    commitments: tuple[MeterCommitment, ...]
-    box: bytes
-
-    def to_body(self) -> bytes:
-        """Canonical body bytes, validated against the schema first."""
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
-            "gw": self.gateway,
-            "site": self.site,
-            "seq": self.seq,
-            "slot": self.slot_start,
-            "slot_s": self.slot_seconds,
-            "epoch": self.epoch,
-            "meters": [{"id": m.meter, "c": b64(m.commitment)} for m in self.commitments],
-            "box": b64(self.box),
-        }
-        self.SCHEMA.check(obj, "")
-        return canonical.encode(obj)
-
-    @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> ReadingsBatch:
-        """Validate a decoded body and build the batch."""
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        if v["slot"] % v["slot_s"]:
-            raise SchemaError("slot", f"{v['slot']} is not aligned to slot_s={v['slot_s']}")
-        ids = [m["id"] for m in v["meters"]]
-        if len(set(ids)) != len(ids):
-            raise SchemaError("meters", "a meter appears twice")
-        return cls(
-            gateway=v["gw"],
-            site=v["site"],
-            seq=v["seq"],
-            slot_start=v["slot"],
-            slot_seconds=v["slot_s"],
-            epoch=v["epoch"],
-            commitments=tuple(MeterCommitment(m["id"], m["c"]) for m in v["meters"]),
-            box=v["box"],
+    The signature is checked before the body is parsed, so unauthenticated bytes never
+    reach the JSON parser. `allowed` restricts the types accepted (None: all registered).
+    """
+    envelope = parse(raw, max_bytes)
+    verify(envelope, keys)
+    obj = canonical.decode(envelope.body)
+    check_version(obj)
+    kind = obj.get("type")
+    cls = TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None or (allowed is not None and kind not in allowed):
+        raise SchemaError("type", f"{kind!r} is not an accepted message type here")
+    if obj.get(cls.AUTHOR) != envelope.signer:
+        raise SignerMismatchError(
+            f"body {cls.AUTHOR}={obj.get(cls.AUTHOR)!r} but signed by {envelope.signer!r}"
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Reading:
-    """One meter's energy in one slot: integer Wh, its blinding scalar, quality flags."""
-
-    meter: str
-    wh: int
-    blinding: bytes
-    quality: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SlotPayload:
-    """The plaintext inside a batch's box. `gw` and `seq` bind it to its batch."""
-
-    SCHEMA: ClassVar[Obj] = Obj(
-        {
-            "v": Const(BODY_VERSION),
-            "gw": Id(),
-            "seq": Int(0),
-            "readings": ListOf(
-                Obj(
-                    {
-                        "meter": Id(),
-                        "wh": Int(0, MAX_SLOT_WH),
-                        "r": B64(32, 32),
-                        "q": ListOf(Str(choices=QUALITY_FLAGS), max_len=len(QUALITY_FLAGS)),
-                    }
-                ),
-                max_len=MAX_METERS_PER_BATCH,
-                min_len=1,
-            ),
-        }
-    )
-
-    gateway: str
-    seq: int
-    readings: tuple[Reading, ...]
-
-    def to_bytes(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "gw": self.gateway,
-            "seq": self.seq,
-            "readings": [
-                {"meter": r.meter, "wh": r.wh, "r": b64(r.blinding), "q": sorted(r.quality)}
-                for r in self.readings
-            ],
-        }
-        self.SCHEMA.check(obj, "")
-        return canonical.encode(obj)
-
-    @classmethod
-    def from_bytes(cls, data: bytes) -> SlotPayload:
-        obj = canonical.decode(data)
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        for i, r in enumerate(v["readings"]):
-            if r["q"] != sorted(set(r["q"])):
-                raise SchemaError(f"readings[{i}].q", "flags must be sorted and unique")
-        return cls(
-            gateway=v["gw"],
-            seq=v["seq"],
-            readings=tuple(
-                Reading(r["meter"], r["wh"], r["r"], tuple(r["q"])) for r in v["readings"]
-            ),
-        )
+    return envelope, cls.from_body(obj)

@@ -1,0 +1,284 @@
+"""Organisation facts shared with gateways: group epoch keys and DR commands/declarations.
+
+The registry facts (genesis, organisations, sites) live with the ledger node; these three
+are here because gateways read them too: a gateway unwraps its site's epoch key, and
+switches its DR control for the window of a command its site is declared for.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ledger_node.wire import canonical
+from ledger_node.wire.errors import SchemaError
+from ledger_node.wire.messages import BODY_VERSION, check_version, register
+from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, b64
+
+SEALED_KEY_BYTES = 32 + 48
+"""A 32-byte key in a SealedBox: ephemeral public key (32) + MAC (16) + key (32)."""
+MAX_GROUP_MEMBERS = 8
+MAX_DR_SLOTS = 288
+MAX_DR_TARGETS = 64
+MAX_DECLARED_SITES = 256
+
+
+@dataclass(frozen=True, slots=True)
+class WrappedKey:
+    """An epoch key sealed (X25519 SealedBox) to the party `to`."""
+
+    to: str
+    sealed: bytes
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class EpochKey:
+    """A site group's data key for one epoch, wrapped for each member and the gateway.
+
+    `members` are the organisations of the group; `wrapped` has one entry for each of them
+    and one for the site's gateway `gateway`. A new epoch starts on every membership change;
+    readings name the epoch whose key sealed them.
+    """
+
+    TYPE: ClassVar[str] = "epoch_key"
+    AUTHOR: ClassVar[str] = "by"
+    SCHEMA: ClassVar[Obj] = Obj(
+        {
+            "v": Const(BODY_VERSION),
+            "type": Const("epoch_key"),
+            "by": Id(),
+            "site": Id(),
+            "epoch": Int(0, 2**32 - 1),
+            "gw": Id(),
+            "members": ListOf(Id(), max_len=MAX_GROUP_MEMBERS, min_len=1),
+            "wrapped": ListOf(
+                Obj({"to": Id(), "k": B64(SEALED_KEY_BYTES, SEALED_KEY_BYTES)}),
+                max_len=MAX_GROUP_MEMBERS + 1,
+                min_len=2,
+            ),
+        }
+    )
+
+    by: str
+    site: str
+    epoch: int
+    gateway: str
+    members: tuple[str, ...]
+    wrapped: tuple[WrappedKey, ...]
+
+    @property
+    def author(self) -> str:
+        return self.by
+
+    def to_body(self) -> bytes:
+        obj = {
+            "v": BODY_VERSION,
+            "type": self.TYPE,
+            "by": self.by,
+            "site": self.site,
+            "epoch": self.epoch,
+            "gw": self.gateway,
+            "members": list(self.members),
+            "wrapped": [{"to": w.to, "k": b64(w.sealed)} for w in self.wrapped],
+        }
+        self.SCHEMA.check(obj, "")
+        _check_epoch_key(obj)
+        return canonical.encode(obj)
+
+    @classmethod
+    def from_body(cls, obj: dict[str, Any]) -> EpochKey:
+        check_version(obj)
+        v = cls.SCHEMA.check(obj, "")
+        _check_epoch_key(obj)
+        return cls(
+            by=v["by"],
+            site=v["site"],
+            epoch=v["epoch"],
+            gateway=v["gw"],
+            members=tuple(v["members"]),
+            wrapped=tuple(WrappedKey(w["to"], w["k"]) for w in v["wrapped"]),
+        )
+
+
+def _check_epoch_key(obj: dict[str, Any]) -> None:
+    members = obj["members"]
+    if members != sorted(set(members)):
+        raise SchemaError("members", "must be sorted and unique")
+    recipients = [w["to"] for w in obj["wrapped"]]
+    if sorted(recipients) != sorted([*members, obj["gw"]]):
+        raise SchemaError("wrapped", "needs exactly one key for each member and the gateway")
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class DrCommand:
+    """A TSO's DR command (seed step 1): reduce load in [start, end) per AC target.
+
+    Times are UTC seconds aligned to `slot_s`; declarations are accepted until
+    `gate_closure`; `price_yen_per_kwh` pays delivered reduction (integer yen per kWh).
+    """
+
+    TYPE: ClassVar[str] = "dr_command"
+    AUTHOR: ClassVar[str] = "by"
+    SCHEMA: ClassVar[Obj] = Obj(
+        {
+            "v": Const(BODY_VERSION),
+            "type": Const("dr_command"),
+            "by": Id(),
+            "id": Id(),
+            "start": Int(0),
+            "end": Int(0),
+            "slot_s": Int(1, 86_400),
+            "gate_closure": Int(0),
+            "price_yen_per_kwh": Int(0, 10**6),
+            "targets": ListOf(
+                Obj({"ac": Id(), "wh": Int(1, 10**12)}), max_len=MAX_DR_TARGETS, min_len=1
+            ),
+        }
+    )
+
+    by: str
+    id: str
+    start: int
+    end: int
+    slot_s: int
+    gate_closure: int
+    price_yen_per_kwh: int
+    targets: tuple[tuple[str, int], ...]
+    """(AC id, reduction target per slot, Wh)."""
+
+    @property
+    def author(self) -> str:
+        return self.by
+
+    @property
+    def slots(self) -> range:
+        """Start times of the command's slots."""
+        return range(self.start, self.end, self.slot_s)
+
+    def to_body(self) -> bytes:
+        obj = {
+            "v": BODY_VERSION,
+            "type": self.TYPE,
+            "by": self.by,
+            "id": self.id,
+            "start": self.start,
+            "end": self.end,
+            "slot_s": self.slot_s,
+            "gate_closure": self.gate_closure,
+            "price_yen_per_kwh": self.price_yen_per_kwh,
+            "targets": [{"ac": ac, "wh": wh} for ac, wh in self.targets],
+        }
+        self.SCHEMA.check(obj, "")
+        _check_command(obj)
+        return canonical.encode(obj)
+
+    @classmethod
+    def from_body(cls, obj: dict[str, Any]) -> DrCommand:
+        check_version(obj)
+        v = cls.SCHEMA.check(obj, "")
+        _check_command(v)
+        return cls(
+            by=v["by"],
+            id=v["id"],
+            start=v["start"],
+            end=v["end"],
+            slot_s=v["slot_s"],
+            gate_closure=v["gate_closure"],
+            price_yen_per_kwh=v["price_yen_per_kwh"],
+            targets=tuple((t["ac"], t["wh"]) for t in v["targets"]),
+        )
+
+
+def _check_command(v: dict[str, Any]) -> None:
+    slot_s = v["slot_s"]
+    if v["start"] % slot_s or v["end"] % slot_s:
+        raise SchemaError("start", "start and end must be aligned to slot_s")
+    if not v["start"] < v["end"] <= v["start"] + MAX_DR_SLOTS * slot_s:
+        raise SchemaError("end", f"window must hold 1..{MAX_DR_SLOTS} slots")
+    if v["gate_closure"] > v["start"]:
+        raise SchemaError("gate_closure", "must not be after the window starts")
+    acs = [t["ac"] for t in v["targets"]]
+    if acs != sorted(set(acs)):
+        raise SchemaError("targets", "must be sorted by AC and name each AC once")
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class DrDeclaration:
+    """An RA's DR declaration (seed step 2's precondition): the sites that respond to a
+    command, each with its baseline in Wh per slot (one value for every slot of the
+    window, or one per slot). A later `rev` from the same RA for the same command
+    replaces an earlier one, until gate closure.
+    """
+
+    TYPE: ClassVar[str] = "dr_declaration"
+    AUTHOR: ClassVar[str] = "by"
+    SCHEMA: ClassVar[Obj] = Obj(
+        {
+            "v": Const(BODY_VERSION),
+            "type": Const("dr_declaration"),
+            "by": Id(),
+            "command": Id(),
+            "rev": Int(0, 2**32 - 1),
+            "sites": ListOf(
+                Obj(
+                    {
+                        "site": Id(),
+                        "baseline_wh": ListOf(Int(0, 10**9), max_len=MAX_DR_SLOTS, min_len=1),
+                    }
+                ),
+                max_len=MAX_DECLARED_SITES,
+                min_len=1,
+            ),
+        }
+    )
+
+    by: str
+    command: str
+    rev: int
+    sites: tuple[tuple[str, tuple[int, ...]], ...]
+    """(site id, baseline Wh per slot)."""
+
+    @property
+    def author(self) -> str:
+        return self.by
+
+    def baseline_wh(self, site: str, slot_index: int) -> int | None:
+        """The site's baseline for the command's `slot_index`-th slot; None if not declared."""
+        for name, baseline in self.sites:
+            if name == site:
+                return baseline[0] if len(baseline) == 1 else baseline[slot_index]
+        return None
+
+    def to_body(self) -> bytes:
+        obj = {
+            "v": BODY_VERSION,
+            "type": self.TYPE,
+            "by": self.by,
+            "command": self.command,
+            "rev": self.rev,
+            "sites": [{"site": s, "baseline_wh": list(b)} for s, b in self.sites],
+        }
+        self.SCHEMA.check(obj, "")
+        _check_declaration(obj)
+        return canonical.encode(obj)
+
+    @classmethod
+    def from_body(cls, obj: dict[str, Any]) -> DrDeclaration:
+        check_version(obj)
+        v = cls.SCHEMA.check(obj, "")
+        _check_declaration(v)
+        return cls(
+            by=v["by"],
+            command=v["command"],
+            rev=v["rev"],
+            sites=tuple((s["site"], tuple(s["baseline_wh"])) for s in v["sites"]),
+        )
+
+
+def _check_declaration(v: dict[str, Any]) -> None:
+    names = [s["site"] for s in v["sites"]]
+    if names != sorted(set(names)):
+        raise SchemaError("sites", "must be sorted by site and name each site once")
