@@ -3,9 +3,10 @@
 Topics (all payloads are signed envelopes, except the gateway's status)::
 
     {prefix}/readings/{site}/{gateway}    a gateway's readings batches (QoS 1)
-    {prefix}/facts/{type}/{author}        organisation facts: epoch_key, dr_command,
-                                          dr_declaration, registry facts (QoS 1, retained
-                                          where the newest one is what a newcomer needs)
+    {prefix}/facts/{type}/{author}/{key…}  organisation facts, QoS 1, retained, one topic
+                                          per fact key: epoch_key/{by}/{site}/{epoch},
+                                          dr_command/{by}/{id}, dr_declaration/{by}/{command},
+                                          registry facts (the node issue defines their keys)
     {prefix}/hwm/{node}/{gateway}         a node's high-water mark for a gateway (retained)
     {prefix}/status/{gateway}             a gateway's birth / last-will message (retained)
 """
@@ -75,11 +76,17 @@ class MqttSettings:
     def readings_filter(self) -> str:
         return f"{self.prefix}/readings/+/+"
 
-    def facts_topic(self, kind: str, author: str) -> str:
-        return f"{self.prefix}/facts/{kind}/{author}"
+    def facts_topic(self, kind: str, author: str, *key: str) -> str:
+        """The retained topic of one fact: its type, author and its key's parts."""
+        return "/".join((self.prefix, "facts", kind, author, *key))
 
-    def facts_filter(self, kind: str = "+") -> str:
-        return f"{self.prefix}/facts/{kind}/+"
+    def facts_filter(self, kind: str | None = None) -> str:
+        """All facts, or all facts of one type."""
+        return f"{self.prefix}/facts/#" if kind is None else f"{self.prefix}/facts/{kind}/#"
+
+    def epoch_keys_filter(self, site: str) -> str:
+        """Every epoch key of one site, whoever wrote it."""
+        return f"{self.prefix}/facts/epoch_key/+/{site}/+"
 
     def hwm_topic(self, node: str, gateway: str) -> str:
         return f"{self.prefix}/hwm/{node}/{gateway}"
