@@ -3,10 +3,10 @@
 Function codes 01 (read coils), 03 (read holding), 04 (read input), 05 (write coil),
 06 (write register), 16 (write registers). Frames with a bad CRC or for another unit are
 ignored, as the standard says; broadcasts (unit 0) are executed for writes and never
-answered. Frame boundaries (3.5 character times of silence) are the transport's job; see
-`frame_gap_s`.
+answered. `Framer` cuts the byte stream into frames at 3.5 character times of silence.
 """
 
+from . import ticks
 from .crc import check, crc16
 from .registers import (
     COIL,
@@ -35,6 +35,55 @@ def frame_gap_s(baud: int, bits_per_char: int = 11) -> float:
     if baud > 19200:
         return 0.00175
     return 3.5 * char_time_s(baud, bits_per_char)
+
+
+class Framer:
+    """Cuts received bytes into frames: a frame ends after `gap_us` of silence.
+
+    The caller passes the tick time (µs, `time.ticks_us()` on the board) of each chunk it
+    read and polls between reads. A frame longer than `max_frame` is dropped whole and
+    counted in `overruns`: no valid frame is that long, so it is noise.
+    """
+
+    def __init__(self, gap_us: int, max_frame: int = MAX_FRAME) -> None:
+        self.gap_us = gap_us
+        self._buf = bytearray(max_frame)
+        self._n = 0
+        self._overrun = False
+        self.last_us = 0  # tick of the last byte received
+        self.first_us = 0  # tick of the first byte of the frame being received
+        self.overruns = 0
+
+    @property
+    def receiving(self) -> bool:
+        return self._n > 0 or self._overrun
+
+    def feed(self, data: bytes, now_us: int) -> bytes | None:
+        """Take `data` received at `now_us`; return the previous frame if it had ended."""
+        done = self.poll(now_us)
+        if not self.receiving:
+            self.first_us = now_us
+        n = self._n
+        if self._overrun or n + len(data) > len(self._buf):
+            self._overrun = True
+            self._n = 0
+        else:
+            self._buf[n : n + len(data)] = data
+            self._n = n + len(data)
+        self.last_us = now_us
+        return done
+
+    def poll(self, now_us: int) -> bytes | None:
+        """The frame received so far, once `gap_us` of silence has followed it; else None."""
+        if not self.receiving or ticks.diff(now_us, self.last_us) < self.gap_us:
+            return None
+        if self._overrun:
+            self._overrun = False
+            self.overruns += 1
+            return None
+        frame = bytes(self._buf[: self._n])
+        self._n = 0
+        return frame
 
 
 class Slave:

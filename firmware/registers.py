@@ -30,6 +30,13 @@ class RegisterBank:
     def get_float(self, address: int) -> float:
         return struct.unpack_from(">f", self.input, 2 * address)[0]
 
+    def set_uint(self, address: int, value: int, words: int) -> None:
+        """Store an unsigned integer of 1 or 2 words (high word first) at input `address`."""
+        if words == 1:
+            struct.pack_into(">H", self.input, 2 * address, value & 0xFFFF)
+        else:
+            struct.pack_into(">I", self.input, 2 * address, value & 0xFFFFFFFF)
+
     def set_holding(self, address: int, value: int) -> None:
         struct.pack_into(">H", self.holding, 2 * address, value)
 
