@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench lint mosquitto venv clean
+.PHONY: demo test bench lint firmware-types mosquitto venv clean
 
 venv: $(VENV)/.deps
 
@@ -47,6 +47,7 @@ test: venv mosquitto node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory firmware-types
 	$(BIN)/pytest
 
 # Benchmarks print their figures with the limit each is compared with, and write
@@ -58,6 +59,13 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(MAKE) --no-print-directory firmware-types
+
+# The board code against the MicroPython rp2 stubs, used as pyright's typeshed (mypy
+# cannot read them). pyright's PyPI package fetches its Node part from npm on first use.
+firmware-types: venv
+	$(BIN)/pyright -p firmware/pyrightconfig.json --pythonpath $(BIN)/python \
+	  -t "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info
