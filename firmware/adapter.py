@@ -25,10 +25,7 @@ from .pulses import PulseCounter
 from .registers import COIL, HOLDING, ILLEGAL_VALUE, RegisterBank
 from .settings import Settings
 
-try:
-    from typing import TYPE_CHECKING
-except ImportError:  # MicroPython: annotations are never evaluated there
-    TYPE_CHECKING = False
+TYPE_CHECKING = False  # type checkers take it as true; MicroPython has no typing module
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -132,6 +129,14 @@ class Adapter(RegisterBank):
         self.store.reserve = RESERVE_PULSES * self._uwh_per_pulse
         self.store.margin = MARGIN_PULSES * self._uwh_per_pulse
 
+    def set_energy(self, uwh: int) -> bool:
+        """Align the count with the meter's display (µWh); False, nothing changed, when
+        that would take it backwards."""
+        if uwh < self.energy_uwh():
+            return False
+        self._rebase(uwh)
+        return True
+
     def _rebase(self, uwh: int) -> None:
         self._base_uwh = uwh
         self._base_pulses = self.counter.pulses
@@ -180,7 +185,7 @@ class Adapter(RegisterBank):
         for a in range(address, address + count):
             if a == H_ENERGY:
                 wh = (self.get_holding(H_ENERGY) << 16) | self.get_holding(H_ENERGY + 1)
-                self._rebase(wh * 1_000_000)
+                self.set_energy(wh * 1_000_000)
             elif a < H_ENERGY:
                 value = self.get_holding(a)
                 name = HOLDING_SETTINGS[a]

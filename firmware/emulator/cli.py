@@ -1,44 +1,86 @@
-"""`mlg-emulator`: serve emulated meters on a virtual serial port."""
+"""`mlg-emulator`: serve emulated meters on virtual serial ports or Modbus TCP."""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 
-from firmware.emulator.line import Framing, PtyLine, serve
-from firmware.emulator.meter import EmulatedMeter
-from firmware.emulator.profiles import parse_profile
-from firmware.emulator.truth import TruthRecorder
-from firmware.modbus_rtu import Slave
-from gateway.errors import ConfigError
-from gateway.meters import load_model
-from ledger_node.clock import Clock, make_clock
+from firmware.emulator.config import (
+    DEFAULT_START_KWH,
+    EmulatorSpec,
+    LineSpec,
+    MeterSpec,
+    load_config,
+    parse_fault,
+    parse_tcp,
+    split_meter,
+)
+from firmware.emulator.dr import parse_window
+from firmware.emulator.faults import KINDS, FaultRates
+from firmware.emulator.line import Framing
+from firmware.emulator.runner import Emulator
+from ledger_node.clock import make_clock
+from ledger_node.errors import ConfigError
 
 log = logging.getLogger("mlg.emulator")
+
+LINE_FLAGS = (
+    "meter",
+    "link",
+    "tcp",
+    "baud",
+    "parity",
+    "stopbits",
+    "turnaround_ms",
+    "slot_seconds",
+    "truth",
+    "energy_start_kwh",
+    "dr_drop",
+    "dr_window",
+    "fault",
+    "pulses_per_kwh",
+    "seed",
+    "state_dir",
+    "utc_offset_h",
+)
+"""Flags that describe what to serve: refused together with --config, which does that."""
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlg-emulator",
         description=(
-            "Serve emulated Modbus RTU meters on a pseudo-terminal, as on an RS-485 bus. "
-            "Prints the device path; the gateway opens it like a USB RS-485 adapter."
+            "Serve emulated Modbus meters (Eastron SDM120, SDM630, or the adapter firmware"
+            " itself) on a pseudo-terminal, as on an RS-485 bus, or on Modbus TCP. Prints"
+            " where each line is; the gateway opens a pseudo-terminal like a USB RS-485"
+            " adapter. Runs until SIGINT or SIGTERM, then removes its links."
         ),
-        epilog="example: mlg-emulator --meter 1:sdm120:steps:1200,2400 --link /tmp/meterA",
+        epilog=(
+            "examples:\n"
+            "  mlg-emulator --meter 1:sdm120:steps:1200,2400 --link /tmp/meterA\n"
+            "  mlg-emulator --meter 1:sdm630:household:6000 --meter 2:adapter --baud 19200\n"
+            "  mlg-emulator --meter 1:sdm120 --tcp 127.0.0.1:5020 --fault silent=0.05\n"
+            "  mlg-emulator -c emulator.toml   (several lines; see README)"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("-c", "--config", type=Path, help="TOML file describing lines and meters")
     p.add_argument(
         "--meter",
         action="append",
         metavar="UNIT:MODEL[:PROFILE]",
-        help="a meter on the line (repeatable); PROFILE is constant:W (default constant:1000)"
-        " or steps:W1,W2,... (one level per slot, changing mid-slot)",
+        help="a meter on the line (repeatable). MODEL: sdm120 (default), sdm630, adapter."
+        " PROFILE: constant:W (default constant:1000), steps:W1,W2,... (one level per slot,"
+        " changing mid-slot), household[:PEAK_W] (daily curve), csv:PATH (seconds,watts)",
     )
-    p.add_argument("--link", type=Path, help="also make this symlink to the device")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--link", type=Path, help="also make this symlink to the pseudo-terminal")
+    where.add_argument("--tcp", metavar="[HOST:]PORT", help="serve Modbus TCP instead")
     p.add_argument("--baud", type=int, default=9600, help="baud rate for wire timing (9600)")
     p.add_argument("--parity", choices="NEO", default="N", help="parity (N)")
     p.add_argument("--stopbits", type=int, choices=(1, 2), default=1, help="stop bits (1)")
@@ -46,7 +88,37 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slot-seconds", type=int, default=60, help="slot length for --truth (60)")
     p.add_argument("--truth", type=Path, help="append each meter's true energy per slot here")
     p.add_argument(
-        "--energy-start-kwh", type=float, default=1000.0, help="import register at the start"
+        "--energy-start-kwh",
+        type=float,
+        default=DEFAULT_START_KWH,
+        help=f"energy registers at the start, kWh ({DEFAULT_START_KWH:g})",
+    )
+    p.add_argument(
+        "--dr-drop", type=float, default=0.0, help="DR: fraction the load drops by (0..1; 0)"
+    )
+    p.add_argument(
+        "--dr-window",
+        action="append",
+        metavar="HH:MM-HH:MM|START-END",
+        help="DR window, daily in local time or UTC seconds (repeatable); coil 0 also works",
+    )
+    p.add_argument(
+        "--fault",
+        action="append",
+        metavar="KIND=RATE",
+        help=f"inject a fault per request at this rate (repeatable); KIND: {', '.join(KINDS)}",
+    )
+    p.add_argument("--fault-slow-s", type=float, default=1.0, help="delay of a slow answer (1 s)")
+    p.add_argument(
+        "--fault-exception-code", type=int, default=4, help="code of injected exceptions (4)"
+    )
+    p.add_argument(
+        "--pulses-per-kwh", type=int, default=1000, help="adapter: the S0 pulse value (1000)"
+    )
+    p.add_argument("--seed", type=int, help="seed of the fault draws (random by default)")
+    p.add_argument("--state-dir", type=Path, help="adapter: its flash (default: temporary)")
+    p.add_argument(
+        "--utc-offset-h", type=float, default=9.0, help="local time of daily profiles (9, JST)"
     )
     p.add_argument("--clock-scale", type=float, help="run time this many times faster")
     p.add_argument("--clock-origin", type=float, help="wall-clock instant shared by processes")
@@ -54,88 +126,99 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _meters(
-    specs: list[str], clock: Clock, slot_s: int, start_wh: float
-) -> list[tuple[int, EmulatedMeter]]:
+def spec_from_args(args: argparse.Namespace) -> EmulatorSpec:
+    """The spec the flags describe: one line with the `--meter`s on it."""
+    try:
+        rates = FaultRates(
+            rates=dict(parse_fault(f) for f in args.fault or []),
+            exception_code=args.fault_exception_code,
+            slow_s=args.fault_slow_s,
+        )
+        windows = tuple(parse_window(w) for w in args.dr_window or [])
+        framing = Framing(args.baud, args.parity, args.stopbits, args.turnaround_ms / 1000.0)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     meters = []
-    clock_now = clock.now()
-    anchor = math.floor(clock_now / slot_s) * slot_s
-    for spec in specs:
-        unit_text, _, rest = spec.partition(":")
-        model_name, _, profile_spec = rest.partition(":")
-        unit = int(unit_text)
-        if not 1 <= unit <= 247:
-            raise ConfigError(f"--meter {spec}: unit id must be 1..247")
-        model = load_model(model_name or "sdm120")
-        profile = parse_profile(profile_spec or "constant:1000", slot_s)
-        meters.append((unit, EmulatedMeter(model, profile, clock, anchor, start_wh)))
-    return meters
+    for text in args.meter or ["1:sdm120"]:
+        unit, model, profile = split_meter(text)
+        meters.append(
+            MeterSpec(
+                unit=unit,
+                model=model,
+                profile=profile,
+                energy_start_wh=args.energy_start_kwh * 1000.0,
+                dr_drop=args.dr_drop,
+                dr_windows=windows,
+                faults=rates,
+                pulses_per_kwh=args.pulses_per_kwh,
+            )
+        )
+    line = LineSpec(
+        name="line0",
+        meters=tuple(meters),
+        framing=framing,
+        link=args.link,
+        tcp=parse_tcp(args.tcp) if args.tcp else None,
+    )
+    return EmulatorSpec(
+        lines=(line,),
+        slot_s=args.slot_seconds,
+        truth=args.truth,
+        seed=args.seed,
+        utc_offset_h=args.utc_offset_h,
+        state_dir=args.state_dir,
+    )
 
 
-def _record(truth: TruthRecorder | None, clock: Clock) -> None:
-    if truth is not None:
-        truth.record_until(clock.now())
+def _flags_given(parser: argparse.ArgumentParser, args: argparse.Namespace) -> list[str]:
+    return [
+        "--" + name.replace("_", "-")
+        for name in LINE_FLAGS
+        if getattr(args, name) != parser.get_default(name)
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
-    clock = make_clock(args.clock_scale, args.clock_origin)
     try:
-        meters = _meters(
-            args.meter or ["1:sdm120"], clock, args.slot_seconds, args.energy_start_kwh * 1000.0
-        )
+        if args.config is not None:
+            given = _flags_given(parser, args)
+            if given:
+                raise ConfigError(f"{given[0]} cannot be used with --config; put it in the file")
+            spec = load_config(args.config)
+        else:
+            spec = spec_from_args(args)
+        clock = make_clock(args.clock_scale, args.clock_origin)
     except (ConfigError, ValueError) as exc:
         print(f"mlg-emulator: {exc}", file=sys.stderr)
         return 2
-    framing = Framing(args.baud, args.parity, args.stopbits, args.turnaround_ms / 1000.0)
-    slaves = [Slave(unit, meter) for unit, meter in meters]
-    truth = (
-        TruthRecorder(args.truth, meters, args.slot_seconds, clock.now()) if args.truth else None
-    )
-    line = PtyLine(args.link)
-    stopping = False
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    print(line.path, flush=True)
-    log.info(
-        "serving %s on %s (%s), %d baud %d%s%d",
-        ", ".join(f"unit {u} {m.model.name}" for u, m in meters),
-        line.path,
-        line.device,
-        framing.baud,
-        8,
-        framing.parity,
-        framing.stopbits,
-    )
     try:
-        serve(
-            line,
-            slaves,
-            framing,
-            running=lambda: not stopping,
-            on_idle=lambda: _record(truth, clock),
-        )
+        emulator = Emulator(spec, clock)
+    except (ConfigError, ValueError, OSError) as exc:
+        print(f"mlg-emulator: cannot start: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        emulator.start()
+        for (_, endpoint), text in zip(emulator.endpoints, emulator.describe(), strict=True):
+            print(endpoint.path, flush=True)
+            log.info("serving %s", text)
+        emulator.run_until(stop)
     finally:
-        line.close()
-        if truth:
-            truth.close()
-        for slave in slaves:
-            log.info(
-                "unit %d: %d frames, %d CRC errors, %d exceptions",
-                slave.unit_id,
-                slave.frames,
-                slave.crc_errors,
-                slave.exceptions,
-            )
+        emulator.close()
+        emulator.report()
+    log.info("stopped")
     return 0
 
 

@@ -1,7 +1,9 @@
 """The ground truth: each emulated meter's exact energy per slot, appended to a CSV.
 
 This is the "aggregation system" side (AS values) that the ledger's totals are reconciled
-against. A row is written once a slot has ended in the emulator's clock.
+against. A row is written once a slot has ended in the emulator's clock. For the Eastron
+models it is the integral of the load; for the adapter, the whole S0 pulses of it, which
+is what a correct adapter counts.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from firmware.emulator.meter import EmulatedMeter
+from firmware.emulator.line import MeterOnLine
 
 COLUMNS = (
     "unit",
@@ -24,6 +26,7 @@ COLUMNS = (
     "energy_wh",
     "cumulative_start_wh",
     "cumulative_end_wh",
+    "line",
 )
 
 
@@ -31,7 +34,7 @@ class TruthRecorder:
     """Appends one row per meter and ended slot, from the slot the emulator started in."""
 
     def __init__(
-        self, path: Path, meters: Sequence[tuple[int, EmulatedMeter]], slot_s: int, start: float
+        self, path: Path, meters: Sequence[MeterOnLine], slot_s: int, start: float
     ) -> None:
         self.meters = meters
         self.slot_s = slot_s
@@ -49,18 +52,19 @@ class TruthRecorder:
         while self.next_slot + self.slot_s <= now:
             start, end = self.next_slot, self.next_slot + self.slot_s
             stamp = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            for unit, meter in self.meters:
-                e0, e1 = meter.energy_wh(start), meter.energy_wh(end)
+            for m in self.meters:
+                e0, e1 = m.meter.energy_wh(start), m.meter.energy_wh(end)
                 self._csv.writerow(
                     (
-                        unit,
-                        meter.model.name,
+                        m.unit,
+                        m.meter.model_name,
                         start,
                         stamp,
                         self.slot_s,
                         f"{e1 - e0:.6f}",
                         f"{e0:.6f}",
                         f"{e1:.6f}",
+                        m.line,
                     )
                 )
             self.next_slot = end
