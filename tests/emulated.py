@@ -1,0 +1,47 @@
+"""Helpers for the emulator tests: an emulator running in this process, and a clock that
+stands still until the test moves it (an injectable `Clock`, as every component takes)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from firmware.emulator.config import EmulatorSpec
+from firmware.emulator.runner import Emulator
+from ledger_node.clock import Clock
+
+T0 = 1_800_000_030.0
+"""A fixed instant (UTC s), 30 s into a minute slot."""
+
+
+class StillClock:
+    """Time stands at `t` until the test sets it."""
+
+    def __init__(self, t: float = T0) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(seconds, 0.0)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return event.wait(0.01)
+
+
+@contextmanager
+def running(spec: EmulatorSpec, clock: Clock) -> Iterator[Emulator]:
+    """The emulator of `spec` serving in threads of this process until the block ends."""
+    emulator = Emulator(spec, clock)
+    stop = threading.Event()
+    ticker = threading.Thread(target=emulator.run_until, args=(stop,), daemon=True)
+    emulator.start()
+    ticker.start()
+    try:
+        yield emulator
+    finally:
+        stop.set()
+        ticker.join(timeout=5)
+        emulator.close()
