@@ -193,7 +193,7 @@ def _line(sec: Section, index: int, utc_offset_h: float) -> LineSpec:
 
 def load_config(path: Path) -> EmulatorSpec:
     """An emulator config file (TOML); relative paths are relative to its folder."""
-    root = Section(load_toml(path), "", path.parent)
+    root = Section(load_toml(path), "", path.resolve().parent)
     emu = root.section("emulator", required=False)
     utc_offset_h = emu.get("utc_offset_h", float, 9.0)
     spec = EmulatorSpec(
