@@ -135,9 +135,18 @@ class ControlledLoad:
 
     def power_w(self, t: float) -> float:
         power = self.base.power_w(t)
-        if self.drop and self.reduced(t, t + 1e-9):
+        if self.drop and self.reduced_at(t):
             return power * (1.0 - self.drop)
         return power
+
+    def reduced_at(self, t: float) -> bool:
+        if self.relay_on(t):
+            return True
+        return any(
+            a <= t < b
+            for w in self.windows
+            for a, b in w.intervals(t - 1, t + 1, self.utc_offset_s)
+        )
 
     def energy_wh(self, t0: float, t1: float) -> float:
         if t1 < t0:
