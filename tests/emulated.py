@@ -7,6 +7,9 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import serial
+from pymodbus.client import ModbusSerialClient
+
 from firmware.emulator.config import EmulatorSpec
 from firmware.emulator.runner import Emulator
 from ledger_node.clock import Clock
@@ -45,3 +48,24 @@ def running(spec: EmulatorSpec, clock: Clock) -> Iterator[Emulator]:
         stop.set()
         ticker.join(timeout=5)
         emulator.close()
+
+
+def client(device: str, parity: str, baud: int = 9600) -> ModbusSerialClient:
+    """pymodbus over `device` at `baud` 8`parity`1.
+
+    A pseudo-terminal has no parity bits, and recent Linux kernels answer EINVAL to a
+    `tcsetattr` that asks for parity and changes nothing else. pymodbus opens the port and
+    then reconfigures it (its inter-byte timeout), which fails that way at 8E1; so the port
+    is opened here with pyserial, framing and timeouts in one call, and handed to pymodbus,
+    which then does every transaction.
+    """
+    c = ModbusSerialClient(port=device, baudrate=baud, parity=parity, timeout=2, retries=1)
+    c.socket = serial.Serial(
+        device,
+        baud,
+        parity=parity,
+        timeout=2,
+        write_timeout=2,
+        inter_byte_timeout=c.inter_byte_timeout,
+    )
+    return c

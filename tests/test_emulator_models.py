@@ -2,11 +2,7 @@
 over a real pseudo-terminal, 9600 baud 8N1 and 8E1, and gets exactly the model's values;
 the values are consistent with each other and with the load.
 
-A pseudo-terminal has no parity bits, and recent Linux kernels answer EINVAL to a
-`tcsetattr` that asks for parity and changes nothing else. pymodbus opens the port and
-then reconfigures it (its inter-byte timeout), which fails that way at 8E1; so `client()`
-opens the port itself with pyserial, at the wanted framing and timeouts in one call, and
-hands it to pymodbus, which then does every transaction.
+At 8E1 the client is opened by `tests.emulated.client` (see there why).
 """
 
 from __future__ import annotations
@@ -16,7 +12,6 @@ import struct
 import time
 
 import pytest
-import serial
 from pymodbus.client import ModbusSerialClient
 
 from firmware.emulator.config import EmulatorSpec, LineSpec, MeterSpec
@@ -25,27 +20,13 @@ from firmware.emulator.line import Framing, PtyLine
 from firmware.emulator.meter import EmulatedMeter
 from firmware.emulator.profiles import household
 from gateway.meters import MeterModel, load_model, plan_blocks
-from tests.emulated import T0, StillClock, running
+from tests.emulated import T0, StillClock, client, running
 
 
 def _f32(value: float) -> float:
     """`value` as a float32 register holds it."""
     result: float = struct.unpack(">f", struct.pack(">f", value))[0]
     return result
-
-
-def client(device: str, parity: str, baud: int = 9600) -> ModbusSerialClient:
-    """pymodbus over `device` at `baud` 8`parity`1 (see the module docstring)."""
-    c = ModbusSerialClient(port=device, baudrate=baud, parity=parity, timeout=2, retries=1)
-    c.socket = serial.Serial(
-        device,
-        baud,
-        parity=parity,
-        timeout=2,
-        write_timeout=2,
-        inter_byte_timeout=c.inter_byte_timeout,
-    )
-    return c
 
 
 def _read_all(client: ModbusSerialClient, unit: int, model: MeterModel) -> dict[str, float]:
