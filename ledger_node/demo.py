@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from firmware.emulator.truth import read_truth
@@ -208,12 +208,22 @@ class Chain:
             time.sleep(0.2)
         return self.slot_totals()
 
-    def truth_by_slot(self) -> dict[int, float]:
-        """The emulator's true energy per slot, Wh, summed over its meters."""
-        totals: dict[int, float] = defaultdict(float)
-        for row in read_truth(self.work / "truth.csv"):
-            totals[int(row["slot_start"])] += float(row["energy_wh"])
-        return totals
+    def truth_by_slot(self, slots: Iterable[int] = (), timeout_s: float = 10.0) -> dict[int, float]:
+        """The emulator's true energy per slot, Wh, summed over its meters.
+
+        Waits (up to `timeout_s`) until the emulator has written every slot of `slots`: it
+        writes a slot's row shortly after the slot ends, possibly after the ledger has it.
+        """
+        wanted = set(slots)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            totals: dict[int, float] = defaultdict(float)
+            path = self.work / "truth.csv"
+            for row in read_truth(path) if path.exists() else []:
+                totals[int(row["slot_start"])] += float(row["energy_wh"])
+            if wanted <= totals.keys() or time.monotonic() > deadline:
+                return dict(totals)
+            time.sleep(0.1)
 
     def stop(self) -> None:
         for proc in reversed(self.procs.values()):
@@ -290,7 +300,7 @@ def run_demo(args: argparse.Namespace, work: Path) -> int:
             file=sys.stderr,
         )
         return 1
-    if compare(rows, chain.truth_by_slot()):
+    if compare(rows, chain.truth_by_slot(r.slot for r in rows)):
         print(f"\nall {len(rows)} slot totals agree with the ground truth")
         return 0
     print(f"\nmlg-demo: totals disagree with the ground truth; logs are in {work}", file=sys.stderr)

@@ -144,6 +144,7 @@ class Emulator:
         for station in self.stations:
             station.close()
         if self.truth is not None:
+            self.truth.record_until(self.clock.now())  # slots that ended since the last tick
             self.truth.close()
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
