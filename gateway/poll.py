@@ -2,8 +2,9 @@
 
 Polls fall on multiples of each meter's poll period, so with a period dividing the slot
 length there is a poll close to every slot boundary. One dead or slow meter never stalls
-the others: a failed poll is retried at once only while the meter's retry budget for the
-current slot lasts, and a meter that keeps failing is polled less often (exponential
+the others: a failed poll of a meter that answered its last poll is retried at once while
+the meter's retry budget for the current slot lasts, and a meter that keeps failing is
+polled less often (exponential
 back-off, at most `MAX_BACKOFF_FRACTION` of a slot) until it answers again. An adapter
 that disappears is reopened, at most once a second. Jobs submitted by other threads (DR
 control writes) run between polls, before any poll that is due.
@@ -147,7 +148,10 @@ class BusPoller(threading.Thread):
             except BusError as exc:
                 health.errors += 1
                 health.last_error, health.last_error_at = str(exc), self.clock.now()
-                if attempts < self.cfg.retries and self._take_retry(meter.id, t0):
+                # A meter that already failed its last poll is not retried: it would only
+                # cost the others more timeouts.
+                retry = health.consecutive_errors == 0 and attempts < self.cfg.retries
+                if retry and self._take_retry(meter.id, t0):
                     attempts += 1
                     health.retries += 1
                     continue
