@@ -59,7 +59,7 @@ def _truth(work: Path) -> dict[tuple[int, int], float]:
     }
 
 
-def test_one_dead_meter_never_costs_the_others_a_slot(site) -> None:  # type: ignore[no-untyped-def]
+def test_one_dead_meter_never_costs_the_others_a_slot(site: Site) -> None:
     work, _, gateway, collector = site
 
     def slots_of(meter: str) -> list[int]:
@@ -90,8 +90,8 @@ def test_one_dead_meter_never_costs_the_others_a_slot(site) -> None:  # type: ig
     assert dead["errors"] < live["polls"] / 2
 
 
-def test_an_unplugged_adapter_is_reopened(site) -> None:  # type: ignore[no-untyped-def]
-    work, emulator, gateway, collector = site
+def test_an_unplugged_adapter_is_reopened(site: Site) -> None:
+    _, emulator, gateway, collector = site
     wait_for(lambda: len(collector.seqs()) >= 1, 60, "a first batch")
     emulator.stop()  # the device node disappears, as when a USB adapter is pulled
     wait_for(lambda: "lost" in gateway.log() or "cannot open" in gateway.log(), 30, "the loss")
