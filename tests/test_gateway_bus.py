@@ -33,10 +33,11 @@ SPEED = 5.0
 PROFILES = ["1:sdm120:steps:1200,2400", "2:sdm120:steps:4800,720", "3:adapter:constant:1800"]
 
 
+Site = tuple[Path, Emulator, GatewayProcess, Collector]
+
+
 @pytest.fixture
-def site(
-    tmp_path: Path, broker: Broker
-) -> Iterator[tuple[Path, Emulator, GatewayProcess, Collector]]:
+def site(tmp_path: Path, broker: Broker) -> Iterator[Site]:
     clock = clock_args(SPEED)
     link = tmp_path / "rs485-0"
     emulator = Emulator(tmp_path, link, PROFILES, clock, SLOT_S)
