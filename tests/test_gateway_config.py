@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from gateway.config import load_config
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, GatewayError
+from gateway.run import Gateway
+from ledger_node.clock import SystemClock
 from ledger_node.keys import Identity
 from tests.gateway_support import MeterSpec, gateway_config, make_keys
 
@@ -42,7 +44,9 @@ model = "acme-x1"
 model = "acme-x1"
 max_power_w = 20000
 table = "holding"
-registers = [{ name = "import_energy", address = 0, words = 2, type = "uint32", scale = 10, unit = "Wh", min = 0 }]
+registers = [
+  { name = "import_energy", address = 0, words = 2, type = "uint32", scale = 10, unit = "Wh" },
+]
 
 [control]
 meter = "m2"
@@ -110,17 +114,13 @@ def test_bad_values_name_their_key(tmp_path: Path, extra: str, message: str) -> 
 
 
 def test_the_group_key_may_only_be_left_out_when_the_tso_sends_keys(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="seal.group_key is required"):
+    with pytest.raises(ConfigError, match=r"seal\.group_key is required"):
         load_config(_write(tmp_path, seal=""))
     cfg = load_config(_write(tmp_path, '[trust]\ntso = "keys/tso.key.pub"\n', seal=""))
     assert cfg.group_key_path is None
 
 
 def test_a_key_for_another_gateway_is_refused_at_start(tmp_path: Path) -> None:
-    from gateway.errors import GatewayError
-    from gateway.run import Gateway
-    from ledger_node.clock import SystemClock
-
     path = _write(tmp_path)
     (tmp_path / "keys" / "gw-site1.key").unlink()
     (tmp_path / "keys" / "gw-site1.key.pub").unlink()
