@@ -86,7 +86,8 @@ def test_a_complete_config(tmp_path: Path) -> None:
         ('[control]\nmeter = "m1"\n', "has no dr_coil"),
         ('[control]\nmeter = "m9"\n', "control.meter"),
         (
-            '[[model]]\nmodel = "y"\nmax_power_w = 1\nregisters = [{ name = "e", address = 0, words = 2, type = "float64" }]\n',
+            '[[model]]\nmodel = "y"\nmax_power_w = 1\n'
+            'registers = [{ name = "e", address = 0, words = 2, type = "float64" }]\n',
             "unknown type",
         ),
         (
