@@ -42,6 +42,8 @@ MAX_PUBLISH_PER_FLUSH = 200
 TOPIC_OVERHEAD_BYTES = 64
 """Fixed header, topic length and properties of a PUBLISH, beyond the topic text."""
 
+MAX_EARLY_ACKS = 1000
+
 Handler = Callable[[str, bytes], object]
 
 
@@ -79,7 +81,9 @@ class Publisher:
         self.received: Counter[str] = Counter()
         self._handlers: list[tuple[str, Handler]] = []
         self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid → seq
+        self._early: dict[int, Any] = {}  # mid → reason code of a PUBACK before flush saw it
         self._next_try: dict[int, float] = {}  # seq → monotonic time it may be sent again
         self._client = make_client(settings)
         self._client.max_queued_messages_set(4 * MAX_PUBLISH_PER_FLUSH)
@@ -115,17 +119,23 @@ class Publisher:
         return json.dumps(obj, sort_keys=True).encode()
 
     def flush(self) -> int:
-        """Publish what is unconfirmed and due; return how many were handed to paho."""
+        """Publish what is unconfirmed and due; return how many were handed to paho.
+
+        No lock of ours is held while paho is called: paho calls `_on_publish` with its own
+        locks held, so holding ours here could deadlock against it.
+        """
         if not self.connected.is_set():
             return 0
-        now = time.monotonic()
         sent = 0
         limit = self._packet_limit()
-        with self._lock:
-            waiting = set(self._inflight.values())
+        with self._flush_lock:
+            now = time.monotonic()
+            with self._lock:
+                waiting = set(self._inflight.values())
+                next_try = dict(self._next_try)
             for pending in self.outbox.pending(limit=10 * MAX_PUBLISH_PER_FLUSH):
                 seq = pending.seq
-                if seq in waiting or now < self._next_try.get(seq, 0.0):
+                if seq in waiting or now < next_try.get(seq, 0.0):
                     continue
                 if len(pending.envelope) + len(self.topic) + TOPIC_OVERHEAD_BYTES > limit:
                     if seq not in self.oversize:
@@ -143,8 +153,13 @@ class Publisher:
                     if info.rc != mqtt.MQTT_ERR_QUEUE_SIZE:
                         log.warning("publish of seq %d failed: %s", seq, mqtt.error_string(info.rc))
                     break
-                self._inflight[info.mid] = seq
-                self._next_try[seq] = now + self.retry_s * random.uniform(1.0, 1.5)  # noqa: S311
+                with self._lock:
+                    self._next_try[seq] = now + self.retry_s * random.uniform(1.0, 1.5)  # noqa: S311
+                    early = self._early.pop(info.mid, None)
+                    if early is None:
+                        self._inflight[info.mid] = seq
+                if early is not None:  # the PUBACK came before we noted the mid
+                    self._acked(seq, early)
                 self.outbox.mark_published(seq, self.clock.now())
                 sent += 1
                 if sent >= MAX_PUBLISH_PER_FLUSH:
@@ -201,8 +216,14 @@ class Publisher:
     ) -> None:
         with self._lock:
             seq = self._inflight.pop(mid, None)
-        if seq is None:
-            return
+            if seq is None:
+                if len(self._early) > MAX_EARLY_ACKS:
+                    self._early.clear()  # acks of status messages; batches are resent anyway
+                self._early[mid] = reason_code
+                return
+        self._acked(seq, reason_code)
+
+    def _acked(self, seq: int, reason_code: Any) -> None:
         if reason_code.is_failure:
             self.refused_by_broker += 1
             log.error("broker refused batch seq %d: %s (will try again)", seq, reason_code)

@@ -306,3 +306,29 @@ class GatewayProcess:
 
 def clock_args(speed: float) -> list[str]:
     return ["--clock-scale", str(speed), "--clock-origin", repr(time.time())]
+
+
+class InProcessGateway:
+    """A `Gateway` run by a thread of the test process (to look at its state directly)."""
+
+    def __init__(self, config: Path, clock: object) -> None:
+        from gateway.config import load_config
+        from gateway.run import Gateway
+
+        self.gateway = Gateway(load_config(config), clock)  # type: ignore[arg-type]
+        self.thread = threading.Thread(target=self.gateway.run, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.gateway.stop_event.set()
+        self.thread.join(timeout=20)
+        if self.thread.is_alive():
+            import sys
+            import traceback
+
+            stacks = "\n".join(
+                f"-- {t}\n" + "".join(traceback.format_stack(sys._current_frames()[t.ident]))
+                for t in threading.enumerate()
+                if t.ident in sys._current_frames()
+            )
+            raise AssertionError(f"the gateway did not stop:\n{stacks}")
