@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,9 @@ from paho.mqtt.properties import Properties
 
 from firmware.emulator.line import Framing, PtyLine, serve
 from firmware.modbus_rtu import Slave
+from gateway.config import load_config
+from gateway.run import Gateway
+from ledger_node.clock import Clock
 from ledger_node.keys import GroupKey, Identity, load_public
 from ledger_node.wire import HighWaterMark, ReadingsBatch, SlotPayload, open_message, seal
 
@@ -311,11 +315,8 @@ def clock_args(speed: float) -> list[str]:
 class InProcessGateway:
     """A `Gateway` run by a thread of the test process (to look at its state directly)."""
 
-    def __init__(self, config: Path, clock: object) -> None:
-        from gateway.config import load_config
-        from gateway.run import Gateway
-
-        self.gateway = Gateway(load_config(config), clock)  # type: ignore[arg-type]
+    def __init__(self, config: Path, clock: Clock) -> None:
+        self.gateway = Gateway(load_config(config), clock)
         self.thread = threading.Thread(target=self.gateway.run, daemon=True)
         self.thread.start()
 
@@ -323,9 +324,6 @@ class InProcessGateway:
         self.gateway.stop_event.set()
         self.thread.join(timeout=20)
         if self.thread.is_alive():
-            import sys
-            import traceback
-
             stacks = "\n".join(
                 f"-- {t}\n" + "".join(traceback.format_stack(sys._current_frames()[t.ident]))
                 for t in threading.enumerate()
