@@ -3,8 +3,8 @@
 One thread per bus polls (`poll.py`); this thread turns samples into slot energies
 (`slots.py`), seals a slot's batch once every meter has reported it (or half a slot after
 it ended), stores it in the outbox with the meter states it reports, and hands the outbox
-to the publisher. paho's thread takes in marks and facts. Once a second: publish what is
-due, carry out DR switches, write `status.json`.
+to the publisher, and carries out DR switches. paho's thread takes in marks and facts.
+Once a second: publish what is due, check alarms, write `status.json`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from ledger_node.wire.readings import MAX_CONTROL_ACTIONS
 log = logging.getLogger("mlg.gateway")
 
 TICK_S = 1.0
-"""Real seconds between sweeps: publish, DR control, status file."""
+"""Real seconds between sweeps: publish, alarms, status file."""
 ALARM_LOG_EVERY_S = 60.0
 """Real seconds between repeats of a standing alarm in the log."""
 
@@ -184,6 +184,7 @@ class Gateway:
                 sealed = self._seal_due(self.clock.now())
                 if sealed or time.monotonic() - last_tick >= TICK_S:
                     self.publisher.flush()
+                self._control()
                 if time.monotonic() - last_tick >= TICK_S:
                     last_tick = time.monotonic()
                     self._tick()
@@ -197,12 +198,15 @@ class Gateway:
             self._write_status()
             self.db.close()
 
-    def _tick(self) -> None:
+    def _control(self) -> None:
+        """DR switches due now (checked every loop, ~0.1 s, so a window starts on time)."""
         if self.controller is not None:
             try:
                 self.controller.tick()
             except GatewayError as exc:
                 log.error("DR control: %s", exc)
+
+    def _tick(self) -> None:
         self._check_alarms()
         self._write_status()
 
