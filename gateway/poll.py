@@ -109,10 +109,11 @@ class BusPoller(threading.Thread):
                 now = self.clock.now()
                 due[meter.id] = self._next_grid(meter, now + self._backoff_s(meter, ok))
         finally:
-            self._fail_jobs()
+            self._run_jobs(stopping=True)
             self.bus.close()
 
-    def _run_jobs(self) -> None:
+    def _run_jobs(self, stopping: bool = False) -> None:
+        """Run the submitted jobs; when `stopping`, fail them instead."""
         while True:
             try:
                 job, future = self._jobs.get_nowait()
@@ -120,19 +121,13 @@ class BusPoller(threading.Thread):
                 return
             if not future.set_running_or_notify_cancel():
                 continue
+            if stopping:
+                future.set_exception(BusError(f"bus {self.cfg.name} stopped"))
+                continue
             try:
                 future.set_result(job(self.bus))
             except BaseException as exc:  # the submitter gets it
                 future.set_exception(exc)
-
-    def _fail_jobs(self) -> None:
-        while True:
-            try:
-                _, future = self._jobs.get_nowait()
-            except queue.Empty:
-                return
-            if future.set_running_or_notify_cancel():
-                future.set_exception(BusError(f"bus {self.cfg.name} stopped"))
 
     def _poll(self, meter: MeterConfig) -> bool:
         """One poll of `meter`, with retries while its slot budget lasts; True if it answered."""

@@ -28,6 +28,19 @@ from ledger_node.wire import HighWaterMark, ReadingsBatch, SlotPayload, open_mes
 
 SITE = "site1"
 GATEWAY = "gw-site1"
+TRUST_TSO_RA1_TWO_NODES = """
+[trust]
+tso = "keys/tso.key.pub"
+ras = ["keys/ra1.key.pub"]
+
+[confirm]
+quorum = 2
+[[confirm.node]]
+public_key = "keys/tso.key.pub"
+[[confirm.node]]
+public_key = "keys/ac1.key.pub"
+"""
+"""Config tables trusting the TSO and ra1, confirming by the marks of tso and ac1."""
 
 
 def wait_for(cond: Callable[[], object], timeout_s: float, what: str, step: float = 0.1) -> None:

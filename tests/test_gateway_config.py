@@ -11,20 +11,11 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.run import Gateway
 from ledger_node.clock import SystemClock
 from ledger_node.keys import Identity
-from tests.gateway_support import MeterSpec, gateway_config, make_keys
+from tests.gateway_support import TRUST_TSO_RA1_TWO_NODES, MeterSpec, gateway_config, make_keys
 
-FULL = """
-[trust]
-tso = "keys/tso.key.pub"
-ras = ["keys/ra1.key.pub"]
-
-[confirm]
-quorum = 2
-[[confirm.node]]
-public_key = "keys/tso.key.pub"
-[[confirm.node]]
-public_key = "keys/ac1.key.pub"
-
+FULL = (
+    TRUST_TSO_RA1_TWO_NODES
+    + """
 [outbox]
 max_bytes = 1048576
 retry_s = 5
@@ -51,6 +42,7 @@ registers = [
 [control]
 meter = "m2"
 """
+)
 
 
 def _write(tmp_path: Path, extra: str = "", **kw: object) -> Path:

@@ -34,6 +34,7 @@ from ledger_node.wire import (
 from tests.gateway_support import (
     GATEWAY,
     SITE,
+    TRUST_TSO_RA1_TWO_NODES,
     Collector,
     DeviceServer,
     InProcessGateway,
@@ -82,24 +83,16 @@ def site(tmp_path: Path, broker: Broker):  # type: ignore[no-untyped-def]
     clock = ScaledClock(SPEED, time.time())
     adapter = Adapter(clock)
     server = DeviceServer([Slave(1, adapter)], tmp_path / "bus")
-    extra = """
-[trust]
-tso = "keys/tso.key.pub"
-ras = ["keys/ra1.key.pub"]
-
-[confirm]
-quorum = 2
-[[confirm.node]]
-public_key = "keys/tso.key.pub"
-[[confirm.node]]
-public_key = "keys/ac1.key.pub"
-
+    extra = (
+        TRUST_TSO_RA1_TWO_NODES
+        + """
 [outbox]
 retry_s = 1
 
 [control]
 meter = "m1"
 """
+    )
     config = gateway_config(
         tmp_path,
         broker.port,
