@@ -195,7 +195,7 @@ class Gateway:
             for poller in self.pollers.values():
                 poller.join(timeout=5)
             self.publisher.stop()
-            self._write_status()
+            self._write_status(running=False)
             self.db.close()
 
     def _control(self) -> None:
@@ -278,7 +278,7 @@ class Gateway:
         if held > len(self.cfg.meters) * 2 * 86_400 // self.cfg.slot_seconds:
             self._alarm("memory", f"{held} slot energies held in memory, waiting for the outbox")
 
-    def status(self) -> dict[str, Any]:
+    def status(self, running: bool = True) -> dict[str, Any]:
         p = self.publisher
         try:
             epoch: int | None = self.keys.current().epoch
@@ -292,6 +292,7 @@ class Gateway:
             "written_at": time.time(),
             "clock": self.clock.now(),
             "pid": os.getpid(),
+            "running": running,
             "boot": self.boot,
             "started_at": self.started_at,
             "alarms": [f"{k}: {v}" for k, v in sorted(self.alarms.items())],
@@ -318,8 +319,8 @@ class Gateway:
             "dr_windows": [dataclasses.asdict(w) for w in self.plan.windows()],
         }
 
-    def _write_status(self) -> None:
+    def _write_status(self, running: bool = True) -> None:
         try:
-            write_status(self.cfg.status_path, self.status())
+            write_status(self.cfg.status_path, self.status(running))
         except OSError as exc:
             log.warning("cannot write %s: %s", self.cfg.status_path, exc)

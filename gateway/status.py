@@ -59,8 +59,13 @@ def render(doc: dict[str, Any]) -> str:
     if not d:
         out.append("daemon: no status written yet (not started with this config?)")
     else:
-        stale = " — STALE: is the daemon running?" if age is not None and age > 30 else ""
-        out.append(f"daemon: pid {d.get('pid')}, boot {d.get('boot')}, status {age} s old{stale}")
+        if not d.get("running", True):
+            state = f"stopped cleanly {age} s ago"
+        elif age is not None and age > 30:
+            state = f"status {age} s old — STALE: is the daemon running?"
+        else:
+            state = f"running, status {age} s old"
+        out.append(f"daemon: pid {d.get('pid')}, boot {d.get('boot')}, {state}")
         for alarm in d.get("alarms", []):
             out.append(f"ALARM: {alarm}")
     o = doc["outbox"]

@@ -164,6 +164,18 @@ def test_birth_and_last_will_carry_the_boot_counter(
         wait_for(lambda: ("offline", 2, "stopped") in watcher.states(), 30, "the clean death")
     finally:
         watcher.close()
+    shown = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "status", "-c", f"{tmp_path}/gateway.toml"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert shown.returncode == 0, shown.stderr  # no alarm
+    assert "boot 2, stopped cleanly" in shown.stdout
+    assert "DISCONNECTED" in shown.stdout and "last confirmed seq" in shown.stdout
+    (row,) = [line.split() for line in shown.stdout.splitlines() if line.startswith("m1 ")]
+    assert row[1:3] == ["rs485-0", "1"] and int(row[3]) > 0 and row[4] == "0"
     late = StatusWatcher(broker.port)  # retained: a monitor that connects later sees it
     try:
         wait_for(lambda: late.states() == [("offline", 2, "stopped")], 10, "the retained status")
