@@ -24,6 +24,7 @@ Paths are relative to the config file's folder. A complete example::
     [outbox]
     max_bytes = 67108864               # refuse new batches (with an alarm) beyond this
     retry_s = 30                       # re-publish what stays unconfirmed (plus jitter)
+    max_message_bytes = 65536          # a batch, mark or fact larger than this is refused
 
     [mqtt]
     host = "broker.example.net"
@@ -75,6 +76,7 @@ from ledger_node.errors import KeyFileError
 from ledger_node.keys import PublicIdentity, load_public
 from ledger_node.mqtt import MqttSettings
 from ledger_node.wire import MAX_ENVELOPE_BYTES
+from ledger_node.wire.readings import MAX_METERS_PER_BATCH
 from ledger_node.wire.schema import ID_PATTERN
 
 PARITIES = ("N", "E", "O")
@@ -217,6 +219,8 @@ def load_config(path: Path) -> GatewayConfig:
     ]
     if not meters:
         raise ConfigError("at least one [[meter]] is required")
+    if len(meters) > MAX_METERS_PER_BATCH:
+        raise ConfigError(f"at most {MAX_METERS_PER_BATCH} [[meter]]s: one batch holds them all")
     if len({m.id for m in meters}) != len(meters):
         raise ConfigError("two [[meter]] tables have the same id")
     if len({(m.bus, m.unit) for m in meters}) != len(meters):
