@@ -22,6 +22,7 @@ Paths are relative to the config file's folder. A complete example::
     public_key = "keys/tso.key.pub"    # none: a broker PUBACK confirms
 
     [outbox]
+    path = "state/state.sqlite"        # default: state_dir/state.sqlite
     max_bytes = 67108864               # refuse new batches (with an alarm) beyond this
     retry_s = 30                       # re-publish what stays unconfirmed (plus jitter)
     max_message_bytes = 65536          # a batch, mark or fact larger than this is refused
@@ -147,9 +148,12 @@ class GatewayConfig:
     max_message_bytes: int = MAX_ENVELOPE_BYTES
     control: ControlConfig | None = None
 
+    db_file: Path | None = None
+
     @property
     def db_path(self) -> Path:
-        return self.state_dir / "state.sqlite"
+        """The state database: outbox, meter state, epoch keys, DR facts."""
+        return self.db_file if self.db_file is not None else self.state_dir / "state.sqlite"
 
     @property
     def status_path(self) -> Path:
@@ -205,7 +209,9 @@ def load_config(path: Path) -> GatewayConfig:
         raise ConfigError("seal.group_key is required unless [trust] tso sends epoch keys")
 
     nodes, quorum = _confirm(root.section("confirm", required=False))
-    max_bytes, retry_s, max_message = _outbox(root.section("outbox", required=False))
+    outbox = root.section("outbox", required=False)
+    db_file = outbox.optional_path("path")
+    max_bytes, retry_s, max_message = _outbox(outbox)
     mqtt = MqttSettings.from_section(root.section("mqtt", required=False), gateway_id)
 
     buses = [_bus(b) for b in root.sections("bus")]
@@ -243,6 +249,7 @@ def load_config(path: Path) -> GatewayConfig:
         confirm_nodes=nodes,
         quorum=quorum,
         outbox_max_bytes=max_bytes,
+        db_file=db_file,
         retry_s=retry_s,
         max_message_bytes=max_message,
         control=control,

@@ -17,6 +17,7 @@ FULL = (
     TRUST_TSO_RA1_TWO_NODES
     + """
 [outbox]
+path = "elsewhere/outbox.sqlite"
 max_bytes = 1048576
 retry_s = 5
 
@@ -62,7 +63,8 @@ def test_a_complete_config(tmp_path: Path) -> None:
     x1 = cfg.meter("x1")
     assert x1.model.table == "holding" and x1.model.register("import_energy").scale == 10
     assert cfg.control is not None and cfg.control.coil == 0  # the adapter's DR coil
-    assert cfg.db_path == tmp_path / "state" / "state.sqlite"
+    assert cfg.db_path == tmp_path / "elsewhere" / "outbox.sqlite"
+    assert load_config(_write(tmp_path)).db_path == tmp_path / "state" / "state.sqlite"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ reads against a device on a real pseudo-terminal that refuses large blocks."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -116,3 +117,35 @@ def test_an_energy_register_without_a_known_range_is_not_range_checked() -> None
     assert not freq.in_range(20.0)
     with pytest.raises(KeyError):
         load_model("sdm120").register("nope")
+
+
+class TimedSlave(Slave):
+    """Notes when each request addressed to it arrives (monotonic s)."""
+
+    def __init__(self, unit: int, bank: RegisterBank, log: list[tuple[float, int]]) -> None:
+        super().__init__(unit, bank)
+        self.log = log
+
+    def handle(self, frame: bytes):  # type: ignore[no-untyped-def]
+        if frame and frame[0] == self.unit_id:
+            self.log.append((time.monotonic(), self.unit_id))
+        return super().handle(frame)
+
+
+def test_the_bus_pauses_when_it_switches_unit_ids(tmp_path: Path) -> None:
+    arrivals: list[tuple[float, int]] = []
+    slaves = [TimedSlave(u, PickyBank(limit=125), arrivals) for u in (1, 2)]
+    server = DeviceServer(slaves, tmp_path / "bus")
+    cfg = BusConfig(name="b", port=str(tmp_path / "bus"), baud=19200, unit_pause_s=0.2)
+    bus = ModbusBus(cfg)
+    try:
+        for unit in (1, 1, 2, 2, 1):
+            bus.read(unit, "input", 0x48, 2)
+    finally:
+        bus.close()
+        server.close()
+    units = [u for _, u in arrivals]
+    assert units == [1, 1, 2, 2, 1]
+    # The line is quiet for at least the pause before another unit is addressed.
+    switches = [arrivals[i][0] - arrivals[i - 1][0] for i in (2, 4)]
+    assert all(gap >= 0.2 for gap in switches), switches
