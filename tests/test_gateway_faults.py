@@ -53,7 +53,7 @@ class FaultyMeter(EmulatedMeter):
                 e = 3.0 + (e - self.energy_wh(self.at))
             elif self.fault == "jump":
                 e += 50_000.0
-            elif self.fault == "nan" and t < self.at + 3:
+            elif self.fault == "nan" and t < self.at + 10:  # several polls see it
                 e = math.nan
         values["import_energy"] = e
         return values
