@@ -83,6 +83,8 @@ def test_line_and_value_faults_give_flags_and_never_a_wrong_total(
 ) -> None:
     slot_s, speed = 30, 8.0
     clock = ScaledClock(speed, time.time())
+    # Start early in a slot, so every meter is read before the first whole slot begins.
+    wait_for(lambda: clock.now() % slot_s < slot_s / 3, 10, "the start of a slot", step=0.01)
     anchor = math.floor(clock.now() / slot_s) * slot_s
     at = anchor + 2 * slot_s + slot_s / 2  # in the middle of the third slot
     slaves = [FlakySlave(1, FaultyMeter(clock, anchor, "none", at))]
