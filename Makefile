@@ -29,13 +29,16 @@ node_modules/.installed: package.json
 	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
-# Mosquitto from Debian when it is missing and we are root; the tests need a real broker.
+# Mosquitto (and openssl) from Debian when missing and we are root; the tests need a real broker.
 mosquitto:
 	@if command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  echo "installing mosquitto with apt-get"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients openssl; \
 	else echo "mosquitto is missing and we are not root: the demo falls back to amqtt"; fi
+	@# The gateway's TLS test makes its certificates with the openssl command line.
+	@if ! command -v openssl >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; fi
 
 # The demo runs without root too: with no Mosquitto it starts the embedded amqtt broker.
 demo: venv mosquitto

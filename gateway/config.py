@@ -1,32 +1,68 @@
 """The gateway's TOML configuration, validated with errors that name the key.
 
-Example::
+Paths are relative to the config file's folder. A complete example::
 
     [gateway]
     id = "gw-site1"
     site = "site1"
     key = "keys/gw-site1.key"          # from `mlg-gateway keygen`
-    state_dir = "state"                # outbox.sqlite lives here
-    slot_seconds = 60
+    state_dir = "state"                # state.sqlite (outbox, meter state, keys), status.json
+    slot_seconds = 60                  # must divide a day
 
     [seal]
-    group_key = "keys/site1.group"     # the site group's data key (epoch facts come later)
+    group_key = "keys/site1.group"     # used until the TSO's epoch keys arrive (optional
+                                       # when [trust] tso is set)
+    [trust]
+    tso = "keys/tso.key.pub"           # signs epoch keys and DR commands
+    ras = ["keys/ra1.key.pub"]         # sign DR declarations
+
+    [confirm]
+    quorum = 1                         # nodes whose high-water marks must cover a batch
+    [[confirm.node]]
+    public_key = "keys/tso.key.pub"    # none: a broker PUBACK confirms
+
+    [outbox]
+    path = "state/state.sqlite"        # default: state_dir/state.sqlite
+    max_bytes = 67108864               # refuse new batches (with an alarm) beyond this
+    retry_s = 30                       # re-publish what stays unconfirmed (plus jitter)
+    max_message_bytes = 65536          # a batch, mark or fact larger than this is refused
 
     [mqtt]
-    host = "127.0.0.1"
-    port = 1883
+    host = "broker.example.net"
+    port = 8883
+    ca_file = "ca.pem"                 # TLS; cert_file/key_file for a client certificate
+    cert_file = "gw-site1.crt"
+    key_file = "gw-site1-tls.key"
+    client_id = "gw-site1"
 
     [[bus]]
     name = "rs485-0"
-    port = "/dev/ttyUSB0"
+    port = "/dev/rs485-0"              # serial; or host = "10.0.0.7" and port = 502 (TCP)
     baud = 9600
+    parity = "N"
+    stopbits = 1
+    timeout_s = 0.5
+    retries = 1                        # per poll, within...
+    retry_budget = 10                  # ...this many retries per meter and slot
+    unit_pause_ms = 0                  # silence before talking to another unit id
 
     [[meter]]
     id = "m1"
     bus = "rs485-0"
     unit = 1
-    model = "sdm120"
+    model = "sdm120"                   # built in (gateway/meters/*.toml) or a [[model]]
     poll_seconds = 1.0
+
+    [[model]]                          # a meter model defined here, rows as in meters/*.toml
+    model = "acme-x1"
+    max_power_w = 20000
+    registers = [{ name = "import_energy", address = 0, words = 2, type = "uint32",
+                   scale = 10, unit = "Wh" }]
+
+    [control]                          # DR control: switch this on for declared windows
+    meter = "m1"                       # the device's bus and unit id
+    coil = 0                           # default: the model's dr_coil; or register = N,
+                                       # on = 1, off = 0 for a holding-register write
 """
 
 from __future__ import annotations
@@ -37,23 +73,36 @@ from pathlib import Path
 from gateway.errors import ConfigError
 from gateway.meters import MeterModel, load_model
 from ledger_node.config_util import Section, load_toml
+from ledger_node.errors import KeyFileError
+from ledger_node.keys import PublicIdentity, load_public
 from ledger_node.mqtt import MqttSettings
+from ledger_node.wire import MAX_ENVELOPE_BYTES
+from ledger_node.wire.readings import MAX_METERS_PER_BATCH
 from ledger_node.wire.schema import ID_PATTERN
 
 PARITIES = ("N", "E", "O")
+ENERGY_REGISTER = "import_energy"
+"""The cumulative register every model needs: slot energies are its differences."""
 
 
 @dataclass(frozen=True)
 class BusConfig:
-    """A serial RS-485 line: port, framing and the per-transaction timeout (s)."""
+    """A Modbus line: a serial RS-485 `port` (device path) or a TCP `host` and `tcp_port`;
+    framing; the per-transaction timeout (s); retries per poll within `retry_budget`
+    retries per meter and slot; a pause when switching unit ids (s)."""
 
     name: str
-    port: str
+    port: str = ""
+    host: str | None = None
+    tcp_port: int = 502
     baud: int = 9600
     parity: str = "N"
     stopbits: int = 1
     timeout_s: float = 0.5
     retries: int = 1
+    retry_budget: int = 10
+    unit_pause_s: float = 0.0
+    reopen_after: int = 20
 
 
 @dataclass(frozen=True)
@@ -68,20 +117,53 @@ class MeterConfig:
 
 
 @dataclass(frozen=True)
+class ControlConfig:
+    """DR control: a coil (FC 05) or a holding register (FC 06, `on`/`off` values) of a
+    configured meter's device."""
+
+    meter: str
+    coil: int | None
+    register: int | None
+    on: int = 1
+    off: int = 0
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     gateway_id: str
     site: str
     key_path: Path
     state_dir: Path
     slot_seconds: int
-    group_key_path: Path
+    group_key_path: Path | None
     mqtt: MqttSettings
     buses: tuple[BusConfig, ...]
     meters: tuple[MeterConfig, ...]
+    tso: PublicIdentity | None = None
+    ras: tuple[PublicIdentity, ...] = ()
+    confirm_nodes: tuple[PublicIdentity, ...] = ()
+    quorum: int = 1
+    outbox_max_bytes: int = 64 * 1024 * 1024
+    retry_s: float = 30.0
+    max_message_bytes: int = MAX_ENVELOPE_BYTES
+    control: ControlConfig | None = None
+
+    db_file: Path | None = None
 
     @property
-    def outbox_path(self) -> Path:
-        return self.state_dir / "outbox.sqlite"
+    def db_path(self) -> Path:
+        """The state database: outbox, meter state, epoch keys, DR facts."""
+        return self.db_file if self.db_file is not None else self.state_dir / "state.sqlite"
+
+    @property
+    def status_path(self) -> Path:
+        return self.state_dir / "status.json"
+
+    def meter(self, meter_id: str) -> MeterConfig:
+        return next(m for m in self.meters if m.id == meter_id)
+
+    def bus(self, name: str) -> BusConfig:
+        return next(b for b in self.buses if b.name == name)
 
 
 def _id(s: Section, key: str) -> str:
@@ -89,6 +171,13 @@ def _id(s: Section, key: str) -> str:
     if not ID_PATTERN.fullmatch(value):
         raise ConfigError(f"{s.where}.{key} = {value!r} must match {ID_PATTERN.pattern}")
     return value
+
+
+def _public(s: Section, key: str, path: Path) -> PublicIdentity:
+    try:
+        return load_public(path)
+    except KeyFileError as exc:
+        raise ConfigError(f"{s.where}.{key}: {exc}") from None
 
 
 def load_config(path: Path) -> GatewayConfig:
@@ -104,59 +193,46 @@ def load_config(path: Path) -> GatewayConfig:
         raise ConfigError("gateway.slot_seconds must divide a day (1..86400)")
     gw.check_unknown()
 
-    seal = root.section("seal")
-    group_key_path = seal.path("group_key")
-    seal.check_unknown()
+    trust = root.section("trust", required=False)
+    tso_path = trust.optional_path("tso")
+    tso = None if tso_path is None else _public(trust, "tso", tso_path)
+    ras = tuple(
+        _public(trust, f"ras[{i}]", trust.base / p)
+        for i, p in enumerate(trust.get("ras", list, []))
+    )
+    trust.check_unknown()
 
+    seal = root.section("seal", required=False)
+    group_key_path = seal.optional_path("group_key")
+    seal.check_unknown()
+    if group_key_path is None and tso is None:
+        raise ConfigError("seal.group_key is required unless [trust] tso sends epoch keys")
+
+    nodes, quorum = _confirm(root.section("confirm", required=False))
+    outbox = root.section("outbox", required=False)
+    db_file = outbox.optional_path("path")
+    max_bytes, retry_s, max_message = _outbox(outbox)
     mqtt = MqttSettings.from_section(root.section("mqtt", required=False), gateway_id)
 
-    buses = []
-    for b in root.sections("bus"):
-        parity = b.get("parity", str, "N")
-        if parity not in PARITIES:
-            raise ConfigError(f"{b.where}.parity must be one of {PARITIES}")
-        bus = BusConfig(
-            name=_id(b, "name"),
-            port=b.get("port", str),
-            baud=b.get("baud", int, 9600),
-            parity=parity,
-            stopbits=b.get("stopbits", int, 1),
-            timeout_s=b.get("timeout_s", float, 0.5),
-            retries=b.get("retries", int, 1),
-        )
-        if bus.stopbits not in (1, 2):
-            raise ConfigError(f"{b.where}.stopbits must be 1 or 2")
-        if not 0 < bus.timeout_s <= 10:
-            raise ConfigError(f"{b.where}.timeout_s must be in (0, 10] seconds")
-        b.check_unknown()
-        buses.append(bus)
+    buses = [_bus(b) for b in root.sections("bus")]
     if not buses:
         raise ConfigError("at least one [[bus]] is required")
-    bus_names = {b.name for b in buses}
-    if len(bus_names) != len(buses):
+    if len({b.name for b in buses}) != len(buses):
         raise ConfigError("two [[bus]] tables have the same name")
-
-    meters = []
-    for m in root.sections("meter"):
-        meter = MeterConfig(
-            id=_id(m, "id"),
-            bus=m.get("bus", str),
-            unit=m.get("unit", int),
-            model=load_model(m.get("model", str)),
-            poll_seconds=m.get("poll_seconds", float, 1.0),
-        )
-        if meter.bus not in bus_names:
-            raise ConfigError(f"{m.where}.bus = {meter.bus!r} names no [[bus]]")
-        if not 1 <= meter.unit <= 247:
-            raise ConfigError(f"{m.where}.unit must be 1..247")
-        if not 0 < meter.poll_seconds <= slot_seconds:
-            raise ConfigError(f"{m.where}.poll_seconds must be in (0, slot_seconds]")
-        m.check_unknown()
-        meters.append(meter)
+    models = _models(root)
+    meters = [
+        _meter(m, models, {b.name for b in buses}, slot_seconds) for m in root.sections("meter")
+    ]
     if not meters:
         raise ConfigError("at least one [[meter]] is required")
+    if len(meters) > MAX_METERS_PER_BATCH:
+        raise ConfigError(f"at most {MAX_METERS_PER_BATCH} [[meter]]s: one batch holds them all")
     if len({m.id for m in meters}) != len(meters):
         raise ConfigError("two [[meter]] tables have the same id")
+    if len({(m.bus, m.unit) for m in meters}) != len(meters):
+        raise ConfigError("two [[meter]] tables have the same bus and unit")
+
+    control = _control(root.section("control", required=False), {m.id: m for m in meters})
     root.check_unknown()
     return GatewayConfig(
         gateway_id=gateway_id,
@@ -168,4 +244,156 @@ def load_config(path: Path) -> GatewayConfig:
         mqtt=mqtt,
         buses=tuple(buses),
         meters=tuple(meters),
+        tso=tso,
+        ras=ras,
+        confirm_nodes=nodes,
+        quorum=quorum,
+        outbox_max_bytes=max_bytes,
+        db_file=db_file,
+        retry_s=retry_s,
+        max_message_bytes=max_message,
+        control=control,
     )
+
+
+def _confirm(confirm: Section) -> tuple[tuple[PublicIdentity, ...], int]:
+    nodes = []
+    for n in confirm.sections("node"):
+        nodes.append(_public(n, "public_key", n.path("public_key")))
+        n.check_unknown()
+    quorum = confirm.get("quorum", int, 1)
+    confirm.check_unknown()
+    if nodes and not 1 <= quorum <= len(nodes):
+        raise ConfigError(f"confirm.quorum must be 1..{len(nodes)} (the [[confirm.node]] count)")
+    if len({n.name for n in nodes}) != len(nodes):
+        raise ConfigError("two [[confirm.node]] keys have the same id")
+    return tuple(nodes), quorum
+
+
+def _outbox(outbox: Section) -> tuple[int, float, int]:
+    max_bytes = outbox.get("max_bytes", int, 64 * 1024 * 1024)
+    retry_s = outbox.get("retry_s", float, 30.0)
+    max_message = outbox.get("max_message_bytes", int, MAX_ENVELOPE_BYTES)
+    outbox.check_unknown()
+    if max_bytes < 4096:
+        raise ConfigError("outbox.max_bytes must be at least 4096")
+    if not 0 < retry_s <= 86_400:
+        raise ConfigError("outbox.retry_s must be in (0, 86400] seconds")
+    if not 1024 <= max_message <= MAX_ENVELOPE_BYTES:
+        raise ConfigError(f"outbox.max_message_bytes must be 1024..{MAX_ENVELOPE_BYTES}")
+    return max_bytes, retry_s, max_message
+
+
+def _models(root: Section) -> dict[str, MeterModel]:
+    """Meter models defined in the config (`[[model]]`), by name."""
+    models: dict[str, MeterModel] = {}
+    for i, m in enumerate(root.get("model", list, [])):
+        if not isinstance(m, dict):
+            raise ConfigError(f"model[{i}] must be a table ([[model]])")
+        model = MeterModel.from_mapping(m, f"model[{i}]")
+        if model.name in models:
+            raise ConfigError(f"model[{i}].model = {model.name!r} is defined twice")
+        models[model.name] = model
+    return models
+
+
+def _meter(
+    m: Section, models: dict[str, MeterModel], bus_names: set[str], slot_seconds: int
+) -> MeterConfig:
+    try:
+        model = load_model(m.get("model", str), models)
+        model.register(ENERGY_REGISTER)
+    except KeyError as exc:
+        raise ConfigError(f"{m.where}.model: {exc.args[0]}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{m.where}.model: {exc}") from None
+    meter = MeterConfig(
+        id=_id(m, "id"),
+        bus=m.get("bus", str),
+        unit=m.get("unit", int),
+        model=model,
+        poll_seconds=m.get("poll_seconds", float, 1.0),
+    )
+    if meter.bus not in bus_names:
+        raise ConfigError(f"{m.where}.bus = {meter.bus!r} names no [[bus]]")
+    if not 1 <= meter.unit <= 247:
+        raise ConfigError(f"{m.where}.unit must be 1..247")
+    if not 0 < meter.poll_seconds <= slot_seconds:
+        raise ConfigError(f"{m.where}.poll_seconds must be in (0, slot_seconds]")
+    m.check_unknown()
+    return meter
+
+
+def _bus(b: Section) -> BusConfig:
+    host = b.optional("host", str)
+    parity = b.get("parity", str, "N")
+    if parity not in PARITIES:
+        raise ConfigError(f"{b.where}.parity must be one of {PARITIES}")
+    bus = BusConfig(
+        name=_id(b, "name"),
+        port="" if host is not None else b.get("port", str),
+        host=host,
+        tcp_port=b.get("port", int, 502) if host is not None else 502,
+        baud=b.get("baud", int, 9600),
+        parity=parity,
+        stopbits=b.get("stopbits", int, 1),
+        timeout_s=b.get("timeout_s", float, 0.5),
+        retries=b.get("retries", int, 1),
+        retry_budget=b.get("retry_budget", int, 10),
+        unit_pause_s=b.get("unit_pause_ms", int, 0) / 1000.0,
+        reopen_after=b.get("reopen_after", int, 20),
+    )
+    if bus.stopbits not in (1, 2):
+        raise ConfigError(f"{b.where}.stopbits must be 1 or 2")
+    if bus.baud not in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200):
+        raise ConfigError(f"{b.where}.baud must be a standard rate (1200..115200)")
+    if not 0 < bus.timeout_s <= 10:
+        raise ConfigError(f"{b.where}.timeout_s must be in (0, 10] seconds")
+    if not 0 <= bus.retries <= 5:
+        raise ConfigError(f"{b.where}.retries must be 0..5")
+    if bus.retry_budget < 0:
+        raise ConfigError(f"{b.where}.retry_budget must not be negative")
+    if not 0 <= bus.unit_pause_s <= 1:
+        raise ConfigError(f"{b.where}.unit_pause_ms must be 0..1000")
+    if bus.reopen_after < 1:
+        raise ConfigError(f"{b.where}.reopen_after must be at least 1")
+    if not 1 <= bus.tcp_port <= 65535:
+        raise ConfigError(f"{b.where}.port must be 1..65535")
+    b.check_unknown()
+    return bus
+
+
+def _control(c: Section, meters: dict[str, MeterConfig]) -> ControlConfig | None:
+    if not c.data:
+        return None
+    meter_id = c.get("meter", str)
+    if meter_id not in meters:
+        raise ConfigError(f"{c.where}.meter = {meter_id!r} names no [[meter]]")
+    coil = c.optional("coil", int)
+    register = c.optional("register", int)
+    if coil is None and register is None:
+        coil = meters[meter_id].model.dr_coil
+        if coil is None:
+            raise ConfigError(
+                f"{c.where}: model {meters[meter_id].model.name} has no dr_coil; "
+                "set control.coil or control.register"
+            )
+    if coil is not None and register is not None:
+        raise ConfigError(f"{c.where}: set coil or register, not both")
+    control = ControlConfig(
+        meter=meter_id,
+        coil=coil,
+        register=register,
+        on=c.get("on", int, 1),
+        off=c.get("off", int, 0),
+    )
+    for key, value in (
+        ("coil", coil),
+        ("register", register),
+        ("on", control.on),
+        ("off", control.off),
+    ):
+        if value is not None and not 0 <= value <= 0xFFFF:
+            raise ConfigError(f"{c.where}.{key} must be 0..65535")
+    c.check_unknown()
+    return control

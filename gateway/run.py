@@ -1,26 +1,47 @@
-"""The gateway daemon: pollers feed samples; closed slots are sealed, stored, published."""
+"""The gateway daemon: pollers feed samples; closed slots are sealed, stored, published.
+
+One thread per bus polls (`poll.py`); this thread turns samples into slot energies
+(`slots.py`), seals a slot's batch once every meter has reported it (or half a slot after
+it ended), stores it in the outbox with the meter states it reports, and hands the outbox
+to the publisher, and carries out DR switches. paho's thread takes in marks and facts.
+Once a second: publish what is due, check alarms, write `status.json`.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import queue
 import threading
 import time
 from collections import defaultdict
+from typing import Any
 
-from gateway.config import GatewayConfig
+from gateway.config import ENERGY_REGISTER, GatewayConfig
+from gateway.confirm import Confirmations
+from gateway.control import Controller, unsealed_actions
+from gateway.db import Database
+from gateway.errors import GatewayError, OutboxFullError
+from gateway.facts import DrPlan, EpochKeys
 from gateway.outbox import Outbox
 from gateway.poll import BusPoller
 from gateway.publish import Publisher
 from gateway.seal import Sealer
 from gateway.slots import MeterSlots, Sample, SlotEnergy
+from gateway.status import write_status
+from gateway.trust import Trust
 from ledger_node.clock import Clock
-from ledger_node.keys import GroupKey, Identity
+from ledger_node.keys import Identity
+from ledger_node.wire import DrCommand, DrDeclaration
+from ledger_node.wire.readings import MAX_CONTROL_ACTIONS
 
 log = logging.getLogger("mlg.gateway")
 
-FLUSH_EVERY_S = 1.0
-"""Real seconds between sweeps of the outbox for batches to (re)publish."""
+TICK_S = 1.0
+"""Real seconds between sweeps: publish, alarms, status file."""
+ALARM_LOG_EVERY_S = 60.0
+"""Real seconds between repeats of a standing alarm in the log."""
 
 
 class Gateway:
@@ -29,47 +50,128 @@ class Gateway:
         self.clock = clock
         identity = Identity.load(cfg.key_path)
         if identity.name != cfg.gateway_id:
-            log.warning(
-                "key %s is for %r, config says %r", cfg.key_path, identity.name, cfg.gateway_id
+            raise GatewayError(
+                f"key {cfg.key_path} is for {identity.name!r}, but gateway.id is "
+                f"{cfg.gateway_id!r}: nodes would refuse every batch"
             )
-        self.sealer = Sealer(identity, cfg.site, GroupKey.load(cfg.group_key_path))
-        self.outbox = Outbox(cfg.outbox_path)
-        self.publisher = Publisher(
-            cfg.mqtt, self.outbox, cfg.mqtt.readings_topic(cfg.site, identity.name), clock
+        self.db = Database(cfg.db_path)
+        with self.db.transaction() as db:
+            db.execute("UPDATE meta SET value=value+1 WHERE key='boot'")
+        self.boot = self.db.meta("boot")
+        tso = cfg.tso.name if cfg.tso else None
+        parties = [p for p in (cfg.tso, *cfg.ras, *cfg.confirm_nodes) if p is not None]
+        self.trust = Trust(parties, cfg.max_message_bytes)
+        self.keys = EpochKeys(self.db, identity, cfg.site, tso, cfg.group_key_path)
+        self.sealer = Sealer(identity, cfg.site, self.keys.current, cfg.max_message_bytes)
+        self.outbox = Outbox(self.db, cfg.outbox_max_bytes)
+        self.confirmations = Confirmations(
+            self.trust, [n.name for n in cfg.confirm_nodes], cfg.gateway_id, cfg.quorum
         )
-        self.slots = {
-            m.id: MeterSlots(m.id, cfg.slot_seconds, m.poll_seconds, m.model.max_power_w)
-            for m in cfg.meters
-        }
+        self.plan = DrPlan(self.db, cfg.site, tso, tuple(r.name for r in cfg.ras), clock)
+        self.publisher = Publisher(
+            cfg.mqtt,
+            self.outbox,
+            cfg.gateway_id,
+            cfg.mqtt.readings_topic(cfg.site, cfg.gateway_id),
+            clock,
+            self.boot,
+            self.trust,
+            cfg.max_message_bytes,
+            cfg.retry_s,
+            confirm_by_puback=self.confirmations.by_puback,
+        )
+        self._subscribe()
+        self.slots = {m.id: self._meter_slots(m.id) for m in cfg.meters}
         self.grace_s = cfg.slot_seconds / 2
         self._samples: queue.Queue[Sample] = queue.Queue()
         self._open: dict[int, dict[str, SlotEnergy]] = defaultdict(dict)
+        self.refused_batches = 0
+        self.alarms: dict[str, str] = {}
+        self._alarm_logged: dict[str, float] = {}
         self.stop_event = threading.Event()
-        self.pollers = [
-            BusPoller(
+        self.pollers = {
+            bus.name: BusPoller(
                 bus,
                 [m for m in cfg.meters if m.bus == bus.name],
                 clock,
                 self._samples.put,
-                self.stop_event,
+                cfg.slot_seconds,
             )
             for bus in cfg.buses
-        ]
+        }
+        self.controller = None
+        if cfg.control is not None:
+            meter = cfg.meter(cfg.control.meter)
+            self.controller = Controller(
+                cfg.control, meter, self.plan, self.db, clock, self.pollers[meter.bus].submit
+            )
+        self.started_at = clock.now()
+
+    def _meter_slots(self, meter_id: str) -> MeterSlots:
+        m = self.cfg.meter(meter_id)
+        reg = m.model.register(ENERGY_REGISTER)
+        slots = MeterSlots(
+            m.id, self.cfg.slot_seconds, m.poll_seconds, m.model.max_power_w, reg.min, reg.max
+        )
+        state = self.outbox.meter_states().get(m.id)
+        if state is not None:
+            slots.restore(state)
+            log.info("meter %s resumes at slot %s", m.id, slots.slot)
+        return slots
+
+    def _subscribe(self) -> None:
+        cfg, p = self.cfg, self.publisher
+        if cfg.confirm_nodes:
+            p.subscribe(cfg.mqtt.hwm_filter(cfg.gateway_id), self._on_mark)
+        if cfg.tso is not None:
+            p.subscribe(
+                cfg.mqtt.epoch_keys_filter(cfg.site),
+                lambda t, raw: self.keys.offer(self.trust, raw),
+            )
+            p.subscribe(
+                cfg.mqtt.facts_filter(DrCommand.TYPE),
+                lambda t, raw: self.plan.offer_command(self.trust, raw),
+            )
+        if cfg.ras:
+            p.subscribe(
+                cfg.mqtt.facts_filter(DrDeclaration.TYPE),
+                lambda t, raw: self.plan.offer_declaration(self.trust, raw),
+            )
+
+    def _on_mark(self, topic: str, raw: bytes) -> None:
+        mark = self.confirmations.offer(topic, raw)
+        if mark is None:
+            return
+        done = self.confirmations.covered(self.outbox.pending_seqs())
+        if done:
+            self.outbox.confirm(done)
+            self.publisher.forget(done)
+            log.debug("batches %d..%d confirmed by the nodes' marks", done[0], done[-1])
+        seen = self.confirmations.highest_seen()
+        if self.outbox.advance_seq(seen):
+            log.warning(
+                "node %s has seen seqs up to %d, beyond ours: state restored from an older "
+                "backup? continuing at seq %d",
+                mark.by,
+                seen - 1,
+                seen,
+            )
 
     def run(self) -> None:
         """Run until `stop_event` is set."""
         self.publisher.start()
-        for poller in self.pollers:
+        for poller in self.pollers.values():
             poller.start()
         log.info(
-            "gateway %s (site %s): %d meters on %d buses, %d s slots",
-            self.sealer.identity.name,
+            "gateway %s (site %s), boot %d: %d meters on %d buses, %d s slots",
+            self.cfg.gateway_id,
             self.cfg.site,
+            self.boot,
             len(self.cfg.meters),
             len(self.cfg.buses),
             self.cfg.slot_seconds,
         )
-        last_flush = 0.0
+        last_tick = 0.0
         try:
             while not self.stop_event.is_set():
                 try:
@@ -79,37 +181,146 @@ class Gateway:
                 else:
                     for energy in self.slots[sample.meter].add(sample):
                         self._open[energy.slot_start][energy.meter] = energy
-                self._seal_due(self.clock.now())
-                if time.monotonic() - last_flush >= FLUSH_EVERY_S:
+                sealed = self._seal_due(self.clock.now())
+                if sealed or time.monotonic() - last_tick >= TICK_S:
                     self.publisher.flush()
-                    last_flush = time.monotonic()
+                self._control()
+                if time.monotonic() - last_tick >= TICK_S:
+                    last_tick = time.monotonic()
+                    self._tick()
         finally:
             self.stop_event.set()
-            for poller in self.pollers:
+            for poller in self.pollers.values():
+                poller.stop()
+            for poller in self.pollers.values():
                 poller.join(timeout=5)
             self.publisher.stop()
-            self.outbox.close()
+            self._write_status(running=False)
+            self.db.close()
 
-    def _seal_due(self, now: float) -> None:
+    def _control(self) -> None:
+        """DR switches due now (checked every loop, ~0.1 s, so a window starts on time)."""
+        if self.controller is not None:
+            try:
+                self.controller.tick()
+            except GatewayError as exc:
+                log.error("DR control: %s", exc)
+
+    def _tick(self) -> None:
+        self._check_alarms()
+        self._write_status()
+
+    def _seal_due(self, now: float) -> int:
         """Seal slots that every meter reported, or whose grace period is over."""
+        sealed = 0
         for slot in sorted(self._open):
             energies = self._open[slot]
             complete = len(energies) == len(self.cfg.meters)
             if not complete and now < slot + self.cfg.slot_seconds + self.grace_s:
                 continue
-            del self._open[slot]
-            batch = list(energies.values())
+            if self._seal(slot, list(energies.values()), now):
+                del self._open[slot]
+                sealed += 1
+            else:
+                break  # the outbox refuses: keep this and later slots for the next try
+        return sealed
 
-            def build(seq: int, slot: int = slot, batch: list[SlotEnergy] = batch) -> bytes:
-                return self.sealer.seal(seq, slot, self.cfg.slot_seconds, batch)
+    def _seal(self, slot: int, batch: list[SlotEnergy], now: float) -> bool:
+        slot_s = self.cfg.slot_seconds
+        actions = unsealed_actions(self.db, slot + slot_s, MAX_CONTROL_ACTIONS)
 
-            seq = self.outbox.store(slot, build, now)
-            missing = sorted(m.id for m in self.cfg.meters if m.id not in energies)
-            log.info(
-                "slot %d sealed as seq %d: %s%s",
-                slot,
-                seq,
-                ", ".join(f"{e.meter}={e.wh} Wh" for e in energies.values()),
-                f" (no reading yet from {', '.join(missing)})" if missing else "",
+        def build(seq: int) -> bytes:
+            return self.sealer.seal(seq, slot, slot_s, batch, [a for _, a in actions])
+
+        states = [(e.meter, e.slot_start + slot_s, e.resume) for e in batch if e.resume]
+        try:
+            seq = self.outbox.store(slot, build, now, states, [i for i, _ in actions])
+        except OutboxFullError as exc:
+            self.refused_batches += 1
+            self._alarm("outbox_full", str(exc))
+            return False
+        except GatewayError as exc:
+            self._alarm("cannot_seal", str(exc))
+            return False
+        self.alarms.pop("cannot_seal", None)
+        missing = sorted(m.id for m in self.cfg.meters if m.id not in {e.meter for e in batch})
+        log.info(
+            "slot %d sealed as seq %d: %s%s%s",
+            slot,
+            seq,
+            ", ".join(
+                f"{e.meter}={e.wh} Wh{'/' + '+'.join(sorted(e.quality)) if e.quality else ''}"
+                for e in batch
+            ),
+            f" (no reading yet from {', '.join(missing)})" if missing else "",
+            f"; {len(actions)} control actions" if actions else "",
+        )
+        return True
+
+    def _alarm(self, name: str, text: str) -> None:
+        self.alarms[name] = text
+        last = self._alarm_logged.get(name)
+        if last is None or time.monotonic() - last >= ALARM_LOG_EVERY_S:
+            self._alarm_logged[name] = time.monotonic()
+            log.error("ALARM %s: %s", name, text)
+
+    def _check_alarms(self) -> None:
+        if "outbox_full" in self.alarms and self.outbox.depth_bytes < 0.9 * self.outbox.max_bytes:
+            log.warning("outbox has room again (%d bytes): alarm cleared", self.outbox.depth_bytes)
+            self.alarms.pop("outbox_full")
+            self._alarm_logged.pop("outbox_full", None)
+        if self.publisher.oversize:
+            self._alarm(
+                "oversize",
+                f"{len(self.publisher.oversize)} stored batches exceed the broker's packet limit",
             )
-            self.publisher.flush()
+        held = sum(len(v) for v in self._open.values())
+        if held > len(self.cfg.meters) * 2 * 86_400 // self.cfg.slot_seconds:
+            self._alarm("memory", f"{held} slot energies held in memory, waiting for the outbox")
+
+    def status(self, running: bool = True) -> dict[str, Any]:
+        p = self.publisher
+        try:
+            epoch: int | None = self.keys.current().epoch
+        except GatewayError:
+            epoch = None
+        meters = []
+        for m in self.cfg.meters:
+            h = self.pollers[m.bus].health[m.id]
+            meters.append({"id": m.id, "bus": m.bus, "unit": m.unit, **h.to_json()})
+        return {
+            "written_at": time.time(),
+            "clock": self.clock.now(),
+            "pid": os.getpid(),
+            "running": running,
+            "boot": self.boot,
+            "started_at": self.started_at,
+            "alarms": [f"{k}: {v}" for k, v in sorted(self.alarms.items())],
+            "refused_batches": self.refused_batches,
+            "held_slots": len(self._open),
+            "epoch": epoch,
+            "broker": {
+                "host": self.cfg.mqtt.host,
+                "port": self.cfg.mqtt.port,
+                "connected": p.connected.is_set(),
+                "last_connected": p.last_connected,
+                "last_disconnect_reason": p.last_disconnect_reason,
+                "refused_by_broker": p.refused_by_broker,
+                "published": p.published,
+                "max_packet": p.broker_max_packet,
+            },
+            "marks": {n: m.next for n, m in self.confirmations.marks.items()},
+            "refused": dict(self.trust.refused),
+            "buses": {
+                name: {"port_ok": poller.port_ok, "reopens": poller.bus.reopens}
+                for name, poller in self.pollers.items()
+            },
+            "meters": meters,
+            "dr_windows": [dataclasses.asdict(w) for w in self.plan.windows()],
+        }
+
+    def _write_status(self, running: bool = True) -> None:
+        try:
+            write_status(self.cfg.status_path, self.status(running))
+        except OSError as exc:
+            log.warning("cannot write %s: %s", self.cfg.status_path, exc)

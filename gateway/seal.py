@@ -2,27 +2,53 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from gateway.errors import GatewayError
 from gateway.slots import SlotEnergy
 from ledger_node import pedersen
 from ledger_node.keys import GroupKey, Identity
-from ledger_node.wire import MeterCommitment, Reading, ReadingsBatch, SlotPayload, seal
+from ledger_node.wire import (
+    MAX_ENVELOPE_BYTES,
+    ControlAction,
+    MeterCommitment,
+    Reading,
+    ReadingsBatch,
+    SlotPayload,
+    seal,
+)
 
 
 class Sealer:
-    """Builds signed batches for one gateway and site with the site group's key."""
+    """Builds signed batches for one gateway and site with the site group's newest key.
 
-    def __init__(self, identity: Identity, site: str, group_key: GroupKey) -> None:
-        if group_key.site != site:
-            raise ValueError(f"group key is for site {group_key.site!r}, not {site!r}")
+    `group_key` returns the key to seal with now (the newest epoch the gateway holds).
+    """
+
+    def __init__(
+        self,
+        identity: Identity,
+        site: str,
+        group_key: Callable[[], GroupKey],
+        max_bytes: int = MAX_ENVELOPE_BYTES,
+    ) -> None:
         self.identity = identity
         self.site = site
         self.group_key = group_key
-        self._box = group_key.box()
+        self.max_bytes = max_bytes
 
-    def seal(self, seq: int, slot_start: int, slot_s: int, energies: Sequence[SlotEnergy]) -> bytes:
+    def seal(
+        self,
+        seq: int,
+        slot_start: int,
+        slot_s: int,
+        energies: Sequence[SlotEnergy],
+        control: Sequence[ControlAction] = (),
+    ) -> bytes:
         """The envelope bytes of batch `seq` for the slot starting at `slot_start`."""
+        key = self.group_key()
+        if key.site != self.site:
+            raise GatewayError(f"group key is for site {key.site!r}, not {self.site!r}")
         readings = tuple(
             Reading(e.meter, e.wh, pedersen.random_blinding(), tuple(sorted(e.quality)))
             for e in sorted(energies, key=lambda e: e.meter)
@@ -30,15 +56,21 @@ class Sealer:
         commitments = tuple(
             MeterCommitment(r.meter, pedersen.commit(r.wh, r.blinding)) for r in readings
         )
-        payload = SlotPayload(self.identity.name, seq, readings).to_bytes()
+        payload = SlotPayload(self.identity.name, seq, readings, tuple(control)).to_bytes()
         batch = ReadingsBatch(
             gateway=self.identity.name,
             site=self.site,
             seq=seq,
             slot_start=slot_start,
             slot_seconds=slot_s,
-            epoch=self.group_key.epoch,
+            epoch=key.epoch,
             commitments=commitments,
-            box=bytes(self._box.encrypt(payload)),
+            box=bytes(key.box().encrypt(payload)),
         )
-        return seal(batch.to_body(), self.identity.name, self.identity.signing_key)
+        envelope = seal(batch.to_body(), self.identity.name, self.identity.signing_key)
+        if len(envelope) > self.max_bytes:
+            raise GatewayError(
+                f"batch of slot {slot_start} is {len(envelope)} bytes, over the message limit "
+                f"of {self.max_bytes}: configure fewer meters per gateway"
+            )
+        return envelope

@@ -8,12 +8,23 @@ dropped silently, and an implausible value never enters a total unflagged.
 
 Integer Wh per slot are differences of the rounded boundary values, so the slot energies
 of a meter add up exactly to its register's advance over any run of slots.
+
+Each `SlotEnergy` carries the meter's state just after the boundary that ended it
+(`resume`). The gateway stores it in the transaction that stores the batch holding that
+slot; after a restart, `MeterSlots.restore` continues from there, so the slot the gateway
+restarts in is reported (its lost polls are bridged by the cumulative register, flagged
+`estimated` where a boundary fell in the gap), and no slot is reported twice.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("mlg.gateway.slots")
 
 RESET_FRACTION = 0.01
 """A cumulative value below this fraction of the previous one counts as a counter reset."""
@@ -23,6 +34,10 @@ GAP_POLLS = 2.5
 
 TOLERANCE_WH = 0.5
 """Slack for float32 rounding of the register before a step counts as backwards or a jump."""
+
+MAX_GAP_S = 86_400
+"""A gap in polls longer than this (s) is not bridged by estimated slots: the meter starts
+afresh, and the gap's energy is logged and counted, not spread over a day of slots."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +57,8 @@ class SlotEnergy:
     slot_start: int
     wh: int
     quality: frozenset[str]
+    resume: str = field(default="", compare=False, repr=False)
+    """The meter's state just after this slot's end boundary (JSON, see `MeterSlots`)."""
 
 
 class MeterSlots:
@@ -51,27 +68,69 @@ class MeterSlots:
     starts mid-slot does not report the part of the slot it did not see as the whole.
     """
 
-    def __init__(self, meter: str, slot_s: int, poll_s: float, max_power_w: float) -> None:
+    def __init__(
+        self,
+        meter: str,
+        slot_s: int,
+        poll_s: float,
+        max_power_w: float,
+        min_wh: float | None = 0.0,
+        max_wh: float | None = None,
+    ) -> None:
         self.meter = meter
         self.slot_s = slot_s
         self.poll_s = poll_s
         self.max_power_w = max_power_w
+        self.min_wh = min_wh
+        self.max_wh = max_wh
+        self.gaps_unreported = 0
         self._prev: Sample | None = None
         self._valid_wh = 0.0  # first register value plus the energy of plausible steps since
         self._slot = 0  # start of the slot being accumulated
         self._start_wh: int | None = None  # rounded _valid_wh at that slot's start
         self._flags: set[str] = set()
 
+    def restore(self, state: str) -> None:
+        """Continue from a `SlotEnergy.resume` state stored before a restart."""
+        obj: dict[str, Any] = json.loads(state)
+        self._prev = Sample(self.meter, float(obj["t"]), float(obj["e"]))
+        self._valid_wh = float(obj["valid"])
+        self._slot = int(obj["slot"])
+        self._start_wh = int(obj["start"])
+        self._flags = set()
+
+    @property
+    def slot(self) -> int | None:
+        """Start of the slot being accumulated (None before the first sample)."""
+        return None if self._prev is None else self._slot
+
     def add(self, sample: Sample) -> list[SlotEnergy]:
         """Feed the next sample (in time order); return the slots it completes."""
         if not math.isfinite(sample.energy_wh):
             self._flags.add("nan")
             return []
+        if (self.min_wh is not None and sample.energy_wh < self.min_wh) or (
+            self.max_wh is not None and sample.energy_wh > self.max_wh
+        ):
+            self._flags.add("out_of_range")
+            return []
         prev = self._prev
+        if prev is not None and sample.t - prev.t > MAX_GAP_S:
+            self.gaps_unreported += 1
+            log.error(
+                "meter %s: no poll for %.0f s (register %+.0f Wh); starting afresh, the slots "
+                "in the gap are not reported",
+                self.meter,
+                sample.t - prev.t,
+                sample.energy_wh - prev.energy_wh,
+            )
+            prev = self._prev = None
+            self._start_wh = None
         if prev is None:
             self._prev = sample
             self._valid_wh = sample.energy_wh
             self._slot = self._slot_of(sample.t)
+            self._flags = set()
             return []
         if sample.t <= prev.t:
             return []  # out of order or repeated: nothing new
@@ -79,7 +138,8 @@ class MeterSlots:
         delta = sample.energy_wh - prev.energy_wh
         step_flags = self._judge(prev.energy_wh, sample.energy_wh, delta, dt)
         plausible = not step_flags - {"estimated"}
-        gain = delta if plausible else 0.0
+        # A plausible step is never negative: float32 noise below the tolerance counts as 0.
+        gain = max(delta, 0.0) if plausible else 0.0
         self._flags |= step_flags
         done: list[SlotEnergy] = []
         boundary = self._slot + self.slot_s
@@ -88,7 +148,11 @@ class MeterSlots:
             rounded = round(at_boundary)
             if self._start_wh is not None:
                 wh = rounded - self._start_wh
-                done.append(SlotEnergy(self.meter, self._slot, wh, frozenset(self._flags)))
+                resume = json.dumps(
+                    {"t": prev.t, "e": prev.energy_wh, "valid": self._valid_wh}
+                    | {"slot": boundary, "start": rounded}
+                )
+                done.append(SlotEnergy(self.meter, self._slot, wh, frozenset(self._flags), resume))
             self._slot, self._start_wh = boundary, rounded
             # The step that crossed the boundary also belongs to the next slot.
             self._flags = set(step_flags) if sample.t > boundary else set()

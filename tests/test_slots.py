@@ -75,3 +75,40 @@ def test_nan_is_flagged() -> None:
     assert out[60].quality == {"nan"}
     assert out[60].wh == 60
     assert out[120].quality == frozenset()
+
+
+def test_out_of_range_is_flagged_and_adds_nothing() -> None:
+    slots = MeterSlots("m1", SLOT, 1.0, MAX_W, min_wh=0.0, max_wh=1e9)
+    points = [(float(t), 100.0 + t) for t in range(0, 200)]
+    points[100] = (100.0, -5.0)  # a negative cumulative register
+    points[150] = (150.0, 5e12)  # beyond anything the meter can count
+    out = {e.slot_start: e for e in _feed(slots, points)}
+    assert out[60].quality == {"out_of_range"}
+    assert out[120].quality == {"out_of_range"}
+    assert out[60].wh == 60 and out[120].wh == 60  # the polls around them carry the energy
+
+
+def test_resuming_from_a_stored_state_reports_each_slot_once_and_exactly() -> None:
+    points = [(t + 0.5, 1000 + 2 * t) for t in range(0, 600)]  # 7200 W, 2 Wh per s
+    whole = _feed(MeterSlots("m1", SLOT, 1.0, MAX_W), points)
+    first = MeterSlots("m1", SLOT, 1.0, MAX_W)
+    before = _feed(first, points[:250])
+    stored = before[-1]  # the last slot stored in a batch; the polls after it are lost
+    again = MeterSlots("m1", SLOT, 1.0, MAX_W)
+    again.restore(stored.resume)
+    assert again.slot == stored.slot_start + SLOT
+    after = _feed(again, points[330:])  # a restart 80 s later
+    slots = [e.slot_start for e in before + after]
+    assert slots == sorted(set(slots)) == [e.slot_start for e in whole]
+    assert sum(e.wh for e in before + after) == sum(e.wh for e in whole)
+    assert {e.slot_start for e in after if "estimated" in e.quality} == {240, 300}
+    assert all(not e.quality for e in after if e.slot_start > 300)
+
+
+def test_a_gap_longer_than_a_day_starts_afresh_and_is_counted() -> None:
+    slots = MeterSlots("m1", SLOT, 1.0, MAX_W)
+    out = _feed(slots, [(float(t), 100.0 + t) for t in range(0, 130)])
+    out += _feed(slots, [(200_000.0 + t, 1e6 + t) for t in range(0, 130)])
+    assert slots.gaps_unreported == 1
+    starts = [e.slot_start for e in out]
+    assert starts == [60, 200_040]  # nothing invented for the day in between

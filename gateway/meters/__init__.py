@@ -1,6 +1,17 @@
-"""Meter models as register tables (one TOML file per model) and block-read planning."""
+"""Meter models as register tables (one TOML file per model), block-read planning and the
+generic driver that reads them."""
 
-from gateway.meters.plan import Block, plan_blocks
+from gateway.meters.driver import MeterDriver
+from gateway.meters.plan import Block, plan_blocks, split
 from gateway.meters.table import MeterModel, Register, builtin_models, load_model
 
-__all__ = ["Block", "MeterModel", "Register", "builtin_models", "load_model", "plan_blocks"]
+__all__ = [
+    "Block",
+    "MeterDriver",
+    "MeterModel",
+    "Register",
+    "builtin_models",
+    "load_model",
+    "plan_blocks",
+    "split",
+]

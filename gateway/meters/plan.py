@@ -43,3 +43,13 @@ def _block(regs: list[Register]) -> Block:
     start = regs[0].address
     end = max(r.address + r.words for r in regs)
     return Block(start, end - start, tuple(regs))
+
+
+def split(block: Block) -> list[Block]:
+    """Two smaller reads covering `block`'s registers (split between registers), or the
+    block itself when it holds a single register."""
+    regs = block.registers
+    if len(regs) < 2:
+        return [block]
+    half = len(regs) // 2
+    return [_block(list(regs[:half])), _block(list(regs[half:]))]

@@ -19,10 +19,19 @@ from gateway.meters.decode import DECODERS
 TABLES = ("input", "holding")
 """Modbus tables a model can be read from: function code 04 or 03."""
 
+MODEL_KEYS = frozenset(
+    {"model", "description", "table", "word_order", "max_block", "max_power_w", "dr_coil"}
+    | {"registers"}
+)
+ROW_KEYS = frozenset({"name", "address", "words", "type", "scale", "unit", "min", "max"})
+
 
 @dataclass(frozen=True, slots=True)
 class Register:
-    """One quantity: `words` registers at `address`; value = decoded number × `scale`."""
+    """One quantity: `words` registers at `address`; value = decoded number × `scale`.
+
+    `min` and `max` bound the plausible values (in `unit`) where the datasheet gives them.
+    """
 
     name: str
     address: int
@@ -30,6 +39,8 @@ class Register:
     type: str
     scale: float
     unit: str
+    min: float | None = None
+    max: float | None = None
 
     def __post_init__(self) -> None:
         if self.type not in DECODERS:
@@ -43,9 +54,23 @@ class Register:
             raise ConfigError(f"register {self.name}: address {self.address} out of range")
         if not math.isfinite(self.scale) or self.scale == 0:
             raise ConfigError(f"register {self.name}: scale must be a non-zero number")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ConfigError(f"register {self.name}: min {self.min} is above max {self.max}")
+
+    @property
+    def end(self) -> int:
+        """The address after this register's last word."""
+        return self.address + self.words
 
     def decode(self, words: Sequence[int], big_word_first: bool) -> float:
         return DECODERS[self.type][1](words, big_word_first) * self.scale
+
+    def in_range(self, value: float) -> bool:
+        """False when `value` is outside [min, max] (NaN is judged elsewhere)."""
+        return not (
+            (self.min is not None and value < self.min)
+            or (self.max is not None and value > self.max)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +84,8 @@ class MeterModel:
     max_block: int
     max_power_w: float
     registers: tuple[Register, ...]
+    dr_coil: int | None = None
+    """The coil that switches the DR relay, when the device has one (firmware adapter)."""
 
     def register(self, name: str) -> Register:
         for reg in self.registers:
@@ -69,6 +96,9 @@ class MeterModel:
     @classmethod
     def from_mapping(cls, obj: Mapping[str, Any], where: str) -> MeterModel:
         """Build a model from a parsed TOML table; `where` names it in error messages."""
+        unknown = set(obj) - MODEL_KEYS
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
         try:
             table = obj.get("table", "input")
             if table not in TABLES:
@@ -77,6 +107,10 @@ class MeterModel:
             if word_order not in ("big", "little"):
                 raise ConfigError(f"{where}: word_order must be 'big' or 'little'")
             rows = obj["registers"]
+            for i, row in enumerate(rows):
+                extra = set(row) - ROW_KEYS
+                if extra:
+                    raise ConfigError(f"{where}: registers[{i}]: unknown key {sorted(extra)[0]!r}")
             registers = tuple(
                 Register(
                     name=str(r["name"]),
@@ -85,6 +119,8 @@ class MeterModel:
                     type=str(r["type"]),
                     scale=float(r.get("scale", 1)),
                     unit=str(r.get("unit", "")),
+                    min=_optional_float(r, "min"),
+                    max=_optional_float(r, "max"),
                 )
                 for r in rows
             )
@@ -96,6 +132,7 @@ class MeterModel:
                 max_block=int(obj.get("max_block", 125)),
                 max_power_w=float(obj["max_power_w"]),
                 registers=registers,
+                dr_coil=None if obj.get("dr_coil") is None else int(obj["dr_coil"]),
             )
         except KeyError as exc:
             raise ConfigError(f"{where}: missing key {exc}") from None
@@ -106,7 +143,18 @@ class MeterModel:
         names = [r.name for r in registers]
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}: a register name appears twice")
+        if not registers:
+            raise ConfigError(f"{where}: registers must not be empty")
         return model
+
+
+def _optional_float(row: Mapping[str, Any], key: str) -> float | None:
+    value = row.get(key)
+    if value is None:
+        return None
+    if type(value) not in (int, float):
+        raise ConfigError(f"register {row.get('name')!r}: {key} must be a number")
+    return float(value)
 
 
 _BUILTIN: dict[str, MeterModel] = {}
@@ -123,9 +171,10 @@ def builtin_models() -> Mapping[str, MeterModel]:
     return _BUILTIN
 
 
-def load_model(name: str) -> MeterModel:
-    """A built-in model by name; the error lists the known ones."""
-    models = builtin_models()
+def load_model(name: str, extra: Mapping[str, MeterModel] | None = None) -> MeterModel:
+    """A model by name: from `extra` (defined in the gateway config) or built in; the
+    error lists the known ones."""
+    models = {**builtin_models(), **(extra or {})}
     if name not in models:
         raise ConfigError(f"unknown meter model {name!r}; known: {', '.join(sorted(models))}")
     return models[name]

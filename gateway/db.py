@@ -1,0 +1,111 @@
+"""The gateway's one SQLite file (`state.sqlite`): outbox, meter state, keys, DR facts.
+
+WAL journal with ``synchronous=FULL``, so a commit survives power loss. One file, so a
+batch, the `seq` it was signed with, the meter states it reports and the control actions
+it records are committed in one transaction. Created with mode 0600: it holds epoch keys.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from gateway.errors import GatewayError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS batches (
+    seq          INTEGER PRIMARY KEY,
+    slot         INTEGER NOT NULL,
+    envelope     BLOB    NOT NULL,
+    created_at   REAL    NOT NULL,
+    published_at REAL
+);
+CREATE TABLE IF NOT EXISTS meter_state (
+    meter TEXT PRIMARY KEY,
+    slot  INTEGER NOT NULL,
+    state TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS epoch_keys (
+    site  TEXT    NOT NULL,
+    epoch INTEGER NOT NULL,
+    key   BLOB    NOT NULL,
+    PRIMARY KEY (site, epoch)
+);
+CREATE TABLE IF NOT EXISTS dr_facts (
+    kind        TEXT NOT NULL,
+    author      TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    rev         INTEGER NOT NULL,
+    envelope    BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    PRIMARY KEY (kind, author, key)
+);
+CREATE TABLE IF NOT EXISTS dr_done (
+    command TEXT    NOT NULL,
+    state   INTEGER NOT NULL,
+    PRIMARY KEY (command, state)
+);
+CREATE TABLE IF NOT EXISTS control_actions (
+    id      INTEGER PRIMARY KEY,
+    command TEXT    NOT NULL,
+    state   INTEGER NOT NULL,
+    t       INTEGER NOT NULL,
+    ok      INTEGER NOT NULL,
+    seq     INTEGER
+);
+"""
+META_DEFAULTS = {"next_seq": 0, "boot": 0, "last_confirmed_seq": -1, "confirmed": 0}
+
+
+class Database:
+    """A connection shared by the gateway's threads; `transaction()` serialises writers."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        self.path = path
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        with self.lock:
+            mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise GatewayError(f"{path}: cannot use the WAL journal (got {mode})")
+            self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.executescript(SCHEMA)
+            for key, value in META_DEFAULTS.items():
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, rolled back on any exception."""
+        with self.lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.conn
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    def meta(self, key: str) -> int:
+        with self.lock:
+            return int(
+                self.conn.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()[0]
+            )
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
+
+
+def open_readonly(path: Path) -> sqlite3.Connection:
+    """For `mlg-gateway status`: read the state file without writing to it."""
+    if not path.exists():
+        raise GatewayError(f"no gateway state at {path}: has the gateway run with this config?")
+    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
