@@ -18,7 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from firmware.emulator.line import Framing, PtyLine, serve
+from firmware.emulator.line import Framing, Outcome, PtyLine, serve
 from firmware.modbus_rtu import Slave
 from gateway.config import load_config
 from gateway.run import Gateway
@@ -215,17 +215,37 @@ class Collector:
         self.client.loop_stop()
 
 
+class SlaveStation:
+    """A line of plain slaves (test devices with quirks of their own) for `serve`: the
+    first slave that answers a frame answers it, as on RS-485."""
+
+    name = "test"
+
+    def __init__(self, slaves: Iterable[Slave]) -> None:
+        self.slaves = list(slaves)
+        self._lock = threading.Lock()
+
+    def handle(self, frame: bytes) -> Outcome:
+        with self._lock:
+            for slave in self.slaves:
+                answer = slave.handle(frame)
+                if answer is not None:
+                    return Outcome(bytes(answer))
+        return Outcome(None)
+
+
 class DeviceServer:
     """Modbus slaves served on a real pseudo-terminal by a thread, with the emulator's
     line timing (`firmware/emulator/line.py`) and the firmware's slave."""
 
     def __init__(self, slaves: Iterable[Slave], link: Path, baud: int = 19200) -> None:
-        self.slaves = list(slaves)
+        self.station = SlaveStation(slaves)
+        self.slaves = self.station.slaves
         self.line = PtyLine(link)
         self._running = True
         self._thread = threading.Thread(
             target=serve,
-            args=(self.line, self.slaves, Framing(baud), lambda: self._running),
+            args=(self.line, self.station, Framing(baud), lambda: self._running),
             daemon=True,
         )
         self._thread.start()

@@ -15,11 +15,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from firmware.emulator.meter import EmulatedMeter
+from firmware.emulator.dr import ControlledLoad
 from firmware.emulator.profiles import Constant
+from firmware.emulator.s0 import EmulatedAdapter
 from firmware.modbus_rtu import Slave
-from firmware.registers import COIL
-from gateway.meters import load_model
 from ledger_node.broker import Broker
 from ledger_node.clock import ScaledClock
 from ledger_node.keys import GroupKey, Identity
@@ -49,18 +48,18 @@ SLOT_S = 10
 SPEED = 10.0
 
 
-class Adapter(EmulatedMeter):
-    """The firmware adapter's registers with its DR relay on coil 0; records each switch."""
+class Adapter(EmulatedAdapter):
+    """The adapter firmware itself (DR relay on coil 0) counting S0 pulses of a 3.6 kW
+    load; records each switch of its relay."""
 
-    def __init__(self, clock: ScaledClock) -> None:
+    def __init__(self, clock: ScaledClock, flash: Path) -> None:
         anchor = math.floor(clock.now() / SLOT_S) * SLOT_S
-        super().__init__(load_model("adapter"), Constant(3600.0), clock, anchor, 500_000.0)
-        self.coils = bytearray(1)
         self.switches: list[tuple[float, int]] = []
+        super().__init__(ControlledLoad(Constant(3600.0)), clock, anchor, flash, 500_000.0)
 
-    def written(self, kind: int, address: int, count: int) -> None:
-        if kind == COIL:
-            self.switches.append((self.clock.now(), self.coils[0]))
+    def _switch(self, on: bool) -> None:
+        self.switches.append((self.clock.now(), int(on)))
+        super()._switch(on)
 
 
 def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
@@ -81,7 +80,7 @@ def _signed(who: Identity, body: bytes) -> bytes:
 def site(tmp_path: Path, broker: Broker):  # type: ignore[no-untyped-def]
     keys = make_keys(tmp_path, "tso", "ac1", "ra1", "ra2")
     clock = ScaledClock(SPEED, time.time())
-    adapter = Adapter(clock)
+    adapter = Adapter(clock, tmp_path / "flash")
     server = DeviceServer([Slave(1, adapter)], tmp_path / "bus")
     extra = (
         TRUST_TSO_RA1_TWO_NODES

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from firmware.emulator.dr import ControlledLoad
 from firmware.emulator.meter import EmulatedMeter
 from firmware.emulator.profiles import Constant
 from firmware.modbus_rtu import Slave
@@ -41,9 +42,10 @@ class FaultyMeter(EmulatedMeter):
     """An SDM120 whose import register is changed by `fault(t, true_wh)` (UTC s, Wh)."""
 
     def __init__(self, clock: ScaledClock, anchor: float, fault: str, at: float) -> None:
-        super().__init__(load_model("sdm120"), Constant(WATTS), clock, anchor, 1_000_000.0)
-        self.fault = fault
+        self.fault = fault  # before the base class, which reads the quantities once
         self.at = at
+        load = ControlledLoad(Constant(WATTS))
+        super().__init__(load_model("sdm120"), load, clock, anchor, 1_000_000.0)
 
     def quantities(self, t: float) -> dict[str, float]:
         values = super().quantities(t)

@@ -38,17 +38,22 @@ def test_every_builtin_table_has_the_energy_register_and_plans_within_its_limit(
         covered = [r.name for b in blocks for r in b.registers]
         assert sorted(covered) == sorted(r.name for r in model.registers)
     sdm630 = load_model("sdm630")
-    # Fifteen quantities in three reads: the 34 unused registers between 0x0012 and 0x0034
-    # would cost more on the wire than a new request does.
+    # 28 quantities from 0x0000 to 0x004B and total energy at 0x0156: one read of 76
+    # registers (within the meter's 80) and one of 2, instead of 28 single reads.
     assert [(b.address, b.count) for b in plan_blocks(sdm630.registers, 80)] == [
-        (0x0000, 0x12),
-        (0x0034, 0x18),
-        (0x0156, 2),
-    ]
-    assert [(b.address, b.count) for b in plan_blocks(sdm630.registers, 80, max_gap=40)] == [
         (0x0000, 0x4C),
         (0x0156, 2),
     ]
+    # A meter that allows only 40 registers per read gets the same quantities in more reads,
+    # each within its limit.
+    small = plan_blocks(sdm630.registers, 40)
+    assert [(b.address, b.count) for b in small] == [
+        (0x0000, 0x24),
+        (0x002A, 0x22),
+        (0x0156, 2),
+    ]
+    # Registers far apart are not merged: the gap would cost more on the wire than a read.
+    assert len(plan_blocks(sdm630.registers, 80, max_gap=2)) > 3
     assert load_model("adapter").dr_coil == 0
 
 
