@@ -148,6 +148,7 @@ class Ledger:
         self.opened_slots: set[int] = set()
         self.changed_commands: set[str] = set()
         self.authored: list[tuple[Message, bytes]] = []
+        self.shredded_now = False
         self.reload()
 
     def reload(self) -> None:
@@ -473,6 +474,7 @@ class Ledger:
             (shred.site, shred.epoch),
         )
         self._openable.discard((shred.site, shred.epoch))
+        self.shredded_now = True
         log.warning(
             "epoch %d of %s shredded: %d batches stay as ciphertext, unreadable",
             shred.epoch,

@@ -35,7 +35,7 @@ from ledger_node.marks import SeqMarks
 from ledger_node.mqtt import MqttSettings, make_client
 from ledger_node.mqtt import start as mqtt_start
 from ledger_node.settlement import Settlement
-from ledger_node.store import connect, count, transaction
+from ledger_node.store import connect, count, purge_wal, transaction
 from ledger_node.wire import (
     AsReport,
     DrCommand,
@@ -344,7 +344,13 @@ class Node:
         ledger = self.ledger
         for message, raw in ledger.authored:
             self.publish(fact_topic(self.mqtt, message), raw, retain=True)
+            if isinstance(message, EpochShred):  # the wrapped key leaves the broker too
+                key = EpochKey(message.by, message.site, message.epoch, "", (), ())
+                self.publish(fact_topic(self.mqtt, key), b"", retain=True)
         ledger.authored.clear()
+        if ledger.shredded_now:
+            ledger.shredded_now = False
+            purge_wal(self.db)
         for b in ledger.new_batches:
             self.marks.add(b.gateway, b.seq)
         ledger.new_batches.clear()

@@ -181,6 +181,7 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
         if mode != "wal":
             raise StoreError(f"{path}: cannot use the WAL journal (got {mode})")
     db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA secure_delete=ON")  # deleted plaintext (shredded epochs) is zeroed
     db.executescript(_SCHEMA)
     version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
     if version is None:
@@ -203,6 +204,12 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
         db.execute("ROLLBACK")
         raise
     db.execute("COMMIT")
+
+
+def purge_wal(db: sqlite3.Connection) -> None:
+    """Copy the WAL into the database and empty it: with `secure_delete`, nothing deleted
+    survives in either file (after a shred)."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def get_meta(db: sqlite3.Connection, key: str, default: Any = None) -> Any:

@@ -166,7 +166,9 @@ def _check_checkpoints(
 
 def _compare_tables(db: sqlite3.Connection, scratch: sqlite3.Connection, report: Report) -> None:
     for table in DERIVED_TABLES:
-        query = f"SELECT * FROM {table} ORDER BY 1, 2, 3"  # noqa: S608 - fixed table names
+        columns = len(db.execute(f"PRAGMA table_info({table})").fetchall())
+        order = ", ".join(str(i) for i in range(1, columns + 1))
+        query = f"SELECT * FROM {table} ORDER BY {order}"  # noqa: S608 - fixed table names
         stored = db.execute(query).fetchall()
         rebuilt = scratch.execute(query).fetchall()
         if stored == rebuilt:

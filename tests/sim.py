@@ -10,6 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
 import nacl.public
 import nacl.secret
@@ -19,6 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from ledger_node import pedersen
 from ledger_node.genesis import make_genesis
 from ledger_node.keys import Identity
+from ledger_node.localnet import FIGURE_7, LocalNet
 from ledger_node.wire import (
     DrCommand,
     DrDeclaration,
@@ -31,6 +34,8 @@ from ledger_node.wire import (
     SiteMove,
     SiteRegistration,
     SlotPayload,
+    open_body,
+    parse,
     seal,
 )
 
@@ -207,3 +212,69 @@ def retained(port: int, topic_filter: str, want: int, timeout_s: float = 30.0) -
         if done.is_set():
             break
     return list(got.values())
+
+
+class SimNet:
+    """A `LocalNet` of figure 7 whose three sites have simulated gateways (two meters each)."""
+
+    RAS: ClassVar[dict[str, str]] = {"site1": "ra1", "site2": "ra2", "site3": "ra3"}
+
+    def __init__(self, work: Path, broker_port: int, nodes: tuple[str, ...], **kw: Any) -> None:
+        self.net = LocalNet(work, broker_port, FIGURE_7, nodes, **kw)
+        self.port = broker_port
+        self.gateways = {
+            site: SimGateway(Identity.generate(f"gw-{site}"), site, ("m1", "m2"))
+            for site in self.RAS
+        }
+
+    def register(self) -> None:
+        """Each RA registers its site (its registry fact n=1), signed with its own key."""
+        for site, ra in self.RAS.items():
+            gw = self.gateways[site]
+            self.net.publish_fact(ra, SiteRegistration(ra, 1, site, gw.gateway_key(), gw.meters))
+
+    def take_epoch_keys(self, want: int) -> list[EpochKey]:
+        """What a gateway does: read the retained epoch keys and unwrap its own."""
+        keys = []
+        for raw in retained(self.port, "mlg/v1/facts/epoch_key/#", want):
+            message = open_body(parse(raw))
+            assert isinstance(message, EpochKey)
+            keys.append(message)
+            for gw in self.gateways.values():
+                gw.take_epoch_key(message)
+        assert len(keys) >= want, f"only {len(keys)} epoch keys on the broker"
+        return keys
+
+    def sim_now(self) -> float:
+        return self.net.origin + (time.time() - self.net.origin) * self.net.speed
+
+    def last_slot(self, slot_s: int = 60) -> int:
+        """The start of the last slot that has ended (UTC s, simulated time)."""
+        return int(self.sim_now()) // slot_s * slot_s - slot_s
+
+    def batch(
+        self, site: str, slot: int, whs: dict[str, int] | None = None
+    ) -> tuple[str, bytes, bool]:
+        gw = self.gateways[site]
+        raw = gw.batch(slot, whs or {"m1": 100 + gw.seq, "m2": 200})
+        return (f"mlg/v1/readings/{site}/{gw.name}", raw, False)
+
+    def publish(self, items: list[tuple[str, bytes, bool]]) -> None:
+        self.net.publish(items)
+
+    def status(self, node: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.net.get(node, "/api/status")
+        return result
+
+    def accepted(self, node: str, kind: str = "readings") -> int:
+        return int(self.status(node)["accepted"].get(kind, 0))
+
+
+def db_bytes(db: Path) -> bytes:
+    """Every byte a node's database keeps on disk: the file, its WAL and shared memory."""
+    out = b""
+    for suffix in ("", "-wal", "-shm"):
+        path = db.with_name(db.name + suffix)
+        if path.exists():
+            out += path.read_bytes()
+    return out
