@@ -161,8 +161,8 @@ def test_node_killed_during_ingest_catches_up_from_peers(tmp_path: Path, broker:
         tmp_path,
         broker.port,
         ("tso", "ac1", "ra1"),
-        speed=10.0,
-        late_after_s=60,
+        speed=20.0,
+        late_after_s=240,
         checkpoint_every_s=0.5,
         sync_every_s=1.0,
     )
@@ -199,7 +199,7 @@ def test_node_killed_during_ingest_catches_up_from_peers(tmp_path: Path, broker:
         fetched = sum(p["fetched"] for p in sim.status("ra1")["peers"])
         assert fetched > 0, "the killed node should have fetched what it missed from peers"
         # Every slot closes; the digests then agree with the node that never stopped.
-        last_close = max(sent) + 60 + 60
+        last_close = max(sent) + 60 + 240
         sim.net.wait_for(lambda: sim.sim_now() > last_close + 5, 60, "slots close")
         slots = set(sent)
 
