@@ -22,7 +22,9 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import nacl.exceptions
@@ -46,7 +48,7 @@ from ledger_node.refusals import (
     Refused,
 )
 from ledger_node.registry import Registry
-from ledger_node.store import count
+from ledger_node.store import count, transaction
 from ledger_node.txlog import MerkleLog
 from ledger_node.wire import (
     AsReport,
@@ -90,6 +92,13 @@ fetched from a peer were judged by that peer when they arrived; the replay of `v
 re-checks everything but time."""
 
 GATE_CLOSED = "gate_closed"
+RECENT_TXIDS = 65_536
+"""Txids of recently accepted facts kept in memory: a resent batch costs no signature
+check and no database read."""
+
+
+class _Replay(Exception):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,10 +158,45 @@ class Ledger:
         self.changed_commands: set[str] = set()
         self.authored: list[tuple[Message, bytes]] = []
         self.shredded_now = False
+        self._counts: Counter[str] = Counter()
+        self._slots: dict[int, tuple[int, int]] = {}
+        self._recent: dict[bytes, None] = {}
         self.reload()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """A write transaction that also stores the counters and slot records gathered in
+        memory; after a failure, everything in memory is read again."""
+        try:
+            with transaction(self.db):
+                yield
+                self.flush()
+        except BaseException:
+            self.reload()
+            raise
+
+    def flush(self) -> None:
+        """Write the counters and slot records gathered since the last flush."""
+        for name, n in self._counts.items():
+            count(self.db, name, n)
+        self._counts.clear()
+        if self._slots:
+            self.db.executemany(
+                "INSERT INTO slots (slot, count, closes_at) VALUES (?, ?, ?) ON CONFLICT (slot)"
+                " DO UPDATE SET count = count + excluded.count, closes_at ="
+                " max(closes_at, excluded.closes_at), digest = NULL, announced = 0",
+                [(slot, n, closes) for slot, (n, closes) in self._slots.items()],
+            )
+            self._slots.clear()
+
+    def count(self, name: str) -> None:
+        self._counts[name] += 1
 
     def reload(self) -> None:
         """Re-read everything kept in memory (after a rollback)."""
+        self._counts.clear()
+        self._slots.clear()
+        self._recent.clear()
         self.log.reload()
         self.registry.reload()
         self.groups.reload()
@@ -181,7 +225,7 @@ class Ledger:
         pos = self.log.append(txid, Genesis.TYPE, message.by, genesis, self.clock.now(), "local")
         self.registry.apply_genesis(message, pos)
         self.registry_changed = True
-        count(self.db, f"accepted:{Genesis.TYPE}")
+        self.count(f"accepted:{Genesis.TYPE}")
 
     def admit(
         self,
@@ -213,30 +257,40 @@ class Ledger:
         except WireError as exc:
             return self._refuse(exc.reason, str(exc))
         txid = envelope.txid
-        if self.log.pos_of(txid) is not None:
-            count(self.db, f"refused:{REPLAY}")
-            return Outcome("replay", REPLAY, txid)
-        if not retry and self.pending and self._is_pending(txid):
-            count(self.db, f"refused:{REPLAY}")
+        if txid in self._recent or (not retry and self.pending and self._is_pending(txid)):
+            self.count(f"refused:{REPLAY}")
             return Outcome("replay", REPLAY, txid)
         try:
             verify(envelope, self.registry.verify_keys)
             message = open_body(envelope, LEDGER_TYPES)
+            # Readings find a replay by their (gateway, seq) key, other facts here.
+            if not isinstance(message, ReadingsBatch) and self.log.pos_of(txid) is not None:
+                raise _Replay
         except UnknownSignerError as exc:
             if hold_unknown:
                 return self._hold(raw, txid, "unknown_signer", str(exc), now, source, retry)
             return self._refuse(exc.reason, str(exc), txid)
         except WireError as exc:
             return self._refuse(exc.reason, str(exc), txid)
+        except _Replay:
+            self.count(f"refused:{REPLAY}")
+            return Outcome("replay", REPLAY, txid)
         try:
             pos = self._apply(message, envelope, txid, now, source)
+        except _Replay:
+            self.count(f"refused:{REPLAY}")
+            return Outcome("replay", REPLAY, txid)
         except Refused as exc:
             return self._refuse(exc.reason, f"{message.TYPE} by {message.author}: {exc}", txid)
         except Held as exc:
             return self._hold(raw, txid, exc.reason, str(exc), now, source, retry)
         if pos is None:
             return Outcome("equivocation", EQUIVOCATION, txid, message.TYPE, None, message)
-        count(self.db, f"accepted:{message.TYPE}")
+        self.count(f"accepted:{message.TYPE}")
+        recent = self._recent
+        recent[txid] = None
+        if len(recent) > RECENT_TXIDS:
+            del recent[next(iter(recent))]
         return Outcome("accepted", "", txid, message.TYPE, pos, message)
 
     def author(self, message: Message) -> Outcome:
@@ -248,7 +302,7 @@ class Ledger:
         return outcome
 
     def _refuse(self, reason: str, detail: str, txid: bytes = b"") -> Outcome:
-        count(self.db, f"refused:{reason}")
+        self.count(f"refused:{reason}")
         log.warning("refused (%s): %s", reason, detail)
         return Outcome("refused", reason, txid)
 
@@ -265,7 +319,7 @@ class Ledger:
         if not retry:
             if self.pending >= self.settings.max_pending:
                 return self._refuse(PENDING_FULL, f"cannot hold more facts: {detail}", txid)
-            count(self.db, f"held:{reason}")
+            self.count(f"held:{reason}")
             log.info("held (%s): %s", reason, detail)
         self.db.execute(
             "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?, ?)",
@@ -366,7 +420,7 @@ class Ledger:
         self.db.execute(
             "INSERT INTO equivocations VALUES (?, ?, ?, ?, ?)", (pos, author, key, first, slot)
         )
-        count(self.db, f"refused:{EQUIVOCATION}")
+        self.count(f"refused:{EQUIVOCATION}")
         log.error(
             "EQUIVOCATION: %s signed two different facts for %s (entries %d and %d); "
             "both kept as evidence, neither counts",
@@ -414,6 +468,8 @@ class Ledger:
                 ),
             )
         except sqlite3.IntegrityError:
+            if self.log.pos_of(txid) is not None:
+                raise _Replay from None
             first = self.db.execute(
                 "SELECT pos FROM batches WHERE gateway=? AND seq=?", (batch.gateway, batch.seq)
             ).fetchone()[0]
@@ -431,12 +487,8 @@ class Ledger:
         return pos
 
     def _touch_slot(self, slot: int, end: int) -> None:
-        self.db.execute(
-            "INSERT INTO slots (slot, count, closes_at) VALUES (?, 1, ?) ON CONFLICT (slot)"
-            " DO UPDATE SET count = count + 1, closes_at = max(closes_at, excluded.closes_at),"
-            " digest = NULL, announced = 0",
-            (slot, end + self.settings.late_after_s),
-        )
+        n, closes = self._slots.get(slot, (0, 0))
+        self._slots[slot] = (n + 1, max(closes, end + self.settings.late_after_s))
 
     def _epoch_key(
         self, key: EpochKey, envelope: Envelope, txid: bytes, now: float, source: str
@@ -635,7 +687,7 @@ class Ledger:
                     readings = _open_readings(box, batch)
                 except (ValueError, WireError, nacl.exceptions.CryptoError) as exc:
                     self.db.execute("UPDATE batches SET state='bad' WHERE pos=?", (pos,))
-                    count(self.db, f"refused:{BAD_PAYLOAD}")
+                    self.count(f"refused:{BAD_PAYLOAD}")
                     log.warning(
                         "refused (%s): %s seq %d: %s", BAD_PAYLOAD, batch.gateway, batch.seq, exc
                     )

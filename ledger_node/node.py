@@ -35,7 +35,7 @@ from ledger_node.marks import SeqMarks
 from ledger_node.mqtt import MqttSettings, make_client
 from ledger_node.mqtt import start as mqtt_start
 from ledger_node.settlement import Settlement
-from ledger_node.store import connect, count, purge_wal, transaction
+from ledger_node.store import connect, count, purge_wal
 from ledger_node.wire import (
     AsReport,
     DrCommand,
@@ -117,7 +117,7 @@ class Node:
         self.db = connect(cfg.db_path)
         settings = LedgerSettings(cfg.max_message_bytes, cfg.late_after_s)
         self.ledger = Ledger(self.db, self.me, clock, settings)
-        with transaction(self.db):
+        with self.ledger.transaction():
             self.ledger.start(genesis_raw)
         self.witness = Witness(self.ledger, cfg.max_message_bytes)
         self.sync = AntiEntropy(self.ledger, cfg.max_message_bytes, cfg.sync_every_s)
@@ -233,19 +233,22 @@ class Node:
 
     def _burst(self, items: list[Inbound | Call]) -> None:
         try:
-            with transaction(self.db):
+            with self.ledger.transaction():
                 for item in items:
-                    self._one(item)
-        except sqlite3.Error as exc:
-            log.error(
-                "commit failed (%s); %d messages stay unacknowledged and are retried",
-                exc,
-                len(items),
-            )
-            self.ledger.reload()
-            self._retry = items
-            time.sleep(1.0)
+                    self._handle(item)
+        except sqlite3.OperationalError as exc:
+            self._failed(items, exc)
             return
+        except Exception:  # a bug met one of the messages: find it, one by one
+            log.warning("a burst of %d failed; taking its messages one by one", len(items))
+            self._forget_burst()
+            for i, item in enumerate(items):
+                try:
+                    self._single(item)
+                except sqlite3.OperationalError as exc:
+                    self._failed(items[i:], exc)
+                    items = items[:i]
+                    break
         for item in items:
             if isinstance(item, Inbound):
                 if item.qos:
@@ -254,28 +257,47 @@ class Node:
                 item.done.set()
         self._flush()
 
-    def _one(self, item: Inbound | Call) -> None:
-        self.db.execute("SAVEPOINT one")
+    def _failed(self, items: list[Inbound | Call], exc: sqlite3.Error) -> None:
+        """The database itself failed (disk full, I/O): nothing is acknowledged; the
+        messages are kept and tried again."""
+        log.error(
+            "commit failed (%s); %d messages stay unacknowledged and are retried",
+            exc,
+            len(items),
+        )
+        self._forget_burst()
+        self._retry = items
+        time.sleep(1.0)
+
+    def _forget_burst(self) -> None:
+        self._after.clear()
+        self.ledger.authored.clear()
+        self.ledger.new_batches.clear()
+
+    def _single(self, item: Inbound | Call) -> None:
         try:
-            if isinstance(item, Inbound):
-                self._route(item)
-            else:
-                try:
-                    item.result = item.fn()
-                except MeterledgerError as exc:
-                    item.error = exc
+            with self.ledger.transaction():
+                self._handle(item)
         except sqlite3.OperationalError:
-            raise  # the database itself failed (disk full, I/O): the whole burst waits
+            raise
         except Exception as exc:
-            self.db.execute("ROLLBACK TO one")
-            self.ledger.reload()
-            count(self.db, "refused:internal_error")
+            log.exception(
+                "internal error on %s; the message is dropped",
+                item.topic if isinstance(item, Inbound) else "an API call",
+            )
             if isinstance(item, Call):
                 item.error = exc
-            log.exception(
-                "internal error on %s; the message is dropped", getattr(item, "topic", "a call")
-            )
-        self.db.execute("RELEASE one")
+            with self.ledger.transaction():
+                self.ledger.count("refused:internal_error")
+
+    def _handle(self, item: Inbound | Call) -> None:
+        if isinstance(item, Inbound):
+            self._route(item)
+            return
+        try:
+            item.result = item.fn()
+        except MeterledgerError as exc:
+            item.error = exc
 
     def _route(self, item: Inbound) -> None:
         if not item.payload:
@@ -288,6 +310,7 @@ class Node:
         elif kind == "facts":
             self.ledger.admit(item.payload, "mqtt", hold_unknown=True)
         elif kind == "checkpoint":
+            self.ledger.flush()  # the slots of this burst's batches first
             self._checkpoint(item.payload, now)
         elif kind == "cosig":
             self.witness.on_cosignature(item.payload, now)
@@ -370,11 +393,11 @@ class Node:
     def _periodic(self) -> None:
         ledger = self.ledger
         if ledger.has_sealed_to_open and self._every("open", 0.05):
-            with transaction(self.db):
+            with self.ledger.transaction():
                 ledger.open_sealed(128)
         if ledger.registry_changed and self._every("epochs", 0.5):
             ledger.registry_changed = False
-            with transaction(self.db):
+            with self.ledger.transaction():
                 ledger.author_epochs(self.cfg.adopt_keys)
             self._flush()
         if self._every("marks", 0.25):
@@ -386,15 +409,15 @@ class Node:
         if self._every("settle", 1.0):
             dirty = self.settlement.dirty()
             if dirty:
-                with transaction(self.db):
+                with self.ledger.transaction():
                     self.settlement.refresh(dirty)
         if self._every("checkpoint", self.cfg.checkpoint_every_s):
-            with transaction(self.db):
+            with self.ledger.transaction():
                 checkpoint = self.witness.checkpoint(self.clock.now())
             if checkpoint is not None:
                 self.publish(self.mqtt.checkpoint_topic(self.me.name), checkpoint, retain=True)
         if self.connected.is_set() and self._every("sync", 1.0):
-            with transaction(self.db):
+            with self.ledger.transaction():
                 requests = self.sync.step()
             for peer, raw in requests:
                 self.publish(self.mqtt.sync_topic(peer), raw)

@@ -48,9 +48,11 @@ def verify(
         scratch = connect(":memory:")
         clock = FixedClock()
         ledger = Ledger(scratch, me, clock, LedgerSettings(max_message_bytes=16 * 1024 * 1024))
-        if _replay(db, ledger, clock, report, progress):
-            while ledger.open_sealed(10_000):
+        with ledger.transaction():
+            replayed = _replay(db, ledger, clock, report, progress)
+            while replayed and ledger.open_sealed(10_000):
                 pass
+        if replayed:
             _compare_tree(db, scratch, report)
             _check_checkpoints(db, ledger, me, report)
             _compare_tables(db, scratch, report)

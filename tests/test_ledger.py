@@ -13,7 +13,7 @@ import pytest
 from ledger_node import pedersen
 from ledger_node.clock import FixedClock
 from ledger_node.ledger import Ledger, LedgerSettings, Outcome
-from ledger_node.store import connect, counters, transaction
+from ledger_node.store import connect, counters
 from ledger_node.verify import verify
 from ledger_node.wire import (
     DrCommand,
@@ -47,7 +47,7 @@ class Net:
             party = self.party(name)
             db = connect(tmp / f"{name}.sqlite")
             ledger = Ledger(db, party.identity, self.clock, LedgerSettings(late_after_s=600))
-            with transaction(db):
+            with ledger.transaction():
                 ledger.start(self.fig.genesis)
             self.ledgers[name] = ledger
 
@@ -57,7 +57,7 @@ class Net:
 
     def admit(self, name: str, raw: bytes, source: str = "mqtt") -> Outcome:
         ledger = self.ledgers[name]
-        with transaction(ledger.db):
+        with ledger.transaction():
             return ledger.admit(raw, source, hold_unknown=True)
 
     def everywhere(self, raws: list[bytes]) -> None:
@@ -67,7 +67,7 @@ class Net:
 
     def epochs(self) -> list[EpochKey]:
         tso = self.ledgers["tso"]
-        with transaction(tso.db):
+        with tso.transaction():
             made = tso.author_epochs()
         raws = [raw for _, raw in tso.authored]
         tso.authored.clear()
@@ -79,7 +79,7 @@ class Net:
 
     def open(self, name: str) -> None:
         ledger = self.ledgers[name]
-        with transaction(ledger.db):
+        with ledger.transaction():
             while ledger.open_sealed():
                 pass
 
@@ -199,7 +199,7 @@ def test_an_epoch_key_before_its_site_is_held_then_applied(tmp_path: Path) -> No
     regs = n.fig.registrations()
     n.admit("tso", regs[0])
     tso = n.ledgers["tso"]
-    with transaction(tso.db):
+    with tso.transaction():
         (key,) = tso.author_epochs()
     raw = tso.authored[0][1]
     assert n.admit("ac1", raw).status == "held"  # ac1 has not seen site1 yet
@@ -219,7 +219,7 @@ def test_verify_replays_the_log_and_names_a_changed_derived_row(net: Net) -> Non
     me = ledger.me
     report = verify(connect(path, readonly=True), me)
     assert report.ok, report.problems
-    with transaction(ledger.db):
+    with ledger.transaction():
         ledger.db.execute("UPDATE readings SET wh = wh + 1 WHERE meter='m1'")
     report = verify(connect(path, readonly=True), me)
     assert not report.ok
