@@ -20,6 +20,7 @@ node decrypts exactly its groups and the checks pass; 1 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -407,6 +408,21 @@ def show_contract(chain: Chain, start: int) -> bool:
 
 
 def show_witnesses(chain: Chain) -> bool:
+    """Each node's log, who co-signed its latest checkpoint, and how its closed slots'
+    digests compare with its peers' (after giving the witnesses a moment)."""
+
+    def witnessed(node: str) -> bool:
+        s = chain.net.get(node, "/api/status")
+        cp = s["checkpoint"] or {}
+        return (
+            cp.get("size") == s["log"]["size"]
+            and len(cp["cosigners"]) == len(NODES) - 1
+            and all(p["slots_agree"] or p["slots_differ"] for p in s["peers"])
+        )
+
+    for node in NODES:
+        with contextlib.suppress(RuntimeError):  # shown as it stands
+            chain.wait(lambda n=node: witnessed(n), 20, f"{node}'s witnesses")  # type: ignore[misc]
     ok = True
     for node in NODES:
         s = chain.net.get(node, "/api/status")

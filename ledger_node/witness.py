@@ -32,6 +32,8 @@ from ledger_node.wire.checkpoints import MAX_CHECKPOINT_SLOTS
 log = logging.getLogger("mlg.node.witness")
 
 _SLOT_LABEL = b"meterledger/slot/v1"
+KEEP_CHECKPOINTS = 1000
+"""Checkpoints kept per node (its own and each peer's): the newest ones."""
 
 
 def slot_digest(db: sqlite3.Connection, slot: int) -> SlotDigest:
@@ -131,7 +133,18 @@ class Witness:
             (self.me.name, size, cp.root, cp.t, hashlib.sha256(raw).digest(), raw, now, "own"),
         )
         self.db.executemany("UPDATE slots SET announced=1 WHERE slot=?", [(s,) for s, _, _ in rows])
+        self._prune(self.me.name)
         return raw
+
+    def _prune(self, node: str) -> None:
+        """Keep the newest `KEEP_CHECKPOINTS` checkpoints of `node` and their co-signatures."""
+        row = self.db.execute(
+            "SELECT size FROM checkpoints WHERE node=? ORDER BY size DESC LIMIT 1 OFFSET ?",
+            (node, KEEP_CHECKPOINTS),
+        ).fetchone()
+        if row is not None:
+            self.db.execute("DELETE FROM checkpoints WHERE node=? AND size <= ?", (node, row[0]))
+            self.db.execute("DELETE FROM cosignatures WHERE node=? AND size <= ?", (node, row[0]))
 
     # -- peers' checkpoints -------------------------------------------------------------------
 
@@ -164,6 +177,7 @@ class Witness:
             " SET size = excluded.size",
             (peer, message.size),
         )
+        self._prune(peer)
         agreed = self._compare_slots(peer, message, now)
         if verdict not in ("ok", "first"):
             return None

@@ -13,6 +13,7 @@ measured on its own against a bare loop of Pedersen commitments over the same re
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,14 @@ def _rss_mb(pid: int) -> float:
 
 
 def _db_bytes(path: Path) -> int:
+    """The database's size once its WAL is copied in (what stays on disk)."""
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
     return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
 
 
