@@ -63,6 +63,7 @@ from ledger_node.wire import (
     SlotPayload,
     WireError,
     open_body,
+    open_message,
     parse,
     seal,
     verify,
@@ -292,6 +293,18 @@ class Ledger:
         if len(recent) > RECENT_TXIDS:
             del recent[next(iter(recent))]
         return Outcome("accepted", "", txid, message.TYPE, pos, message)
+
+    def open_signed(self, raw: bytes, kinds: frozenset[str]) -> tuple[Envelope, Message] | None:
+        """Open a message between nodes (not a ledger fact) signed by a registered party;
+        None, counted and logged, if it is not valid."""
+        try:
+            return open_message(
+                raw, self.registry.verify_keys, self.settings.max_message_bytes, kinds
+            )
+        except WireError as exc:
+            self.count(f"refused:{exc.reason}")
+            log.warning("refused %s (%s): %s", "/".join(sorted(kinds)), exc.reason, exc)
+            return None
 
     def author(self, message: Message) -> Outcome:
         """Sign a fact as this node, admit it, and queue it for publishing if accepted."""

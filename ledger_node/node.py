@@ -35,7 +35,7 @@ from ledger_node.marks import SeqMarks
 from ledger_node.mqtt import MqttSettings, make_client
 from ledger_node.mqtt import start as mqtt_start
 from ledger_node.settlement import Settlement
-from ledger_node.store import connect, count, purge_wal
+from ledger_node.store import connect, purge_wal
 from ledger_node.wire import (
     AsReport,
     DrCommand,
@@ -45,7 +45,6 @@ from ledger_node.wire import (
     Message,
     SyncRequest,
     SyncResponse,
-    WireError,
     open_message,
     seal,
 )
@@ -119,7 +118,7 @@ class Node:
         self.ledger = Ledger(self.db, self.me, clock, settings)
         with self.ledger.transaction():
             self.ledger.start(genesis_raw)
-        self.witness = Witness(self.ledger, cfg.max_message_bytes)
+        self.witness = Witness(self.ledger)
         self.sync = AntiEntropy(self.ledger, cfg.max_message_bytes, cfg.sync_every_s)
         self.sync.urgent = {row[0] for row in self.db.execute("SELECT peer FROM peers")}
         self.settlement = Settlement(self.ledger)
@@ -333,17 +332,10 @@ class Node:
             )
 
     def _sync(self, raw: bytes) -> None:
-        try:
-            _, message = open_message(
-                raw,
-                self.ledger.registry.verify_keys,
-                self.cfg.max_message_bytes,
-                frozenset({SyncRequest.TYPE, SyncResponse.TYPE}),
-            )
-        except WireError as exc:
-            count(self.db, f"refused:{exc.reason}")
-            log.warning("refused sync message (%s): %s", exc.reason, exc)
+        opened = self.ledger.open_signed(raw, frozenset({SyncRequest.TYPE, SyncResponse.TYPE}))
+        if opened is None:
             return
+        message = opened[1]
         if isinstance(message, SyncRequest):
             answer = self.sync.on_request(message)
             if answer is not None:

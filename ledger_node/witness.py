@@ -23,8 +23,6 @@ from ledger_node.wire import (
     Checkpoint,
     Cosignature,
     SlotDigest,
-    WireError,
-    open_message,
     seal,
 )
 from ledger_node.wire.checkpoints import MAX_CHECKPOINT_SLOTS
@@ -58,11 +56,10 @@ def slot_digest(db: sqlite3.Connection, slot: int) -> SlotDigest:
 class Witness:
     """This node's checkpoints, and its view of its peers' checkpoints."""
 
-    def __init__(self, ledger: Ledger, max_bytes: int) -> None:
+    def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.db = ledger.db
         self.me = ledger.me
-        self.max_bytes = max_bytes
         self.disagreeing: set[str] = set()
         """Peers whose slot digests differ from ours (anti-entropy pulls from them)."""
         self.unchecked: dict[str, tuple[int, int]] = {}
@@ -150,14 +147,10 @@ class Witness:
 
     def on_checkpoint(self, raw: bytes, now: float) -> Cosignature | None:
         """Check a peer's checkpoint; co-sign the slots we agree on if its log only grew."""
-        try:
-            envelope, message = open_message(
-                raw, self.ledger.registry.verify_keys, self.max_bytes, frozenset({"checkpoint"})
-            )
-        except WireError as exc:
-            count(self.db, f"refused:{exc.reason}")
-            log.warning("refused checkpoint (%s): %s", exc.reason, exc)
+        opened = self.ledger.open_signed(raw, frozenset({Checkpoint.TYPE}))
+        if opened is None:
             return None
+        envelope, message = opened
         assert isinstance(message, Checkpoint)
         peer = message.by
         if peer == self.me.name or self.ledger.registry.role(peer) is None:
@@ -276,14 +269,10 @@ class Witness:
 
     def on_cosignature(self, raw: bytes, now: float) -> None:
         """Keep a witness's co-signature of one of our checkpoints."""
-        try:
-            _, message = open_message(
-                raw, self.ledger.registry.verify_keys, self.max_bytes, frozenset({"cosig"})
-            )
-        except WireError as exc:
-            count(self.db, f"refused:{exc.reason}")
-            log.warning("refused co-signature (%s): %s", exc.reason, exc)
+        opened = self.ledger.open_signed(raw, frozenset({Cosignature.TYPE}))
+        if opened is None:
             return
+        message = opened[1]
         assert isinstance(message, Cosignature)
         if message.node != self.me.name:
             return
