@@ -8,7 +8,7 @@ Example::
     genesis = "genesis.mlg"         # from `mlg-node genesis` (the same file on every node)
     db = "state/tso.sqlite"
     max_message_bytes = 65536       # checked before anything is parsed
-    late_after_s = 3600             # readings accepted until this long after their slot
+    late_after_s = 21600            # readings accepted until this long after their slot
     checkpoint_every_s = 10         # real seconds between checkpoints (when there is news)
     sync_every_s = 10               # real seconds between anti-entropy rounds per peer
 
@@ -75,7 +75,7 @@ def load_config(path: Path) -> NodeConfig:
     max_bytes = node.get("max_message_bytes", int, MAX_ENVELOPE_BYTES)
     if not 4096 <= max_bytes <= 16 * 1024 * 1024:
         raise ConfigError("node.max_message_bytes must be 4 KiB..16 MiB")
-    late_after_s = node.get("late_after_s", int, 3600)
+    late_after_s = node.get("late_after_s", int, 6 * 3600)
     if not 0 <= late_after_s <= 30 * 86_400:
         raise ConfigError("node.late_after_s must be 0..2592000 (30 days)")
     checkpoint_every_s = node.get("checkpoint_every_s", float, 10.0)

@@ -105,9 +105,10 @@ class _Replay(Exception):
 @dataclass(frozen=True, slots=True)
 class LedgerSettings:
     max_message_bytes: int = 64 * 1024
-    late_after_s: int = 3600
+    late_after_s: int = 6 * 3600
     """Readings for a slot are accepted until this long after it ends (clock seconds);
-    then the slot is closed and its digest final."""
+    then the slot is closed and its digest final. Long enough for a gateway's outbox to
+    bridge a broker outage; later batches are refused (`late`)."""
     future_slack_s: int = 300
     """Readings for a slot ending more than this after now are refused."""
     max_pending: int = 10_000

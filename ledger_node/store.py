@@ -16,6 +16,7 @@ Three kinds of tables:
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -175,6 +176,9 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
         return db
     if str(path) != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Decrypted readings live here: readable by the node's user only (SQLite gives
+        # its WAL and shared-memory files the database file's mode).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
     db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     if str(path) != ":memory:":
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]

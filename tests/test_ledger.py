@@ -3,6 +3,7 @@ keys, equivocation evidence, bad payloads, lateness, and `verify`'s replay."""
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -249,3 +250,8 @@ def test_the_sealed_payload_is_bound_to_its_batch(net: Net) -> None:
     net.open("ra1")
     state = net.ledgers["ra1"].db.execute("SELECT state FROM batches").fetchone()
     assert state == ("bad",)
+
+
+def test_the_database_is_readable_by_its_owner_only(net: Net) -> None:
+    for path in net.tmp.glob("ra1.sqlite*"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
