@@ -111,7 +111,8 @@ class LedgerSettings:
     bridge a broker outage; later batches are refused (`late`)."""
     future_slack_s: int = 300
     """Readings for a slot ending more than this after now are refused."""
-    max_pending: int = 10_000
+    max_pending: int = 1000
+    """Facts held for a predecessor at most; more are refused (`pending_full`)."""
 
 
 @dataclass(frozen=True, slots=True)

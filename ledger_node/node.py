@@ -216,7 +216,14 @@ class Node:
             self._retry = []
             if items:
                 self._burst(items)
-            self._periodic()
+            try:
+                self._periodic()
+            except sqlite3.OperationalError as exc:
+                log.error("background work failed (%s); trying again shortly", exc)
+                time.sleep(1.0)
+            except Exception:  # a bug must not stop ingest: logged, tried again later
+                log.exception("background work failed; trying again shortly")
+                time.sleep(1.0)
 
     def _take(self, timeout_s: float) -> list[Inbound | Call]:
         try:
