@@ -25,10 +25,13 @@ def encode(obj: JsonObject) -> bytes:
     return _dumps(obj)
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
 def _dumps(obj: JsonObject) -> bytes:
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
+    return _ENCODER.encode(obj).encode("ascii")
 
 
 def decode(data: bytes) -> JsonObject:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -143,18 +143,28 @@ class Obj(Field):
 
     fields: Mapping[str, Field]
     optional: frozenset[str] = field(default_factory=frozenset)
+    _checks: tuple[tuple[str, Callable[[Any, str], Any]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    _keys: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Bound once: a body is checked field by field on every message.
+        checks = tuple((key, rule.check) for key, rule in self.fields.items())
+        object.__setattr__(self, "_checks", checks)
+        object.__setattr__(self, "_keys", frozenset(self.fields))
 
     def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise SchemaError(path, f"expected an object, got {type(value).__name__}")
-        unknown = value.keys() - self.fields.keys()
-        if unknown:
-            raise SchemaError(_join(path, sorted(unknown)[0]), "unknown field")
+        if not value.keys() <= self._keys:
+            unknown = sorted(value.keys() - self._keys)
+            raise SchemaError(_join(path, unknown[0]), "unknown field")
         out: dict[str, Any] = {}
-        for key, rule in self.fields.items():
+        for key, check in self._checks:
             if key in value:
                 try:
-                    out[key] = rule.check(value[key], "")
+                    out[key] = check(value[key], "")
                 except SchemaError as exc:
                     raise exc.under(_join(path, key)) from None
             elif key not in self.optional:
