@@ -65,3 +65,23 @@ def make_clock(scale: float | None, origin: float | None) -> Clock:
     if scale is None or scale == 1:
         return SystemClock()
     return ScaledClock(scale, time.time() if origin is None else origin)
+
+
+class FixedClock:
+    """A clock that stands still until `set` (the replay of `verify`, unit tests)."""
+
+    def __init__(self, t: float = 0.0) -> None:
+        self.t = t
+
+    def set(self, t: float) -> None:
+        self.t = t
+
+    def now(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += max(seconds, 0.0)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        self.t += max(seconds, 0.0)
+        return event.is_set()

@@ -9,6 +9,10 @@ Topics (all payloads are signed envelopes, except the gateway's status)::
                                           registry facts (the node issue defines their keys)
     {prefix}/hwm/{node}/{gateway}         a node's high-water mark for a gateway (retained)
     {prefix}/status/{gateway}             a gateway's birth / last-will message (retained)
+    {prefix}/checkpoint/{node}            a node's latest signed checkpoint (retained)
+    {prefix}/cosig/{node}/{witness}       a witness's latest co-signature of it (retained)
+    {prefix}/sync/{node}                  anti-entropy requests to a node (QoS 1)
+    {prefix}/sync-resp/{node}             answers to a node's requests (QoS 1)
 """
 
 from __future__ import annotations
@@ -96,6 +100,18 @@ class MqttSettings:
 
     def status_topic(self, gateway: str) -> str:
         return f"{self.prefix}/status/{gateway}"
+
+    def checkpoint_topic(self, node: str) -> str:
+        return f"{self.prefix}/checkpoint/{node}"
+
+    def cosig_topic(self, node: str, witness: str) -> str:
+        return f"{self.prefix}/cosig/{node}/{witness}"
+
+    def sync_topic(self, node: str) -> str:
+        return f"{self.prefix}/sync/{node}"
+
+    def sync_response_topic(self, node: str) -> str:
+        return f"{self.prefix}/sync-resp/{node}"
 
 
 def make_client(settings: MqttSettings, *, manual_ack: bool = False) -> mqtt.Client:

@@ -2,9 +2,11 @@
 
 `envelope` frames and signs body bytes; `canonical` is the one body encoding; `schema`
 validates; `messages` registers the body types and opens messages (`open_message`);
-`readings`, `facts` and `hwm` define the types; `errors` names every reason for rejection.
+`readings`, `facts`, `registry`, `reports` (ledger facts), `hwm`, `checkpoints` and `sync`
+(between nodes and gateways) define the types; `errors` names every reason for rejection.
 """
 
+from ledger_node.wire.checkpoints import Checkpoint, Cosignature, SlotDigest
 from ledger_node.wire.envelope import (
     MAX_ENVELOPE_BYTES,
     Envelope,
@@ -24,9 +26,9 @@ from ledger_node.wire.errors import (
     UnknownVersionError,
     WireError,
 )
-from ledger_node.wire.facts import DrCommand, DrDeclaration, EpochKey, WrappedKey
+from ledger_node.wire.facts import DrCommand, DrDeclaration, EpochKey, EpochShred, WrappedKey
 from ledger_node.wire.hwm import HighWaterMark
-from ledger_node.wire.messages import BODY_VERSION, TYPES, Message, open_message
+from ledger_node.wire.messages import BODY_VERSION, TYPES, Message, open_body, open_message
 from ledger_node.wire.readings import (
     QUALITY_FLAGS,
     ControlAction,
@@ -35,33 +37,60 @@ from ledger_node.wire.readings import (
     ReadingsBatch,
     SlotPayload,
 )
+from ledger_node.wire.registry import (
+    GatewayKey,
+    Genesis,
+    Org,
+    OrgAdd,
+    OrgRemove,
+    SiteMove,
+    SiteRegistration,
+)
+from ledger_node.wire.reports import AsReport
+from ledger_node.wire.sync import SyncEntry, SyncRequest, SyncResponse
 
 __all__ = [
     "BODY_VERSION",
     "MAX_ENVELOPE_BYTES",
     "QUALITY_FLAGS",
     "TYPES",
+    "AsReport",
     "BadSignatureError",
+    "Checkpoint",
     "ControlAction",
+    "Cosignature",
     "DrCommand",
     "DrDeclaration",
     "Envelope",
     "EpochKey",
+    "EpochShred",
+    "GatewayKey",
+    "Genesis",
     "HighWaterMark",
     "Message",
     "MeterCommitment",
     "NotCanonicalError",
+    "Org",
+    "OrgAdd",
+    "OrgRemove",
     "OversizeError",
     "Reading",
     "ReadingsBatch",
     "SchemaError",
     "SignerMismatchError",
+    "SiteMove",
+    "SiteRegistration",
+    "SlotDigest",
     "SlotPayload",
+    "SyncEntry",
+    "SyncRequest",
+    "SyncResponse",
     "TruncatedError",
     "UnknownSignerError",
     "UnknownVersionError",
     "WireError",
     "WrappedKey",
+    "open_body",
     "open_message",
     "parse",
     "seal",

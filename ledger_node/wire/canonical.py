@@ -25,22 +25,38 @@ def encode(obj: JsonObject) -> bytes:
     return _dumps(obj)
 
 
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
+
+
 def _dumps(obj: JsonObject) -> bytes:
-    return json.dumps(
-        obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    ).encode("ascii")
+    return _ENCODER.encode(obj).encode("ascii")
 
 
 def decode(data: bytes) -> JsonObject:
-    """Parse canonical JSON bytes into a dict, or raise a `WireError` saying why not."""
+    """Parse canonical JSON bytes into a dict, or raise a `WireError` saying why not.
+
+    A duplicate key cannot survive the re-encoding (the parser keeps one), so the check
+    for it runs only when the body is not canonical, to name the key."""
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as exc:
         raise NotCanonicalError(f"body is not ASCII at byte {exc.start}") from None
+    obj = _loads(text, None)
+    if not isinstance(obj, dict):
+        raise SchemaError("", f"body must be a JSON object, not {type(obj).__name__}")
+    if _dumps(obj) != data:  # no floats can be in `obj`: the parser refused them
+        _loads(text, _no_duplicate_keys)
+        raise NotCanonicalError("body is valid JSON but not canonically encoded")
+    return obj
+
+
+def _loads(text: str, pairs_hook: Any) -> Any:
     try:
-        obj = json.loads(
+        return json.loads(
             text,
-            object_pairs_hook=_no_duplicate_keys,
+            object_pairs_hook=pairs_hook,
             parse_float=_no_float,
             parse_constant=_no_constant,
         )
@@ -48,11 +64,6 @@ def decode(data: bytes) -> JsonObject:
         raise
     except (ValueError, RecursionError) as exc:
         raise WireError(f"body is not JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise SchemaError("", f"body must be a JSON object, not {type(obj).__name__}")
-    if _dumps(obj) != data:  # no floats can be in `obj`: the parser refused them
-        raise NotCanonicalError("body is valid JSON but not canonically encoded")
-    return obj
 
 
 def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> JsonObject:

@@ -51,6 +51,16 @@ class SchemaError(WireError):
         self.path = path
         self.problem = problem
 
+    def under(self, outer: str) -> SchemaError:
+        """The same error, for a field inside the value at path `outer`."""
+        if not self.path:
+            path = outer
+        elif not outer or self.path.startswith("["):
+            path = outer + self.path
+        else:
+            path = f"{outer}.{self.path}"
+        return SchemaError(path, self.problem)
+
 
 class UnknownSignerError(WireError):
     """The signer id has no registered public key."""

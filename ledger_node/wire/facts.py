@@ -1,8 +1,10 @@
-"""Organisation facts shared with gateways: group epoch keys and DR commands/declarations.
+"""Organisation facts shared with gateways: group epoch keys (and their shredding) and DR
+commands/declarations.
 
-The registry facts (genesis, organisations, sites) live with the ledger node; these three
-are here because gateways read them too: a gateway unwraps its site's epoch key, and
-switches its DR control for the window of a command its site is declared for.
+The registry facts (genesis, organisations, sites) are in `registry`; these are here
+because gateways read them too: a gateway unwraps its site's epoch key (and deletes a
+shredded one), and switches its DR control for the window of a command its site is
+declared for.
 """
 
 from __future__ import annotations
@@ -282,3 +284,50 @@ def _check_declaration(v: dict[str, Any]) -> None:
     names = [s["site"] for s in v["sites"]]
     if names != sorted(set(names)):
         raise SchemaError("sites", "must be sorted by site and name each site once")
+
+
+@register
+@dataclass(frozen=True, slots=True)
+class EpochShred:
+    """The TSO orders one epoch's data key destroyed on every replica and gateway.
+
+    The epoch's readings stay as ciphertext with their hashes and public commitments, so
+    the log and every published total stay verifiable; nobody can decrypt them again.
+    """
+
+    TYPE: ClassVar[str] = "epoch_shred"
+    AUTHOR: ClassVar[str] = "by"
+    SCHEMA: ClassVar[Obj] = Obj(
+        {
+            "v": Const(BODY_VERSION),
+            "type": Const("epoch_shred"),
+            "by": Id(),
+            "site": Id(),
+            "epoch": Int(0, 2**32 - 1),
+        }
+    )
+
+    by: str
+    site: str
+    epoch: int
+
+    @property
+    def author(self) -> str:
+        return self.by
+
+    def to_body(self) -> bytes:
+        obj = {
+            "v": BODY_VERSION,
+            "type": self.TYPE,
+            "by": self.by,
+            "site": self.site,
+            "epoch": self.epoch,
+        }
+        self.SCHEMA.check(obj, "")
+        return canonical.encode(obj)
+
+    @classmethod
+    def from_body(cls, obj: dict[str, Any]) -> EpochShred:
+        check_version(obj)
+        v = cls.SCHEMA.check(obj, "")
+        return cls(v["by"], v["site"], v["epoch"])

@@ -66,6 +66,12 @@ def open_message(
     """
     envelope = parse(raw, max_bytes)
     verify(envelope, keys)
+    return envelope, open_body(envelope, allowed)
+
+
+def open_body(envelope: Envelope, allowed: frozenset[str] | None = None) -> Message:
+    """Canonical body, version, type, author and schema of an envelope whose signature the
+    caller has checked (`open_message` does both)."""
     obj = canonical.decode(envelope.body)
     check_version(obj)
     kind = obj.get("type")
@@ -76,4 +82,4 @@ def open_message(
         raise SignerMismatchError(
             f"body {cls.AUTHOR}={obj.get(cls.AUTHOR)!r} but signed by {envelope.signer!r}"
         )
-    return envelope, cls.from_body(obj)
+    return cls.from_body(obj)

@@ -3,7 +3,7 @@
 A schema is a tree of `Field`s. `Obj` rejects unknown and missing keys; every string,
 byte string and list has a size bound; every integer a range. `check` returns the value
 converted to its Python form (base64 text becomes bytes) or raises `SchemaError` naming
-the field's path.
+the field's path (built on the way out of a failure, so a valid body costs no path text).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,10 +96,10 @@ class B64(Field):
         if len(value) > 4 * ((self.max_len + 2) // 3):
             raise SchemaError(path, f"base64 of {len(value)} chars exceeds {self.max_len} bytes")
         try:
-            data = base64.b64decode(value, validate=True)
+            data = binascii.a2b_base64(value, strict_mode=True)
         except (binascii.Error, ValueError):
             raise SchemaError(path, "not valid base64") from None
-        if base64.b64encode(data).decode("ascii") != value:
+        if binascii.b2a_base64(data, newline=False) != value.encode("ascii"):
             raise SchemaError(path, "base64 is not in canonical form")
         if not self.min_len <= len(data) <= self.max_len:
             raise SchemaError(path, f"{len(data)} bytes, expected {self.min_len}..{self.max_len}")
@@ -126,7 +126,15 @@ class ListOf(Field):
             raise SchemaError(
                 path, f"list of {len(value)} items, expected {self.min_len}..{self.max_len}"
             )
-        return [self.item.check(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        out = []
+        check = self.item.check
+        i = 0
+        try:
+            for i, v in enumerate(value):  # noqa: B007 - `i` names the item in an error
+                out.append(check(v, ""))
+        except SchemaError as exc:
+            raise exc.under(f"{path}[{i}]") from None
+        return out
 
 
 @dataclass(frozen=True)
@@ -135,17 +143,30 @@ class Obj(Field):
 
     fields: Mapping[str, Field]
     optional: frozenset[str] = field(default_factory=frozenset)
+    _checks: tuple[tuple[str, Callable[[Any, str], Any]], ...] = field(
+        init=False, repr=False, compare=False
+    )
+    _keys: frozenset[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Bound once: a body is checked field by field on every message.
+        checks = tuple((key, rule.check) for key, rule in self.fields.items())
+        object.__setattr__(self, "_checks", checks)
+        object.__setattr__(self, "_keys", frozenset(self.fields))
 
     def check(self, value: Any, path: str) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise SchemaError(path, f"expected an object, got {type(value).__name__}")
-        unknown = value.keys() - self.fields.keys()
-        if unknown:
-            raise SchemaError(_join(path, sorted(unknown)[0]), "unknown field")
+        if not value.keys() <= self._keys:
+            unknown = sorted(value.keys() - self._keys)
+            raise SchemaError(_join(path, unknown[0]), "unknown field")
         out: dict[str, Any] = {}
-        for key, rule in self.fields.items():
+        for key, check in self._checks:
             if key in value:
-                out[key] = rule.check(value[key], _join(path, key))
+                try:
+                    out[key] = check(value[key], "")
+                except SchemaError as exc:
+                    raise exc.under(_join(path, key)) from None
             elif key not in self.optional:
                 raise SchemaError(_join(path, key), "missing field")
         return out

@@ -1,0 +1,293 @@
+"""Ledger node: ingest through Mosquitto, resident memory, bytes stored, decryption.
+
+Ingest: many simulated gateways' batches wait at the broker for the node's persistent
+session; the node process is started and drains them (verify, log, Merkle, commit, then
+PUBACK). Its steady-state rate (10 %..90 % of the run, from its own counters) is compared
+with the slower of two limits measured in the same run: a bare Ed25519 verification loop
+over the same envelopes, and a bare paho subscriber process draining the same messages
+from the same broker. The node is not a member of the benchmark sites' groups, so this is
+the path every node runs for every batch; decryption (members only, after the PUBACK) is
+measured on its own against a bare loop of Pedersen commitments over the same readings.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nacl.utils
+
+from ledger_node import pedersen
+from ledger_node.broker import Broker
+from ledger_node.clock import FixedClock
+from ledger_node.keys import Identity
+from ledger_node.ledger import Ledger, LedgerSettings
+from ledger_node.localnet import FIGURE_7, LocalNet
+from ledger_node.store import connect, counters
+from ledger_node.wire import SiteRegistration, parse
+from tests.bench.result import Figure, Result
+from tests.sim import SimGateway
+
+GATEWAYS = 50
+BATCHES = 12_000
+METERS = 4
+OPEN_BATCHES = 1_000
+PRIVATE_TX_PER_S = (55.0, 450.0)
+"""Published private-transaction rates of Quorum/Tessera and Fabric private data."""
+MEMORY_GOAL_MB = 250.0
+
+
+def _gateways(prefix: str) -> list[SimGateway]:
+    meters = tuple(f"m{i}" for i in range(METERS))
+    return [
+        SimGateway(Identity.generate(f"gw-{prefix}{i}"), f"site-{prefix}{i}", meters)
+        for i in range(GATEWAYS)
+    ]
+
+
+def _batches(gateways: list[SimGateway], count: int, now: float) -> list[tuple[str, bytes, bool]]:
+    base = int(now) // 60 * 60 - 60
+    out = []
+    for k in range(count // len(gateways)):
+        for gw in gateways:
+            topic = f"mlg/v1/readings/{gw.site}/{gw.name}"
+            whs = {m: 10 + k % 50 for m in gw.meters}
+            out.append((topic, gw.batch(base - 60 * k, whs), False))
+    return out
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _db_bytes(path: Path) -> int:
+    """The database's size once its WAL is copied in (what stays on disk)."""
+    if not path.exists():
+        return 0
+    db = sqlite3.connect(path)
+    try:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        db.close()
+    return sum(p.stat().st_size for p in (path, Path(f"{path}-wal")) if p.exists())
+
+
+def _bare_subscriber(port: int, count: int | None) -> float:
+    args = [
+        sys.executable,
+        "-m",
+        "tests.bench.bare_subscriber",
+        "--port",
+        str(port),
+        "--client-id",
+        "bench-bare",
+    ]
+    args += ["--prepare"] if count is None else ["--count", str(count)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=True)
+    return 0.0 if count is None else float(json.loads(done.stdout)["rate"])
+
+
+def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], Path]:
+    net = LocalNet(
+        work,
+        broker.port,
+        FIGURE_7,
+        ("ra1",),
+        late_after_s=30 * 86_400,
+        checkpoint_every_s=5.0,
+        sync_every_s=60.0,
+    )
+    gateways = _gateways("b")
+    for gw in gateways:
+        gw.keys[0] = nacl.utils.random(32)  # sealed for groups the node is not in
+    facts = [
+        (
+            f"mlg/v1/facts/site/ra2/{n}",
+            net.sign("ra2", SiteRegistration("ra2", n, gw.site, gw.gateway_key(), gw.meters)),
+            True,
+        )
+        for n, gw in enumerate(gateways, start=1)
+    ]
+    net.publish(facts)
+    net.start()
+    net.wait_for(lambda: len(net.get("ra1", "/api/registry")["sites"]) == GATEWAYS, 60, "sites")
+    net.stop()  # its session stays at the broker and queues what is published now
+    _bare_subscriber(broker.port, None)
+    print(f"   sealing {BATCHES} batches of {METERS} meters from {GATEWAYS} gateways", flush=True)
+    items = _batches(gateways, BATCHES, time.time())
+    net.publish(items)
+    bare_sub = _bare_subscriber(broker.port, len(items))
+    db_path = net.db("ra1")
+    size_before = _db_bytes(db_path)
+    base = counters(connect(db_path, readonly=True)).get("accepted:readings", 0)
+    proc = net.start_node("ra1")
+    samples: list[tuple[float, int]] = []
+    peak = 0.0
+    deadline = time.monotonic() + 600
+    reader = None
+    while time.monotonic() < deadline:
+        if reader is None and db_path.exists():
+            reader = connect(db_path, readonly=True)
+        done = 0 if reader is None else counters(reader).get("accepted:readings", 0) - base
+        samples.append((time.perf_counter(), done))
+        peak = max(peak, _rss_mb(proc.pid))
+        if done >= len(items):
+            break
+        time.sleep(0.05)
+    if reader is not None:
+        reader.close()
+    net.stop()
+    n = len(items)
+    lo = next(s for s in samples if s[1] >= 0.1 * n)
+    hi = next(s for s in samples if s[1] >= 0.9 * n)
+    rate = (hi[1] - lo[1]) / (hi[0] - lo[0])
+    envelopes = [parse(raw) for _, raw, _ in items]
+    keys = {gw.name: gw.identity.signing_key.verify_key for gw in gateways}
+    start = time.perf_counter()
+    for env in envelopes:
+        keys[env.signer].verify(env.body, env.signature)
+    bare_verify = n / (time.perf_counter() - start)
+    wire = sum(len(raw) for _, raw, _ in items) / (n * METERS)
+    stored = (_db_bytes(db_path) - size_before) / (n * METERS)
+    return {
+        "rate": rate,
+        "bare_verify": bare_verify,
+        "bare_subscriber": bare_sub,
+        "rss_mb": peak,
+        "wire_per_reading": wire,
+        "stored_per_reading": stored,
+    }, db_path
+
+
+def _open(work: Path) -> dict[str, float]:
+    """A member node (the TSO's ledger, in process) opens and checks sealed batches."""
+    tso = Identity.generate("tso")
+    from ledger_node.genesis import make_genesis  # noqa: PLC0415 - bench-only set-up
+
+    ra = Identity.generate("ra1")
+    ac = Identity.generate("ac1")
+    genesis = make_genesis(tso, "bench", [(ac.public, "ac", None), (ra.public, "ra", "ac1")])
+    db = connect(work / "member.sqlite")
+    ledger = Ledger(db, tso, FixedClock(time.time()), LedgerSettings(late_after_s=30 * 86_400))
+    gateways = _gateways("m")
+    with ledger.transaction():
+        ledger.start(genesis)
+        for n, gw in enumerate(gateways, start=1):
+            reg = SiteRegistration("ra1", n, gw.site, gw.gateway_key(), gw.meters)
+            ledger.admit(_sign(ra, reg), "mqtt")
+        for key in ledger.author_epochs():
+            for gw in gateways:
+                gw.take_epoch_key(key)
+    items = _batches(gateways, OPEN_BATCHES, time.time())
+    size_before = _db_bytes(work / "member.sqlite")
+    with ledger.transaction():
+        for _, raw, _ in items:
+            assert ledger.admit(raw, "mqtt").ok
+    start = time.perf_counter()
+    opened = 0
+    while True:
+        with ledger.transaction():
+            done = ledger.open_sealed(256)
+        if not done:
+            break
+        opened += done
+    elapsed = time.perf_counter() - start
+    readings = [r for gw in gateways for _, payload in gw.sealed for r in payload.readings]
+    start = time.perf_counter()
+    for r in readings:
+        pedersen.commit(r.wh, r.blinding)
+    bare = len(readings) / (time.perf_counter() - start)
+    db.close()
+    stored = (_db_bytes(work / "member.sqlite") - size_before) / len(readings)
+    return {"rate": opened * METERS / elapsed, "bare": bare, "stored_per_reading": stored}
+
+
+def _sign(identity: Identity, message: SiteRegistration) -> bytes:
+    from ledger_node.wire import seal  # noqa: PLC0415 - bench-only set-up
+
+    return seal(message.to_body(), identity.name, identity.signing_key)
+
+
+def run() -> list[Result]:
+    with tempfile.TemporaryDirectory(prefix="mlg-bench-node-") as tmp:
+        work = Path(tmp)
+        broker = Broker(work / "broker").start()
+        try:
+            ingest, _ = _ingest(work, broker)
+        finally:
+            broker.stop()
+        member = _open(work)
+    limit_name, limit = min(
+        ("bare Ed25519 verify loop", ingest["bare_verify"]),
+        ("bare paho subscriber (QoS 1)", ingest["bare_subscriber"]),
+        key=lambda x: x[1],
+    )
+    rate = ingest["rate"]
+    lo, hi = PRIVATE_TX_PER_S
+    return [
+        Result(
+            name="node.ingest",
+            figures={
+                "batches per second": Figure(rate, "batch/s"),
+                "readings per second": Figure(rate * METERS, "reading/s"),
+                "bare Ed25519 verify loop": Figure(ingest["bare_verify"], "verify/s"),
+                "bare paho subscriber": Figure(ingest["bare_subscriber"], "msg/s"),
+                "Quorum/Tessera, Fabric private tx": Figure(hi, "tx/s (55..450)"),
+                "ours / their best": Figure(rate / hi, "x"),
+            },
+            limit_name=limit_name,
+            limit=Figure(limit, "batch/s"),
+            primary="batches per second",
+            goal=0.7,
+            notes=(
+                f"{BATCHES} batches of {METERS} meters from {GATEWAYS} gateways, queued at "
+                f"Mosquitto, drained by a node process; published private-transaction rates "
+                f"are {lo:g}..{hi:g}/s"
+            ),
+        ),
+        Result(
+            name="node.resident_memory",
+            figures={"peak RSS during ingest": Figure(ingest["rss_mb"], "MB")},
+            limit_name="goal",
+            limit=Figure(MEMORY_GOAL_MB, "MB"),
+            primary="peak RSS during ingest",
+            higher_is_better=False,
+            goal=1.0,
+        ),
+        Result(
+            name="node.storage",
+            figures={
+                "bytes stored per reading (ciphertext only)": Figure(
+                    ingest["stored_per_reading"], "B"
+                ),
+                "bytes stored per reading (member node)": Figure(member["stored_per_reading"], "B"),
+            },
+            limit_name="envelope bytes per reading on the wire",
+            limit=Figure(ingest["wire_per_reading"], "B"),
+            primary="bytes stored per reading (ciphertext only)",
+            higher_is_better=False,
+            notes="log entry, Merkle nodes, indexes; a member also keeps the decrypted readings",
+        ),
+        Result(
+            name="node.open_readings",
+            figures={
+                "readings decrypted and checked per second": Figure(member["rate"], "reading/s")
+            },
+            limit_name="bare Pedersen commitment loop",
+            limit=Figure(member["bare"], "commit/s"),
+            primary="readings decrypted and checked per second",
+            goal=0.8,
+            notes="members only, after the PUBACK; each reading must open its commitment",
+        ),
+    ]
