@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -376,11 +377,13 @@ def show_contract(chain: Chain, start: int) -> bool:
         print(f"mlg-demo: AS report refused: {done.stderr}", file=sys.stderr)
         return False
 
-    def settled() -> bool:
-        rows = net.get("tso", f"/api/results?command={COMMAND}")["results"]
+    def settled(node: str) -> bool:
+        rows = net.get(node, f"/api/results?command={COMMAND}")["results"]
         return bool(rows) and all(r["reported"] == r["declared"] for r in rows if r["kind"] == "ra")
 
-    chain.wait(settled, 30, "the contract's results")
+    # RA(1) reconciles against its own node's results: both must have every reading.
+    for node in ("tso", "ra1"):
+        chain.wait(functools.partial(settled, node), 30, f"the contract's results on {node}")
     print(f"\nDR command {COMMAND} to AC(1), target {TARGET_WH} Wh per slot; on the TSO's node:")
     tso = net.get("tso", f"/api/results?command={COMMAND}")
     print(
