@@ -9,12 +9,13 @@ Paths are relative to the config file's folder. A complete example::
     state_dir = "state"                # state.sqlite (outbox, meter state, keys), status.json
     slot_seconds = 60                  # must divide a day
 
-    [seal]
-    group_key = "keys/site1.group"     # used until the TSO's epoch keys arrive (optional
-                                       # when [trust] tso is set)
     [trust]
-    tso = "keys/tso.key.pub"           # signs epoch keys and DR commands
+    tso = "keys/tso.key.pub"           # signs epoch keys (the only keys sealed with) and
+                                       # DR commands
     ras = ["keys/ra1.key.pub"]         # sign DR declarations
+
+    # [seal]                           # only for a gateway without ledger nodes (no
+    # group_key = "keys/site1.group"   # [trust] tso): a fixed data key its reader holds
 
     [confirm]
     quorum = 1                         # nodes whose high-water marks must cover a batch
@@ -207,6 +208,12 @@ def load_config(path: Path) -> GatewayConfig:
     seal.check_unknown()
     if group_key_path is None and tso is None:
         raise ConfigError("seal.group_key is required unless [trust] tso sends epoch keys")
+    if group_key_path is not None and tso is not None:
+        raise ConfigError(
+            "seal.group_key cannot be used with [trust] tso: the ledger's nodes read only "
+            "batches sealed with the TSO's epoch keys (the gateway holds its slots until the "
+            "first key arrives); remove [seal]"
+        )
 
     nodes, quorum = _confirm(root.section("confirm", required=False))
     outbox = root.section("outbox", required=False)
@@ -233,6 +240,11 @@ def load_config(path: Path) -> GatewayConfig:
         raise ConfigError("two [[meter]] tables have the same bus and unit")
 
     control = _control(root.section("control", required=False), {m.id: m for m in meters})
+    if control is not None and (tso is None or not ras):
+        raise ConfigError(
+            "[control] needs trust.tso (who sends DR commands) and trust.ras (whose "
+            "declarations name this site): without them it would never switch"
+        )
     root.check_unknown()
     return GatewayConfig(
         gateway_id=gateway_id,

@@ -1,4 +1,5 @@
-"""The gateway's one SQLite file (`state.sqlite`): outbox, meter state, keys, DR facts.
+"""The gateway's one SQLite file (`state.sqlite`): outbox, meter state, slots held for a
+key, keys, DR facts.
 
 WAL journal with ``synchronous=FULL``, so a commit survives power loss. One file, so a
 batch, the `seq` it was signed with, the meter states it reports and the control actions
@@ -29,6 +30,13 @@ CREATE TABLE IF NOT EXISTS meter_state (
     meter TEXT PRIMARY KEY,
     slot  INTEGER NOT NULL,
     state TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS held (
+    slot    INTEGER NOT NULL,
+    meter   TEXT    NOT NULL,
+    wh      INTEGER NOT NULL,
+    quality TEXT    NOT NULL,
+    PRIMARY KEY (slot, meter)
 );
 CREATE TABLE IF NOT EXISTS epoch_keys (
     site  TEXT    NOT NULL,

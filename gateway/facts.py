@@ -5,8 +5,9 @@ and are kept in the state database, so a restart without a broker still seals wi
 newest key and still switches for the windows it knew about.
 
 Epoch keys: the TSO's `EpochKey` for this site and gateway; the gateway unwraps its own
-entry with its X25519 secret and seals with the newest epoch it holds (until one arrives,
-with the `[seal] group_key` file when configured).
+entry with its X25519 secret and seals with the newest epoch it holds (until the first
+arrives, it holds its slots: `outbox.Outbox.hold`). A gateway without a TSO seals with its
+`[seal] group_key` file instead.
 
 DR: the TSO's `DrCommand`s and the configured RAs' `DrDeclaration`s. For each command and
 RA, the declaration with the highest `rev` received before the command's gate closure
@@ -50,19 +51,20 @@ class EpochKeys:
             )
 
     def current(self) -> GroupKey:
-        """The key to seal with now: the newest epoch from the TSO, else the file's key."""
+        """The key to seal with now: with a TSO, the newest epoch it sent (GatewayError
+        until the first arrives); without, the `[seal] group_key` file's."""
+        if self.tso is None and self.fallback is not None:
+            return self.fallback
         with self.db.lock:
             row = self.db.conn.execute(
                 "SELECT epoch, key FROM epoch_keys WHERE site=? ORDER BY epoch DESC LIMIT 1",
                 (self.site,),
             ).fetchone()
-        if row is not None and (self.fallback is None or row[0] >= self.fallback.epoch):
-            return GroupKey(self.site, int(row[0]), bytes(row[1]))
-        if self.fallback is None:
+        if row is None:
             raise GatewayError(
                 f"no epoch key for site {self.site} yet: waiting for the TSO's epoch_key fact"
             )
-        return self.fallback
+        return GroupKey(self.site, int(row[0]), bytes(row[1]))
 
     @property
     def ready(self) -> bool:

@@ -6,6 +6,12 @@ the control actions it records: a seq is never used for two stored batches, and 
 either keeps all of it or none. Bounded by bytes: a batch that would take the unconfirmed
 backlog over `max_bytes` is refused with `OutboxFullError` (the caller keeps it in memory
 and raises the alarm); nothing stored is ever dropped. Confirmed batches are deleted.
+
+Slots that cannot be sealed yet because the site has no epoch key (a new gateway, before
+the TSO's first key reaches it) are *held*: their energies are stored with the meter
+states they report (`hold`), and the batch that finally seals a slot deletes its held
+rows in the transaction that stores it. A restart in between neither loses nor repeats
+them.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from dataclasses import dataclass
 
 from gateway.db import Database
 from gateway.errors import OutboxFullError
+from gateway.slots import SlotEnergy
 
 log = logging.getLogger("mlg.gateway.outbox")
 
@@ -39,6 +46,8 @@ class OutboxStats:
     last_confirmed_seq: int | None
     confirmed: int
     oldest_slot: int | None
+    waiting_for_key: int = 0
+    """Slots stored unsealed until the site's first epoch key arrives (`hold`)."""
 
 
 class Outbox:
@@ -67,7 +76,8 @@ class Outbox:
         actions: Sequence[int] = (),
     ) -> int:
         """Allocate the next seq, build the envelope with it, and store it with the meter
-        states (meter, slot, state) it reports and the control action ids it records."""
+        states (meter, slot, state) it reports and the control action ids it records; the
+        slot's held energies, if any, are released (the batch reports them)."""
         with self.db.transaction() as db:
             seq = int(db.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0])
             envelope = build(seq)
@@ -81,17 +91,33 @@ class Outbox:
                 (seq, slot, envelope, now),
             )
             db.execute("UPDATE meta SET value=? WHERE key='next_seq'", (seq + 1,))
-            for meter, meter_slot, state in meter_states:
-                db.execute(
-                    "INSERT INTO meter_state VALUES (?, ?, ?) ON CONFLICT (meter) DO UPDATE"
-                    " SET slot=excluded.slot, state=excluded.state WHERE excluded.slot > slot",
-                    (meter, meter_slot, state),
-                )
+            _save_states(db, meter_states)
             db.executemany(
                 "UPDATE control_actions SET seq=? WHERE id=?", [(seq, a) for a in actions]
             )
+            db.execute("DELETE FROM held WHERE slot=?", (slot,))
         self._bytes += len(envelope)
         return seq
+
+    def hold(self, energies: Iterable[SlotEnergy], slot_s: int) -> None:
+        """Keep slot energies that cannot be sealed yet, with the meter states they report
+        (so a restart resumes after them, and `held` gives them back)."""
+        rows = [(e.slot_start, e.meter, e.wh, ",".join(sorted(e.quality))) for e in energies]
+        states = [(e.meter, e.slot_start + slot_s, e.resume) for e in energies if e.resume]
+        with self.db.transaction() as db:
+            db.executemany("INSERT INTO held VALUES (?, ?, ?, ?)", rows)
+            _save_states(db, states)
+
+    def held(self) -> list[SlotEnergy]:
+        """The held slot energies, oldest slot first."""
+        with self.db.lock:
+            rows = self.db.conn.execute(
+                "SELECT slot, meter, wh, quality FROM held ORDER BY slot, meter"
+            ).fetchall()
+        return [
+            SlotEnergy(meter, int(slot), int(wh), frozenset(q for q in quality.split(",") if q))
+            for slot, meter, wh, quality in rows
+        ]
 
     def meter_states(self) -> dict[str, str]:
         """The last stored state of each meter (see `slots.MeterSlots.restore`)."""
@@ -151,11 +177,24 @@ class Outbox:
             return read_stats(self.db.conn, self.max_bytes)
 
 
+def _save_states(db: sqlite3.Connection, meter_states: Iterable[tuple[str, int, str]]) -> None:
+    """Move each meter's stored state forward (never back) to (meter, slot, state)."""
+    db.executemany(
+        "INSERT INTO meter_state VALUES (?, ?, ?) ON CONFLICT (meter) DO UPDATE"
+        " SET slot=excluded.slot, state=excluded.state WHERE excluded.slot > slot",
+        list(meter_states),
+    )
+
+
 def read_stats(conn: sqlite3.Connection, max_bytes: int) -> OutboxStats:
     """Outbox figures from a connection (the daemon's, or a read-only one for `status`)."""
     depth, size, oldest = conn.execute(
         "SELECT COUNT(*), COALESCE(SUM(LENGTH(envelope)), 0), MIN(slot) FROM batches"
     ).fetchone()
+    try:
+        held = int(conn.execute("SELECT COUNT(DISTINCT slot) FROM held").fetchone()[0])
+    except sqlite3.OperationalError:  # a state file not yet opened by this version
+        held = 0
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     last = int(meta.get("last_confirmed_seq", -1))
     return OutboxStats(
@@ -166,4 +205,5 @@ def read_stats(conn: sqlite3.Connection, max_bytes: int) -> OutboxStats:
         last_confirmed_seq=None if last < 0 else last,
         confirmed=int(meta.get("confirmed", 0)),
         oldest_slot=None if oldest is None else int(oldest),
+        waiting_for_key=held,
     )

@@ -85,6 +85,7 @@ class Gateway:
         self.grace_s = cfg.slot_seconds / 2
         self._samples: queue.Queue[Sample] = queue.Queue()
         self._open: dict[int, dict[str, SlotEnergy]] = defaultdict(dict)
+        self._held = len(self.outbox.held())  # slot energies stored until a key arrives
         self.refused_batches = 0
         self.alarms: dict[str, str] = {}
         self._alarm_logged: dict[str, float] = {}
@@ -211,19 +212,56 @@ class Gateway:
         self._write_status()
 
     def _seal_due(self, now: float) -> int:
-        """Seal slots that every meter reported, or whose grace period is over."""
+        """Seal slots that every meter reported, or whose grace period is over. Before the
+        site's first epoch key arrives, store them unsealed instead (`Outbox.hold`); they
+        are sealed, oldest first, once it is here."""
+        if not self._open and not self._held:
+            return 0
+        ready = self.keys.ready
+        if ready and self._held:
+            self._release_held()
         sealed = 0
         for slot in sorted(self._open):
             energies = self._open[slot]
             complete = len(energies) == len(self.cfg.meters)
             if not complete and now < slot + self.cfg.slot_seconds + self.grace_s:
                 continue
-            if self._seal(slot, list(energies.values()), now):
+            if not ready:
+                self._hold(slot)
+            elif self._seal(slot, list(energies.values()), now):
                 del self._open[slot]
                 sealed += 1
             else:
                 break  # the outbox refuses: keep this and later slots for the next try
         return sealed
+
+    def _hold(self, slot: int) -> None:
+        energies = list(self._open.pop(slot).values())
+        self.outbox.hold(energies, self.cfg.slot_seconds)
+        self._held += len(energies)
+        log.warning(
+            "slot %d held (stored, unsealed): no epoch key for site %s yet", slot, self.cfg.site
+        )
+        self._alarm(
+            "no_epoch_key",
+            f"{self.outbox.stats().waiting_for_key} slots stored unsealed, waiting for the "
+            f"TSO's first epoch key for site {self.cfg.site} (is the site registered with "
+            "this gateway's key?)",
+        )
+
+    def _release_held(self) -> None:
+        """The epoch key is here: put the held slots back in line for sealing."""
+        held = self.outbox.held()
+        for e in held:
+            self._open[e.slot_start][e.meter] = e
+        log.info(
+            "site %s: epoch key here, sealing %d held slots",
+            self.cfg.site,
+            len({e.slot_start for e in held}),
+        )
+        self._held = 0
+        self.alarms.pop("no_epoch_key", None)
+        self._alarm_logged.pop("no_epoch_key", None)
 
     def _seal(self, slot: int, batch: list[SlotEnergy], now: float) -> bool:
         slot_s = self.cfg.slot_seconds
@@ -310,6 +348,11 @@ class Gateway:
                 "max_packet": p.broker_max_packet,
             },
             "marks": {n: m.next for n, m in self.confirmations.marks.items()},
+            "confirm": {
+                "by": "puback" if self.confirmations.by_puback else "marks",
+                "nodes": list(self.confirmations.nodes),
+                "quorum": self.confirmations.quorum,
+            },
             "refused": dict(self.trust.refused),
             "buses": {
                 name: {"port_ok": poller.port_ok, "reopens": poller.bus.reopens}

@@ -45,10 +45,23 @@ def collect(cfg: GatewayConfig, now: float | None = None) -> dict[str, Any]:
             "last_confirmed_seq": stats.last_confirmed_seq,
             "confirmed": stats.confirmed,
             "oldest_slot": stats.oldest_slot,
+            "waiting_for_key": stats.waiting_for_key,
         },
         "daemon": daemon,
         "daemon_age_s": None if written is None else round(now - written, 1),
     }
+
+
+def _confirmation(d: dict[str, Any]) -> str:
+    """How batches are confirmed, and each configured node's newest mark."""
+    c = d.get("confirm") or {}
+    if c.get("by") != "marks":
+        return "confirmed by: the broker's PUBACK (no [[confirm.node]] configured)"
+    marks = d.get("marks", {})
+    seen = ", ".join(
+        f"{n} next seq {marks[n]}" if n in marks else f"{n} no mark yet" for n in c["nodes"]
+    )
+    return f"confirmed by: the marks of {c['quorum']} of {len(c['nodes'])} nodes; {seen}"
 
 
 def render(doc: dict[str, Any]) -> str:
@@ -75,7 +88,13 @@ def render(doc: dict[str, Any]) -> str:
         f"outbox: {o['depth']} unconfirmed, {o['bytes']} of {o['max_bytes']} bytes ({pct:.1f} %),"
         f" next seq {o['next_seq']}, last confirmed seq {last}, {o['confirmed']} confirmed"
     )
+    if o.get("waiting_for_key"):
+        out.append(
+            f"held: {o['waiting_for_key']} slots stored unsealed, waiting for the site's first"
+            " epoch key"
+        )
     if d:
+        out.append(_confirmation(d))
         b = d.get("broker", {})
         state = (
             "connected"

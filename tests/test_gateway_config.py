@@ -53,7 +53,7 @@ def _write(tmp_path: Path, extra: str = "", **kw: object) -> Path:
 
 
 def test_a_complete_config(tmp_path: Path) -> None:
-    cfg = load_config(_write(tmp_path, FULL))
+    cfg = load_config(_write(tmp_path, FULL, seal=""))
     assert cfg.tso is not None and cfg.tso.name == "tso"
     assert [r.name for r in cfg.ras] == ["ra1"]
     assert [n.name for n in cfg.confirm_nodes] == ["tso", "ac1"] and cfg.quorum == 2
@@ -108,11 +108,24 @@ def test_bad_values_name_their_key(tmp_path: Path, extra: str, message: str) -> 
         load_config(_write(tmp_path, extra))
 
 
-def test_the_group_key_may_only_be_left_out_when_the_tso_sends_keys(tmp_path: Path) -> None:
+def test_the_group_key_file_is_only_for_a_gateway_without_a_tso(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"seal\.group_key is required"):
         load_config(_write(tmp_path, seal=""))
-    cfg = load_config(_write(tmp_path, '[trust]\ntso = "keys/tso.key.pub"\n', seal=""))
+    tso = '[trust]\ntso = "keys/tso.key.pub"\n'
+    cfg = load_config(_write(tmp_path, tso, seal=""))
     assert cfg.group_key_path is None
+    # With a TSO, batches sealed with the file's key would be unreadable on the ledger.
+    with pytest.raises(ConfigError, match=r"seal\.group_key cannot be used with \[trust\] tso"):
+        load_config(_write(tmp_path, tso))
+
+
+def test_dr_control_needs_the_tso_and_the_ras_it_takes_orders_from(tmp_path: Path) -> None:
+    control = '[control]\nmeter = "m2"\n'
+    needs = r"\[control\] needs trust\.tso .* and trust\.ras"
+    with pytest.raises(ConfigError, match=needs):
+        load_config(_write(tmp_path, control))
+    with pytest.raises(ConfigError, match=needs):
+        load_config(_write(tmp_path, '[trust]\ntso = "keys/tso.key.pub"\n' + control, seal=""))
 
 
 def test_a_key_for_another_gateway_is_refused_at_start(tmp_path: Path) -> None:

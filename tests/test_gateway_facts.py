@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import nacl.public
@@ -46,6 +47,7 @@ from tests.gateway_support import (
 pytestmark = pytest.mark.slow
 SLOT_S = 10
 SPEED = 10.0
+EPOCH_TOPIC = "mlg/v1/facts/epoch_key/tso/site1/{}"
 
 
 class Adapter(EmulatedAdapter):
@@ -76,37 +78,54 @@ def _signed(who: Identity, body: bytes) -> bytes:
     return seal(body, who.name, who.signing_key)
 
 
-@pytest.fixture
-def site(tmp_path: Path, broker: Broker):  # type: ignore[no-untyped-def]
-    keys = make_keys(tmp_path, "tso", "ac1", "ra1", "ra2")
-    clock = ScaledClock(SPEED, time.time())
-    adapter = Adapter(clock, tmp_path / "flash")
-    server = DeviceServer([Slave(1, adapter)], tmp_path / "bus")
-    extra = (
-        TRUST_TSO_RA1_TWO_NODES
-        + """
+EXTRA = (
+    TRUST_TSO_RA1_TWO_NODES
+    + """
 [outbox]
 retry_s = 1
 
 [control]
 meter = "m1"
 """
-    )
+)
+
+
+@contextmanager
+def _site(tmp_path: Path, broker: Broker, key_first: bool):  # type: ignore[no-untyped-def]
+    """The adapter on a pseudo-terminal, a collector acting as the TSO's node, and the
+    gateway trusting the TSO and ra1; with `key_first`, the TSO's epoch 0 key (the
+    collector's) is on the broker before the gateway starts."""
+    keys = make_keys(tmp_path, "tso", "ac1", "ra1", "ra2")
+    clock = ScaledClock(SPEED, time.time())
+    adapter = Adapter(clock, tmp_path / "flash")
+    server = DeviceServer([Slave(1, adapter)], tmp_path / "bus")
     config = gateway_config(
         tmp_path,
         broker.port,
         {"rs485-0": str(tmp_path / "bus")},
         [MeterSpec("m1", 1, "adapter")],
         SLOT_S,
-        extra,
+        EXTRA,
+        seal="",
     )
     ids = {n: Identity.load(keys / f"{n}.key") for n in ("tso", "ac1", "ra1", "ra2", GATEWAY)}
     collector = Collector(broker.port, keys, node=ids["tso"])
+    if key_first:
+        key0 = _epoch_key(ids, 0, collector.group_keys[0].key)
+        _publish(broker.port, [(EPOCH_TOPIC.format(0), _signed(ids["tso"], key0.to_body()))])
     gateway = InProcessGateway(config, clock)
-    yield gateway.gateway, collector, ids, clock, adapter, broker
-    gateway.stop()
-    collector.close()
-    server.close()
+    try:
+        yield gateway, config, collector, ids, clock, adapter
+    finally:
+        gateway.stop()
+        collector.close()
+        server.close()
+
+
+@pytest.fixture
+def site(tmp_path: Path, broker: Broker):  # type: ignore[no-untyped-def]
+    with _site(tmp_path, broker, key_first=True) as (gateway, _, collector, ids, clock, adapter):
+        yield gateway.gateway, collector, ids, clock, adapter, broker
 
 
 def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # type: ignore[no-untyped-def]
@@ -164,32 +183,58 @@ def _epoch_key(
     return EpochKey("tso", SITE, epoch, gateway, members, wrapped)
 
 
-def test_epoch_keys_from_the_tso_are_unwrapped_kept_and_used(site) -> None:  # type: ignore[no-untyped-def]
-    gw, collector, ids, _, _, broker = site
-    wait_for(lambda: len(collector.seqs()) >= 1, 60, "a first batch")
-    assert gw.keys.current().epoch == 0  # the [seal] group_key file
-    key5 = GroupKey.generate(SITE, 5)
-    collector.group_keys[5] = key5
-    forged = _epoch_key(ids, 6, bytes(32))
-    _publish(
-        broker.port,
-        [
-            (
-                "mlg/v1/facts/epoch_key/tso/site1/5",
-                _signed(ids["tso"], _epoch_key(ids, 5, key5.key).to_body()),
-            ),
-            ("mlg/v1/facts/epoch_key/tso/site1/6", _signed(ids["ra1"], forged.to_body())),
-        ],
-    )
-    wait_for(lambda: gw.keys.current().epoch == 5, 30, "epoch 5")
-    seen = max(collector.seqs())
-    wait_for(lambda: max(collector.seqs()) >= seen + 2, 30, "batches sealed with epoch 5")
-    newest = max(collector.batches.values(), key=lambda r: r.batch.seq)
-    assert newest.batch.epoch == 5  # and the collector opened it with the epoch-5 key
-    assert gw.trust.refused["unknown_signer"] == 1  # only the TSO hands out keys
-    with gw.db.lock:
-        held = gw.db.conn.execute("SELECT epoch FROM epoch_keys").fetchall()
-    assert held == [(5,)]  # kept for a restart without a broker
+def test_slots_before_the_first_epoch_key_are_held_durably_then_sealed(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """No key yet: nothing is sealed or published, the slots are stored (they survive a
+    restart); the TSO's key comes: every held slot is sealed with it, in order, once."""
+    with _site(tmp_path, broker, key_first=False) as (first, config, collector, ids, clock, _):
+        gw = first.gateway
+        wait_for(lambda: gw.outbox.stats().waiting_for_key >= 2, 60, "two held slots")
+        assert "no_epoch_key" in gw.alarms
+        assert gw.outbox.stats().next_seq == 0 and collector.seqs() == []
+        first.stop()
+        # A restart before the key: the held slots are still there, and polling goes on.
+        second = InProcessGateway(config, clock)
+        try:
+            gw = second.gateway
+            held = {(e.slot_start, e.meter): e.wh for e in gw.outbox.held()}
+            assert len({slot for slot, _ in held}) >= 2
+            wait_for(lambda: gw.outbox.stats().waiting_for_key > len(held), 60, "another slot")
+            key5 = GroupKey.generate(SITE, 5)
+            collector.group_keys[5] = key5
+            forged = _epoch_key(ids, 6, bytes(32))
+            _publish(
+                broker.port,
+                [
+                    (
+                        EPOCH_TOPIC.format(5),
+                        _signed(ids["tso"], _epoch_key(ids, 5, key5.key).to_body()),
+                    ),
+                    (EPOCH_TOPIC.format(6), _signed(ids["ra1"], forged.to_body())),
+                ],
+            )
+            wait_for(lambda: gw.outbox.stats().waiting_for_key == 0, 30, "the held slots sealed")
+            first_slot = min(slot for slot, _ in held)
+            wait_for(
+                lambda: len(collector.seqs()) >= 4, 60, "the held slots and a live one published"
+            )
+            readings = collector.readings()
+            slots = sorted(slot for meter, slot in readings if meter == "m1")
+            # Every slot from the first held one on, each once: none lost, none invented.
+            assert slots == list(range(first_slot, slots[-1] + SLOT_S, SLOT_S))
+            assert all(len(v) == 1 for v in readings.values())
+            for (slot, meter), wh in held.items():
+                assert readings[(meter, slot)][0][1] == wh  # sealed as they were stored
+            assert {r.batch.epoch for r in collector.batches.values()} == {5}
+            assert collector.seqs() == list(range(len(collector.seqs())))
+            assert "no_epoch_key" not in gw.alarms
+            assert gw.trust.refused["unknown_signer"] == 1  # only the TSO hands out keys
+            with gw.db.lock:
+                kept = gw.db.conn.execute("SELECT epoch FROM epoch_keys").fetchall()
+            assert kept == [(5,)]  # kept for a restart without a broker
+        finally:
+            second.stop()
 
 
 def test_a_declared_dr_window_switches_the_coil_and_is_recorded(site) -> None:  # type: ignore[no-untyped-def]
