@@ -14,6 +14,8 @@ GET  /api/commands                   DR commands with their declarations
 GET  /api/results?command=ID[&scope=ORG]   results per slot and scope, rewards
 GET  /api/reconciliation?command=ID[&org=ORG]  AS report against the ledger, slot by slot
 GET  /api/totals[?site=S]            per site and slot: Wh and meters (readable sites)
+GET  /api/control[?command=ID]       DR control actions the gateways recorded in their
+                                     sealed batches (readable sites), oldest first
 POST /api/orgs, /api/orgs/remove, /api/sites, /api/site-moves, /api/commands,
      /api/declarations, /api/as-reports (JSON, or CSV with ?command=ID), /api/shred
 """
@@ -68,6 +70,17 @@ def totals(db: sqlite3.Connection, site: str | None) -> list[dict[str, Any]]:
     ).fetchall()
     keys = ("site", "slot", "wh", "meters", "flagged")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def control_actions(db: sqlite3.Connection, command: str | None) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT b.site, b.gateway, b.seq, b.slot, c.command, c.state, c.t, c.ok"
+        " FROM control_actions c JOIN batches b ON b.pos = c.pos"
+        " WHERE (? IS NULL OR c.command = ?) ORDER BY c.t, b.gateway, b.seq, c.n",
+        (command, command),
+    ).fetchall()
+    keys = ("site", "gateway", "seq", "slot", "command", "state", "t", "ok")
+    return [dict(zip(keys, row, strict=True)) | {"ok": bool(row[7])} for row in rows]
 
 
 class Api:
@@ -163,6 +176,8 @@ class Api:
             ]
         if path == "/api/totals":
             return totals(db, _q(query, "site", required=False))
+        if path == "/api/control":
+            return control_actions(db, _q(query, "command", required=False))
         raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path}")
 
     def post(self, path: str, query: dict[str, list[str]], body: bytes, content_type: str) -> Any:

@@ -82,7 +82,7 @@ def _setup_parsers(cmd: Cmd) -> None:
         help="an organisation: its .pub file, ac or ra, and an RA's AC (repeatable)",
     )
     g.add_argument("--out", type=Path, required=True, help="genesis file to create")
-    gk = cmd("group-key", "create a site's data key file for a gateway without epoch keys", False)
+    gk = cmd("group-key", "create a data key file for a gateway without ledger nodes", False)
     gk.add_argument("--site", required=True, help="site id")
     gk.add_argument("--epoch", type=int, default=0, help="key epoch (0)")
     gk.add_argument("--out", type=Path, required=True, metavar="FILE", help="key file to create")

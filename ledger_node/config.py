@@ -18,9 +18,6 @@ Example::
 
     [api]
     listen = "127.0.0.1:8470"       # JSON API; "" turns it off; loopback unless set here
-
-    [[group_key]]                   # TSO only: a key file a gateway already seals with;
-    file = "keys/site1.group"       # it becomes that site's data key for its epoch
 """
 
 from __future__ import annotations
@@ -30,7 +27,6 @@ from pathlib import Path
 
 from ledger_node.config_util import Section, load_toml
 from ledger_node.errors import ConfigError
-from ledger_node.keys import GroupKey
 from ledger_node.mqtt import MqttSettings
 from ledger_node.wire import MAX_ENVELOPE_BYTES
 from ledger_node.wire.schema import ID_PATTERN
@@ -50,7 +46,6 @@ class NodeConfig:
     sync_every_s: float
     mqtt: MqttSettings
     api: tuple[str, int] | None
-    adopt_keys: tuple[GroupKey, ...]
 
 
 def parse_listen(text: str, where: str) -> tuple[str, int] | None:
@@ -88,10 +83,6 @@ def load_config(path: Path) -> NodeConfig:
     api_section = root.section("api", required=False)
     api = parse_listen(api_section.get("listen", str, DEFAULT_API), "api.listen")
     api_section.check_unknown()
-    adopt = []
-    for k in root.sections("group_key"):
-        adopt.append(GroupKey.load(k.path("file")))
-        k.check_unknown()
     root.check_unknown()
     return NodeConfig(
         node_id=node_id,
@@ -104,5 +95,4 @@ def load_config(path: Path) -> NodeConfig:
         sync_every_s=sync_every_s,
         mqtt=mqtt,
         api=api,
-        adopt_keys=tuple(adopt),
     )

@@ -18,7 +18,7 @@ import nacl.public
 import nacl.secret
 import nacl.utils
 
-from ledger_node.keys import GroupKey, Identity
+from ledger_node.keys import Identity
 from ledger_node.refusals import SHREDDED, Held, Refused
 from ledger_node.registry import Registry
 from ledger_node.wire import EpochKey, WrappedKey, parse
@@ -127,12 +127,10 @@ def make_epoch_key(
     members: tuple[str, ...],
     gateway: str,
     registry: Registry,
-    adopt: GroupKey | None = None,
 ) -> EpochKey:
-    """A new epoch key for the group, wrapped for every member and the gateway.
-
-    `adopt` reuses an existing data key (a gateway still configured with a key file)."""
-    data_key = adopt.key if adopt is not None else nacl.utils.random(32)
+    """A new epoch key (a random data key) for the group, wrapped for every member and the
+    gateway."""
+    data_key = nacl.utils.random(32)
     wrapped = []
     for party in sorted({*members, gateway}):
         public = registry.box_key(party)

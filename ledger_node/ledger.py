@@ -23,7 +23,7 @@ import json
 import logging
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -34,7 +34,7 @@ import nacl.signing
 from ledger_node import pedersen
 from ledger_node.clock import Clock
 from ledger_node.groups import Groups, make_epoch_key
-from ledger_node.keys import GroupKey, Identity
+from ledger_node.keys import Identity
 from ledger_node.refusals import (
     BAD_PAYLOAD,
     EQUIVOCATION,
@@ -535,6 +535,7 @@ class Ledger:
             )
         ]
         self.db.executemany("DELETE FROM readings WHERE pos=?", [(p,) for p in affected])
+        self.db.executemany("DELETE FROM control_actions WHERE pos=?", [(p,) for p in affected])
         self.db.execute(
             "UPDATE batches SET state='shredded' WHERE site=? AND epoch=? AND state != "
             "'equivocated'",
@@ -699,7 +700,7 @@ class Ledger:
                 batch = open_body(parse(raw))
                 assert isinstance(batch, ReadingsBatch)
                 try:
-                    readings = _open_readings(box, batch)
+                    payload = _open_payload(box, batch)
                 except (ValueError, WireError, nacl.exceptions.CryptoError) as exc:
                     self.db.execute("UPDATE batches SET state='bad' WHERE pos=?", (pos,))
                     self.count(f"refused:{BAD_PAYLOAD}")
@@ -709,7 +710,17 @@ class Ledger:
                     continue
                 self.db.executemany(
                     "INSERT INTO readings VALUES (?, ?, ?, ?, ?)",
-                    [(pos, m, wh, r, q) for m, wh, r, q in readings],
+                    [
+                        (pos, r.meter, r.wh, r.blinding, ",".join(r.quality))
+                        for r in payload.readings
+                    ],
+                )
+                self.db.executemany(
+                    "INSERT INTO control_actions VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (pos, n, a.command, a.state, a.t, int(a.ok))
+                        for n, a in enumerate(payload.control)
+                    ],
                 )
                 self.db.execute("UPDATE batches SET state='open' WHERE pos=?", (pos,))
                 self.opened_slots.add(batch.slot_start)
@@ -724,12 +735,11 @@ class Ledger:
 
     # -- authoring (the TSO's node) ------------------------------------------------------
 
-    def author_epochs(self, adopt: Iterable[GroupKey] = ()) -> list[EpochKey]:
+    def author_epochs(self) -> list[EpochKey]:
         """As the TSO: start a new epoch for every site whose group differs from its latest
         epoch's (a new site, a move, a member added or removed, a new gateway)."""
         if self.registry.tso != self.me.name:
             return []
-        adopted = {(k.site, k.epoch): k for k in adopt}
         made = []
         for site in sorted(self.registry.sites):
             members, gateway = self.registry.group(site)
@@ -739,15 +749,7 @@ class Ledger:
             epoch = 0 if latest is None else latest.epoch + 1
             while (site, epoch) in self.groups.shredded:
                 epoch += 1
-            key = make_epoch_key(
-                self.me.name,
-                site,
-                epoch,
-                members,
-                gateway,
-                self.registry,
-                adopted.get((site, epoch)),
-            )
+            key = make_epoch_key(self.me.name, site, epoch, members, gateway, self.registry)
             outcome = self.author(key)
             if outcome.ok:
                 made.append(key)
@@ -761,10 +763,9 @@ class Ledger:
         return int(self.registry.last_n.get(self.me.name, 0)) + 1
 
 
-def _open_readings(
-    box: nacl.secret.SecretBox, batch: ReadingsBatch
-) -> list[tuple[str, int, bytes, str]]:
-    """Decrypt a batch's readings and check them against its public commitments."""
+def _open_payload(box: nacl.secret.SecretBox, batch: ReadingsBatch) -> SlotPayload:
+    """Decrypt a batch's sealed payload and check its readings against the public
+    commitments."""
     payload = SlotPayload.from_bytes(box.decrypt(batch.box))
     if payload.gateway != batch.gateway or payload.seq != batch.seq:
         raise ValueError("sealed readings belong to another batch")
@@ -773,4 +774,4 @@ def _open_readings(
     for reading, public in zip(payload.readings, batch.commitments, strict=True):
         if pedersen.commit(reading.wh, reading.blinding) != public.commitment:
             raise ValueError(f"meter {reading.meter}: reading does not open its commitment")
-    return [(r.meter, r.wh, r.blinding, ",".join(r.quality)) for r in payload.readings]
+    return payload

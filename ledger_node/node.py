@@ -397,7 +397,7 @@ class Node:
         if ledger.registry_changed and self._every("epochs", 0.5):
             ledger.registry_changed = False
             with self.ledger.transaction():
-                ledger.author_epochs(self.cfg.adopt_keys)
+                ledger.author_epochs()
             self._flush()
         if self._every("marks", 0.25):
             now = self.clock.now()

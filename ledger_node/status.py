@@ -4,7 +4,8 @@ Read from the node's database (the node need not be running): the node's id and 
 the groups and epochs it can read, its log's size and root, its last checkpoint and who
 co-signed it, its agreement with each peer (closed slots whose digests agree or differ,
 log consistency, anti-entropy progress), ingest counts and refusals by reason, and each
-gateway's last seq and lag. As a dict for `--json` and the API, or as text.
+gateway's last seq, lag and the DR control actions it recorded (in the batches this node
+can read). As a dict for `--json` and the API, or as text.
 """
 
 from __future__ import annotations
@@ -128,6 +129,12 @@ def _gateways(db: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
         " SUM(b.state = 'equivocated') FROM batches b GROUP BY b.gateway ORDER BY b.gateway"
     ).fetchall()
     out = []
+    control = dict(
+        db.execute(
+            "SELECT b.gateway, COUNT(*) FROM control_actions c JOIN batches b ON b.pos = c.pos"
+            " GROUP BY b.gateway"
+        ).fetchall()
+    )
     for gateway, site, last_seq, n, last_slot, last_pos, equivocated in rows:
         received = db.execute("SELECT received_at FROM log WHERE pos=?", (last_pos,)).fetchone()[0]
         out.append(
@@ -140,6 +147,7 @@ def _gateways(db: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
                 "last_slot": last_slot,
                 "lag_s": round(now - received, 1),
                 "equivocations": equivocated,
+                "control_actions": control.get(gateway, 0),
             }
         )
     return out
@@ -199,6 +207,7 @@ def render(s: dict[str, Any]) -> str:
             f"  {g['gateway']:<12} site {g['site']:<8} last seq {g['last_seq']}"
             f" ({g['missing_below_last']} missing below), last slot {_utc(g['last_slot'])},"
             f" lag {g['lag_s']} s"
+            + (f", {g['control_actions']} DR control actions" if g["control_actions"] else "")
             + (f", {g['equivocations']} EQUIVOCATED" if g["equivocations"] else "")
         )
     return "\n".join(lines)

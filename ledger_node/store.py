@@ -8,8 +8,8 @@ Three kinds of tables:
 
 - the log (`log`, `tree`): every accepted fact, in this node's order, Merkle-hashed;
 - derived state, rebuildable by replaying the log (`mlg-node verify` does exactly that and
-  compares): registry, epochs, batches and the readings this node can decrypt, DR
-  commands, declarations, AS reports, equivocations, keyed facts;
+  compares): registry, epochs, batches and the readings (and DR control actions) this node
+  can decrypt, DR commands, declarations, AS reports, equivocations, keyed facts;
 - node-local records: facts held for a missing predecessor, counters, contract results,
   slot digests, checkpoints and co-signatures, peers.
 """
@@ -25,7 +25,7 @@ from typing import Any
 
 from ledger_node.errors import MeterledgerError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value ANY) STRICT;
@@ -85,6 +85,11 @@ CREATE INDEX IF NOT EXISTS batches_epoch ON batches (site, epoch, state);
 CREATE TABLE IF NOT EXISTS readings (
     pos INTEGER NOT NULL, meter TEXT NOT NULL, wh INTEGER NOT NULL, r BLOB NOT NULL,
     quality TEXT NOT NULL, PRIMARY KEY (pos, meter)
+) STRICT, WITHOUT ROWID;
+-- DR control actions a gateway recorded in a batch this node decrypted (seed step 2).
+CREATE TABLE IF NOT EXISTS control_actions (
+    pos INTEGER NOT NULL, n INTEGER NOT NULL, command TEXT NOT NULL, state INTEGER NOT NULL,
+    t INTEGER NOT NULL, ok INTEGER NOT NULL, PRIMARY KEY (pos, n)
 ) STRICT, WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commands (
     id TEXT PRIMARY KEY, pos INTEGER NOT NULL, t_start INTEGER NOT NULL, t_end INTEGER NOT NULL,
@@ -153,6 +158,7 @@ DERIVED_TABLES = (
     "equivocations",
     "batches",
     "readings",
+    "control_actions",
     "commands",
     "declarations",
     "as_reports",

@@ -23,6 +23,7 @@ from ledger_node.genesis import make_genesis
 from ledger_node.keys import Identity
 from ledger_node.localnet import FIGURE_7, LocalNet
 from ledger_node.wire import (
+    ControlAction,
     DrCommand,
     DrDeclaration,
     EpochKey,
@@ -92,11 +93,18 @@ class SimGateway:
         self.keys[key.epoch] = nacl.public.SealedBox(self.identity.box_secret).decrypt(mine.sealed)
         return True
 
-    def batch(self, slot: int, whs: dict[str, int], slot_s: int = 60) -> bytes:
-        """Seal the next batch for `slot` with the newest epoch (meter → Wh)."""
+    def batch(
+        self,
+        slot: int,
+        whs: dict[str, int],
+        slot_s: int = 60,
+        control: tuple[ControlAction, ...] = (),
+    ) -> bytes:
+        """Seal the next batch for `slot` with the newest epoch (meter → Wh), recording
+        the DR `control` actions taken in it."""
         epoch = max(self.keys)
         readings = tuple(Reading(m, whs[m], pedersen.random_blinding()) for m in sorted(whs))
-        payload = SlotPayload(self.name, self.seq, readings)
+        payload = SlotPayload(self.name, self.seq, readings, control)
         batch = ReadingsBatch(
             gateway=self.name,
             site=self.site,

@@ -11,12 +11,14 @@ from pathlib import Path
 import nacl.secret
 import pytest
 
-from ledger_node import pedersen
+from ledger_node import authoring, pedersen
+from ledger_node.api import control_actions
 from ledger_node.clock import FixedClock
 from ledger_node.ledger import Ledger, LedgerSettings, Outcome
 from ledger_node.store import connect, counters
 from ledger_node.verify import verify
 from ledger_node.wire import (
+    ControlAction,
     DrCommand,
     EpochKey,
     MeterCommitment,
@@ -255,3 +257,42 @@ def test_the_sealed_payload_is_bound_to_its_batch(net: Net) -> None:
 def test_the_database_is_readable_by_its_owner_only(net: Net) -> None:
     for path in net.tmp.glob("ra1.sqlite*"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_dr_control_actions_are_read_by_members_only_and_shredded_with_the_readings(
+    net: Net,
+) -> None:
+    on, off = ControlAction("dr-1", 1, T0 - 118, True), ControlAction("dr-1", 0, T0 - 61, False)
+    site1, site3 = net.fig.gateways["site1"], net.fig.gateways["site3"]
+    net.everywhere(
+        [
+            site1.batch(T0 - 120, {"m1": 5, "m2": 6}, control=(on, off)),
+            site3.batch(T0 - 120, {"m1": 1, "m2": 1}, control=(on,)),
+        ]
+    )
+    for name in ("tso", "ra1"):
+        net.open(name)
+
+    def seen(name: str) -> list[tuple[str, int, int, bool]]:
+        rows = control_actions(net.ledgers[name].db, "dr-1")
+        return [(r["site"], r["state"], r["t"], r["ok"]) for r in rows]
+
+    assert seen("ra1") == [("site1", 1, T0 - 118, True), ("site1", 0, T0 - 61, False)]
+    assert seen("tso") == [
+        ("site1", 1, T0 - 118, True),
+        ("site3", 1, T0 - 118, True),
+        ("site1", 0, T0 - 61, False),
+    ]
+    path, me = net.tmp / "ra1.sqlite", net.ledgers["ra1"].me
+    assert verify(connect(path, readonly=True), me).ok
+    with net.ledgers["ra1"].transaction():
+        net.ledgers["ra1"].db.execute("UPDATE control_actions SET ok = 1")
+    report = verify(connect(path, readonly=True), me)
+    assert any(p.startswith("derived table control_actions") for p in report.problems)
+    # Shredding site1's epoch erases what its gateway did along with what it measured.
+    tso = net.ledgers["tso"]
+    with tso.transaction():
+        authoring.shred(tso, {"site": "site1", "epoch": 0})
+    net.everywhere([raw for _, raw in tso.authored])
+    assert seen("ra1") == []
+    assert seen("tso") == [("site3", 1, T0 - 118, True)]
