@@ -109,6 +109,7 @@ class Publisher:
                 self.status_topic, self._status("offline", "stopped"), qos=1, retain=True
             )
             info.wait_for_publish(timeout=3)
+        self.connected.clear()  # our own disconnect: nothing to warn about
         self._client.disconnect()
         self._client.loop_stop()
 

@@ -121,6 +121,9 @@ class Gateway:
         return slots
 
     def _subscribe(self) -> None:
+        """Marks for this gateway; the TSO's epoch keys for this site and its DR commands;
+        the trusted RAs' declarations. Only the trusted authors' topics: other parties'
+        facts are nothing to refuse."""
         cfg, p = self.cfg, self.publisher
         if cfg.confirm_nodes:
             p.subscribe(cfg.mqtt.hwm_filter(cfg.gateway_id), self._on_mark)
@@ -130,12 +133,12 @@ class Gateway:
                 lambda t, raw: self.keys.offer(self.trust, raw),
             )
             p.subscribe(
-                cfg.mqtt.facts_filter(DrCommand.TYPE),
+                cfg.mqtt.facts_filter(DrCommand.TYPE, cfg.tso.name),
                 lambda t, raw: self.plan.offer_command(self.trust, raw),
             )
-        if cfg.ras:
+        for ra in cfg.ras:
             p.subscribe(
-                cfg.mqtt.facts_filter(DrDeclaration.TYPE),
+                cfg.mqtt.facts_filter(DrDeclaration.TYPE, ra.name),
                 lambda t, raw: self.plan.offer_declaration(self.trust, raw),
             )
 

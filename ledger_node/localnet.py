@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 
 from ledger_node.broker import free_port
 from ledger_node.genesis import make_genesis
-from ledger_node.keys import GroupKey, Identity
+from ledger_node.keys import Identity
 from ledger_node.mqtt import MqttSettings, make_client
 from ledger_node.node import fact_topic
 from ledger_node.wire import Message, seal
@@ -65,7 +65,6 @@ class LocalNet:
         checkpoint_every_s: float = 2.0,
         sync_every_s: float = 2.0,
         protocol: str = "5",
-        adopt: dict[str, Path] | None = None,
         network: str = "localnet",
     ) -> None:
         self.work = work
@@ -113,9 +112,6 @@ class LocalNet:
                 "[api]",
                 f'listen = "127.0.0.1:{self.api_ports[name]}"',
             ]
-            if name == self.tso:
-                for key_file in (adopt or {}).values():
-                    lines += ["", "[[group_key]]", f'file = "{key_file}"']
             (work / name).mkdir(exist_ok=True)
             (work / name / "node.toml").write_text("\n".join(lines) + "\n")
 
@@ -260,16 +256,3 @@ class LocalNet:
         raw = self.sign(org, message)
         self.publish([(fact_topic(self.mqtt_settings(), message), raw, True)])
         return raw
-
-
-def adopted_group_keys(work: Path, sites: list[str]) -> dict[str, Path]:
-    """A data key file per site (epoch 0) for gateways configured with `[seal] group_key`;
-    the TSO's node adopts them when it starts each site's first epoch."""
-    out = {}
-    (work / "keys").mkdir(parents=True, exist_ok=True)
-    for site in sites:
-        path = work / "keys" / f"{site}.group"
-        if not path.exists():
-            GroupKey.generate(site).save(path)
-        out[site] = path
-    return out

@@ -84,9 +84,11 @@ class MqttSettings:
         """The retained topic of one fact: its type, author and its key's parts."""
         return "/".join((self.prefix, "facts", kind, author, *key))
 
-    def facts_filter(self, kind: str | None = None) -> str:
-        """All facts, or all facts of one type."""
-        return f"{self.prefix}/facts/#" if kind is None else f"{self.prefix}/facts/{kind}/#"
+    def facts_filter(self, kind: str | None = None, author: str | None = None) -> str:
+        """All facts, all facts of one type, or those of one type by one author."""
+        if kind is None:
+            return f"{self.prefix}/facts/#"
+        return f"{self.prefix}/facts/{kind}/{author or '+'}/#"
 
     def epoch_keys_filter(self, site: str) -> str:
         """Every epoch key of one site, whoever wrote it."""

@@ -254,7 +254,10 @@ def test_a_declared_dr_window_switches_the_coil_and_is_recorded(site) -> None:  
             ("mlg/v1/facts/dr_command/tso/cmd1", _signed(ids["tso"], cmd.to_body())),
             ("mlg/v1/facts/dr_command/tso/cmd2", _signed(ids["tso"], late_cmd.to_body())),
             ("mlg/v1/facts/dr_declaration/ra1/cmd1", _signed(ids["ra1"], decl.to_body())),
+            # Another RA's declarations are not even subscribed to; one under ra1's name is
+            # refused.
             ("mlg/v1/facts/dr_declaration/ra2/cmd1", _signed(ids["ra2"], unknown_ra.to_body())),
+            ("mlg/v1/facts/dr_declaration/ra1/cmd9", _signed(ids["ra2"], unknown_ra.to_body())),
             ("mlg/v1/facts/dr_declaration/ra1/cmd2", _signed(ids["ra1"], late.to_body())),
         ],
     )
