@@ -1,6 +1,7 @@
 """Several node processes on a real Mosquitto, fed by simulated gateways that seal real
-batches with the wire types (tests/sim.py): privacy, membership change, recovery,
-tampering, bad input, shredding, proofs and status."""
+batches with the wire types (tests/sim.py): privacy, recovery, tampering, bad input,
+shredding, proofs and status. A membership change with a real gateway is in
+tests/test_end_to_end.py."""
 
 from __future__ import annotations
 
@@ -98,38 +99,6 @@ def test_figure7_each_node_decrypts_exactly_its_groups(fig7: SimNet) -> None:
                     else:
                         assert not any(present), f"{node}'s database holds a {gw.site} secret"
                 assert payload.to_bytes() not in raw_db
-
-
-def test_site_moves_to_another_ra(tmp_path: Path, broker: Broker) -> None:
-    sim = SimNet(tmp_path, broker.port, ("tso", "ra1", "ra2"))
-    try:
-        sim.net.start()
-        sim.register()
-        sim.take_epoch_keys(3)
-        before = sim.last_slot() - 120
-        sim.publish([sim.batch("site1", before)])
-        _wait_accepted(sim, ("tso", "ra1", "ra2"), 1)
-        sim.net.post("tso", "/api/site-moves", {"site": "site1", "ra": "ra2"})
-        keys = sim.take_epoch_keys(4)
-        assert any(k.site == "site1" and k.epoch == 1 for k in keys)
-        assert max(sim.gateways["site1"].keys) == 1
-        after = sim.last_slot()
-        sim.publish([sim.batch("site1", after)])
-        _wait_accepted(sim, ("tso", "ra1", "ra2"), 2)
-        sim.net.wait_for(lambda: ("site1", after) in _totals(sim, "ra2"), 30, "ra2 reads")
-        sim.net.wait_for(lambda: ("site1", after) in _totals(sim, "tso"), 30, "tso reads")
-        assert set(_totals(sim, "ra1")) == {("site1", before)}  # the old RA: the past only
-        assert set(_totals(sim, "ra2")) == {("site1", after)}  # the new RA: from the move on
-        groups = {(g["site"], g["epoch"]) for g in sim.status("ra2")["groups"]}
-        assert ("site1", 1) in groups and ("site1", 0) not in groups
-        sim.net.stop()
-        new_secret = sim.gateways["site1"].sealed[-1][1].readings[0].blinding
-        old_secret = sim.gateways["site1"].sealed[0][1].readings[0].blinding
-        assert new_secret not in db_bytes(sim.net.db("ra1"))
-        assert old_secret in db_bytes(sim.net.db("ra1"))
-        assert new_secret in db_bytes(sim.net.db("ra2"))
-    finally:
-        sim.net.stop()
 
 
 def _drop_session(port: int, client_id: str) -> None:
