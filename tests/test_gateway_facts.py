@@ -7,6 +7,7 @@ refused, counted, and change nothing."""
 from __future__ import annotations
 
 import math
+import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,8 @@ from firmware.emulator.dr import ControlledLoad
 from firmware.emulator.profiles import Constant
 from firmware.emulator.s0 import EmulatedAdapter
 from firmware.modbus_rtu import Slave
+from gateway.config import load_config
+from gateway.status import collect, render
 from ledger_node.broker import Broker
 from ledger_node.clock import ScaledClock
 from ledger_node.keys import GroupKey, Identity
@@ -88,6 +91,11 @@ retry_s = 1
 meter = "m1"
 """
 )
+
+
+def _status_text(config: Path) -> str:
+    """What `mlg-gateway status` prints."""
+    return render(collect(load_config(config)))
 
 
 @contextmanager
@@ -201,6 +209,8 @@ def test_slots_before_the_first_epoch_key_are_held_durably_then_sealed(
             held = {(e.slot_start, e.meter): e.wh for e in gw.outbox.held()}
             assert len({slot for slot, _ in held}) >= 2
             wait_for(lambda: gw.outbox.stats().waiting_for_key > len(held), 60, "another slot")
+            wait_for(lambda: "ALARM: no_epoch_key" in _status_text(config), 10, "the alarm")
+            assert re.search(r"\nheld: [1-9]\d* slots stored unsealed", _status_text(config))
             key5 = GroupKey.generate(SITE, 5)
             collector.group_keys[5] = key5
             forged = _epoch_key(ids, 6, bytes(32))
