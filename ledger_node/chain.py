@@ -11,7 +11,6 @@ control, switches its adapter meter's relay for the windows its RA declared it f
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 from firmware.emulator.truth import read_truth
 from ledger_node.keys import Identity
-from ledger_node.localnet import FIGURE_7, LocalNet, OrgSpec
+from ledger_node.localnet import FIGURE_7, LocalNet, OrgSpec, terminate
 from ledger_node.wire import GatewayKey, SiteRegistration
 
 METER = "m1"
@@ -280,19 +279,9 @@ poll_seconds = 1.0
                 tail = (self.work / f"{name}.log").read_text()[-1500:]
                 raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
 
-    def stop_process(self, name: str) -> None:
-        proc = self.procs.pop(name)
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
-            self.stop_process(name)
+            terminate(self.procs.pop(name), timeout_s=10)
         self.net.stop()
 
     # -- what the parts hold -----------------------------------------------------------------

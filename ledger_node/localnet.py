@@ -159,14 +159,8 @@ class LocalNet:
 
     def stop_node(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name, None)
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            terminate(proc, sig)
 
     def stop(self) -> None:
         for name in list(self.procs):
@@ -256,3 +250,18 @@ class LocalNet:
         raw = self.sign(org, message)
         self.publish([(fact_topic(self.mqtt_settings(), message), raw, True)])
         return raw
+
+
+def terminate(
+    proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout_s: float = 15
+) -> None:
+    """Send `sig` to a child process still running and wait for it; kill it if it does not
+    end within `timeout_s`."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
