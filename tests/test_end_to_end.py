@@ -196,7 +196,7 @@ def test_demo_runs_the_dr_sequence_and_reports_agreement(tmp_path: Path) -> None
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "all 3 slot totals equal the ground truth" in out
+    assert "all 3 slot totals agree with the ground truth" in out
     table = [line for line in out.splitlines() if " site" in line and line.rstrip().endswith("=")]
     assert len(table) == 9, out  # 3 slots x 3 sites
     # (2) the relay went on in the window's first slot and off in the slot after it.
