@@ -35,11 +35,12 @@ class Site:
 
     `model` is the emulated meter: `sdm120`, or `adapter` (the firmware counting the S0
     pulses of its load, with the DR relay the gateway switches). `profile` is an emulator
-    profile, or `duty:W` for a load of W watts that runs the middle two thirds of each
-    slot and pauses around every slot boundary: a pulse counter reads a boundary exactly
-    only if no pulse falls between the polls around it, so the pause keeps the adapter's
-    slot energies equal to the truth. `dr_drop` is the fraction the load drops by while
-    the relay is on.
+    profile, or `duty:W` for a load of W watts that runs the middle half of each slot and
+    pauses for a quarter slot either side of every boundary: a pulse counter reads a
+    boundary exactly only if no pulse falls between the polls around it, so the pause
+    keeps the adapter's slot energies equal to the truth (as long as the gateway's polls
+    around a boundary are less than a quarter slot late). `dr_drop` is the fraction the
+    load drops by while the relay is on.
     """
 
     ra: str
@@ -54,7 +55,7 @@ class Site:
 
 def write_duty_profile(path: Path, watts: float, slot_s: int) -> Path:
     """A day of `seconds,watts` rows (UTC) for the `duty:W` load of `Site`."""
-    pause = slot_s / 6
+    pause = slot_s / 4
     rows = ["0,0"]
     for start in range(0, 86_400, slot_s):
         rows += [f"{start + pause:g},{watts:g}", f"{start + slot_s - pause:g},0"]

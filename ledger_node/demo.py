@@ -6,7 +6,7 @@ pseudo-terminal read by its own gateway; and the ledger nodes of the TSO, AC(1) 
 each as its own process with its own keys, config and database, exactly as in the field
 (`chain.py`). The organisations: AC(1) bundles RA(1) (site1) and RA(2) (site2); AC(2)
 has RA(3) (site3). Site1's meter is the adapter firmware counting the S0 pulses of a
-controllable 3.6 kW load, with the DR relay its gateway switches; site2 and site3 have
+controllable 4.8 kW load, with the DR relay its gateway switches; site2 and site3 have
 emulated SDM120s. RA(1) registers site1 through its node's API; RA(2) and RA(3), which run
 no node here, sign their registrations themselves. The TSO's node starts each site's
 first epoch; the gateways seal with those keys and count a batch as delivered once two
@@ -46,11 +46,11 @@ from ledger_node.wire import DrDeclaration
 
 NODES = ("tso", "ac1", "ra1")
 SITES = {
-    "site1": Site("ra1", "adapter", "duty:3600", dr_drop=0.5),
+    "site1": Site("ra1", "adapter", "duty:4800", dr_drop=0.5),
     "site2": Site("ra2", "sdm120", "steps:1200,3600,2400,600,4800"),
     "site3": Site("ra3", "sdm120", "steps:3000,4200,1800,2400,3600"),
 }
-"""Site1: 3.6 kW for the middle two thirds of each slot (40 Wh per 60 s slot), half of it
+"""Site1: 4.8 kW for the middle half of each slot (40 Wh per 60 s slot), half of it
 while the relay is on. Site2 and site3: one level per slot (W), changing mid-slot, so each
 slot's energy is a whole number of Wh."""
 BASELINES = {"site1": 40, "site2": 70}
@@ -338,7 +338,7 @@ def run_demo(args: argparse.Namespace, work: Path) -> int:
         chain.start_emulators()
         devices = {s: os.readlink(work / f"meter-{s}") for s in SITES}
         print(
-            f"meters: site1 the adapter firmware counting a 3.6 kW load's S0 pulses, with the"
+            f"meters: site1 the adapter firmware counting a 4.8 kW load's S0 pulses, with the"
             f" DR relay, on {devices['site1']}; emulated SDM120s on {devices['site2']},"
             f" {devices['site3']}"
         )
