@@ -27,6 +27,7 @@ Paths are relative to the config file's folder. A complete example::
     max_bytes = 67108864               # refuse new batches (with an alarm) beyond this
     retry_s = 30                       # re-publish what stays unconfirmed (plus jitter)
     max_message_bytes = 65536          # a batch, mark or fact larger than this is refused
+    unconfirmed_alarm_s = 3600         # alarm when a slot ends this long ago unconfirmed
 
     [mqtt]
     host = "broker.example.net"
@@ -147,6 +148,7 @@ class GatewayConfig:
     outbox_max_bytes: int = 64 * 1024 * 1024
     retry_s: float = 30.0
     max_message_bytes: int = MAX_ENVELOPE_BYTES
+    unconfirmed_alarm_s: float = 3600.0
     control: ControlConfig | None = None
 
     db_file: Path | None = None
@@ -218,7 +220,7 @@ def load_config(path: Path) -> GatewayConfig:
     nodes, quorum = _confirm(root.section("confirm", required=False))
     outbox = root.section("outbox", required=False)
     db_file = outbox.optional_path("path")
-    max_bytes, retry_s, max_message = _outbox(outbox)
+    max_bytes, retry_s, max_message, unconfirmed_alarm_s = _outbox(outbox)
     mqtt = MqttSettings.from_section(root.section("mqtt", required=False), gateway_id)
 
     buses = [_bus(b) for b in root.sections("bus")]
@@ -264,6 +266,7 @@ def load_config(path: Path) -> GatewayConfig:
         db_file=db_file,
         retry_s=retry_s,
         max_message_bytes=max_message,
+        unconfirmed_alarm_s=unconfirmed_alarm_s,
         control=control,
     )
 
@@ -282,18 +285,21 @@ def _confirm(confirm: Section) -> tuple[tuple[PublicIdentity, ...], int]:
     return tuple(nodes), quorum
 
 
-def _outbox(outbox: Section) -> tuple[int, float, int]:
+def _outbox(outbox: Section) -> tuple[int, float, int, float]:
     max_bytes = outbox.get("max_bytes", int, 64 * 1024 * 1024)
     retry_s = outbox.get("retry_s", float, 30.0)
     max_message = outbox.get("max_message_bytes", int, MAX_ENVELOPE_BYTES)
+    unconfirmed_alarm_s = outbox.get("unconfirmed_alarm_s", float, 3600.0)
     outbox.check_unknown()
+    if unconfirmed_alarm_s <= 0:
+        raise ConfigError("outbox.unconfirmed_alarm_s must be positive (seconds)")
     if max_bytes < 4096:
         raise ConfigError("outbox.max_bytes must be at least 4096")
     if not 0 < retry_s <= 86_400:
         raise ConfigError("outbox.retry_s must be in (0, 86400] seconds")
     if not 1024 <= max_message <= MAX_ENVELOPE_BYTES:
         raise ConfigError(f"outbox.max_message_bytes must be 1024..{MAX_ENVELOPE_BYTES}")
-    return max_bytes, retry_s, max_message
+    return max_bytes, retry_s, max_message, unconfirmed_alarm_s
 
 
 def _models(root: Section) -> dict[str, MeterModel]:

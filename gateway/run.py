@@ -263,8 +263,7 @@ class Gateway:
             len({e.slot_start for e in held}),
         )
         self._held = 0
-        self.alarms.pop("no_epoch_key", None)
-        self._alarm_logged.pop("no_epoch_key", None)
+        self._clear_alarm("no_epoch_key")
 
     def _seal(self, slot: int, batch: list[SlotEnergy], now: float) -> bool:
         slot_s = self.cfg.slot_seconds
@@ -283,7 +282,7 @@ class Gateway:
         except GatewayError as exc:
             self._alarm("cannot_seal", str(exc))
             return False
-        self.alarms.pop("cannot_seal", None)
+        self._clear_alarm("cannot_seal")
         missing = sorted(m.id for m in self.cfg.meters if m.id not in {e.meter for e in batch})
         log.info(
             "slot %d sealed as seq %d: %s%s%s",
@@ -307,17 +306,42 @@ class Gateway:
 
     def _check_alarms(self) -> None:
         if "outbox_full" in self.alarms and self.outbox.depth_bytes < 0.9 * self.outbox.max_bytes:
-            log.warning("outbox has room again (%d bytes): alarm cleared", self.outbox.depth_bytes)
-            self.alarms.pop("outbox_full")
-            self._alarm_logged.pop("outbox_full", None)
+            log.warning("outbox has room again (%d bytes)", self.outbox.depth_bytes)
+            self._clear_alarm("outbox_full")
         if self.publisher.oversize:
             self._alarm(
                 "oversize",
                 f"{len(self.publisher.oversize)} stored batches exceed the broker's packet limit",
             )
+        self._check_unconfirmed()
         held = sum(len(v) for v in self._open.values())
         if held > len(self.cfg.meters) * 2 * 86_400 // self.cfg.slot_seconds:
             self._alarm("memory", f"{held} slot energies held in memory, waiting for the outbox")
+
+    def _check_unconfirmed(self) -> None:
+        """Alarm while the oldest unconfirmed batch's slot ended over `unconfirmed_alarm_s`
+        ago: the ledger is not taking it (nodes down, this gateway not registered, or the
+        batch later than the nodes' lateness limit). It stays stored and is re-sent."""
+        stats = self.outbox.stats()
+        if stats.oldest_slot is None:
+            self._clear_alarm("unconfirmed")
+            return
+        age = self.clock.now() - (stats.oldest_slot + self.cfg.slot_seconds)
+        if age <= self.cfg.unconfirmed_alarm_s:
+            self._clear_alarm("unconfirmed")
+            return
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stats.oldest_slot))
+        self._alarm(
+            "unconfirmed",
+            f"{stats.depth} batches unconfirmed, the oldest for slot {stamp} UTC, {age:.0f} s"
+            " after it ended: are the ledger nodes running, is this gateway registered with"
+            " its site, and is the batch within the nodes' late_after_s?",
+        )
+
+    def _clear_alarm(self, name: str) -> None:
+        if self.alarms.pop(name, None) is not None:
+            log.warning("alarm %s cleared", name)
+        self._alarm_logged.pop(name, None)
 
     def status(self, running: bool = True) -> dict[str, Any]:
         p = self.publisher

@@ -147,6 +147,7 @@ public_key = "keys/tso.key.pub"
 [outbox]
 max_bytes = 4096
 retry_s = 1
+unconfirmed_alarm_s = 25
 """
     config = gateway_config(
         tmp_path, port, {"rs485-0": str(tmp_path / "bus")}, [MeterSpec("m1", 1)], slot_s, extra
@@ -158,6 +159,9 @@ retry_s = 1
     collector = None
     try:
         wait_for(lambda: "outbox_full" in gw.alarms, 90, "the outbox-full alarm")
+        # No broker, no node: the oldest batch stays unconfirmed past 25 s of its slot's end.
+        wait_for(lambda: "unconfirmed" in gw.alarms, 60, "the unconfirmed alarm")
+        assert "ALARM unconfirmed" in caplog.text
         stored = [p.envelope for p in gw.outbox.pending()]
         assert sum(map(len, stored)) <= 4096
         wait_for(lambda: gw.refused_batches >= 2, 30, "more refusals")
@@ -171,6 +175,7 @@ retry_s = 1
         collector = Collector(port, keys, node=Identity.load(keys / "tso.key"))
         wait_for(lambda: "outbox_full" not in gw.alarms and not gw._open, 90, "the backlog")
         wait_for(lambda: gw.outbox.stats().depth == 0, 60, "the outbox to drain")
+        wait_for(lambda: "unconfirmed" not in gw.alarms, 10, "the unconfirmed alarm to clear")
     finally:
         gateway.stop()
         if collector is not None:
