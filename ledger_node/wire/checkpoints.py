@@ -11,12 +11,11 @@ Neither message is a ledger fact: they travel between nodes and are kept beside 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from ledger_node.wire import canonical
 from ledger_node.wire.errors import SchemaError
-from ledger_node.wire.messages import BODY_VERSION, check_version, register
-from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, b64
+from ledger_node.wire.messages import Message, body_schema, register
+from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, b64
 
 MAX_PROOF_HASHES = 128
 MAX_CHECKPOINT_SLOTS = 256
@@ -33,15 +32,13 @@ class SlotDigest:
 
 @register
 @dataclass(frozen=True, slots=True)
-class Checkpoint:
+class Checkpoint(Message):
     """Node `by`'s log at `size` entries has Merkle root `root` (at UTC s `t`)."""
 
     TYPE: ClassVar[str] = "checkpoint"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("checkpoint"),
             "by": Id(),
             "size": Int(1),
             "root": B64(32, 32),
@@ -52,7 +49,7 @@ class Checkpoint:
                 Obj({"s": Int(0), "n": Int(0), "d": B64(32, 32)}),
                 max_len=MAX_CHECKPOINT_SLOTS,
             ),
-        }
+        },
     )
 
     by: str
@@ -65,14 +62,8 @@ class Checkpoint:
     or equal to `size`)."""
     slots: tuple[SlotDigest, ...]
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "size": self.size,
             "root": b64(self.root),
@@ -81,14 +72,9 @@ class Checkpoint:
             "proof": [b64(h) for h in self.proof],
             "slots": [{"s": s.slot, "n": s.count, "d": b64(s.digest)} for s in self.slots],
         }
-        _check_checkpoint(self.SCHEMA.check(obj, ""))
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> Checkpoint:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check_checkpoint(v)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(
             v["by"],
             v["size"],
@@ -99,28 +85,24 @@ class Checkpoint:
             tuple(SlotDigest(s["s"], s["n"], s["d"]) for s in v["slots"]),
         )
 
-
-def _check_checkpoint(v: dict[str, Any]) -> None:
-    if v["prev"] > v["size"]:
-        raise SchemaError("prev", "a checkpoint cannot be older than its predecessor")
-    slots = [s["s"] for s in v["slots"]]
-    if slots != sorted(set(slots)):
-        raise SchemaError("slots", "must be sorted by slot and name each slot once")
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        if v["prev"] > v["size"]:
+            raise SchemaError("prev", "a checkpoint cannot be older than its predecessor")
+        _check_slots(v)
 
 
 @register
 @dataclass(frozen=True, slots=True)
-class Cosignature:
+class Cosignature(Message):
     """Witness `by` checked node `node`'s checkpoint `cp` (its txid): the log at `size`
     with root `root` extends what the witness saw before, and the `slots` listed have the
     same digest on the witness."""
 
     TYPE: ClassVar[str] = "cosig"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("cosig"),
             "by": Id(),
             "node": Id(),
             "size": Int(1),
@@ -128,7 +110,7 @@ class Cosignature:
             "cp": B64(32, 32),
             "t": Int(0),
             "slots": ListOf(Obj({"s": Int(0), "d": B64(32, 32)}), max_len=MAX_CHECKPOINT_SLOTS),
-        }
+        },
     )
 
     by: str
@@ -140,14 +122,8 @@ class Cosignature:
     slots: tuple[tuple[int, bytes], ...]
     """(slot start UTC s, digest) the witness agrees with."""
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "node": self.node,
             "size": self.size,
@@ -156,14 +132,9 @@ class Cosignature:
             "t": self.t,
             "slots": [{"s": s, "d": b64(d)} for s, d in self.slots],
         }
-        _check_cosig(self.SCHEMA.check(obj, ""))
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> Cosignature:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check_cosig(v)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(
             v["by"],
             v["node"],
@@ -174,10 +145,14 @@ class Cosignature:
             tuple((s["s"], s["d"]) for s in v["slots"]),
         )
 
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        if v["by"] == v["node"]:
+            raise SchemaError("node", "a node does not witness its own checkpoint")
+        _check_slots(v)
 
-def _check_cosig(v: dict[str, Any]) -> None:
-    if v["by"] == v["node"]:
-        raise SchemaError("node", "a node does not witness its own checkpoint")
+
+def _check_slots(v: dict[str, Any]) -> None:
     slots = [s["s"] for s in v["slots"]]
     if slots != sorted(set(slots)):
         raise SchemaError("slots", "must be sorted by slot and name each slot once")

@@ -10,12 +10,11 @@ declared for.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from ledger_node.wire import canonical
 from ledger_node.wire.errors import SchemaError
-from ledger_node.wire.messages import BODY_VERSION, check_version, register
-from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, b64
+from ledger_node.wire.messages import Message, body_schema, register
+from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, b64
 
 SEALED_KEY_BYTES = 32 + 48
 """A 32-byte key in a SealedBox: ephemeral public key (32) + MAC (16) + key (32)."""
@@ -35,7 +34,7 @@ class WrappedKey:
 
 @register
 @dataclass(frozen=True, slots=True)
-class EpochKey:
+class EpochKey(Message):
     """A site group's data key for one epoch, wrapped for each member and the gateway.
 
     `members` are the organisations of the group; `wrapped` has one entry for each of them
@@ -44,11 +43,9 @@ class EpochKey:
     """
 
     TYPE: ClassVar[str] = "epoch_key"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("epoch_key"),
             "by": Id(),
             "site": Id(),
             "epoch": Int(0, 2**32 - 1),
@@ -59,7 +56,7 @@ class EpochKey:
                 max_len=MAX_GROUP_MEMBERS + 1,
                 min_len=2,
             ),
-        }
+        },
     )
 
     by: str
@@ -69,14 +66,8 @@ class EpochKey:
     members: tuple[str, ...]
     wrapped: tuple[WrappedKey, ...]
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "site": self.site,
             "epoch": self.epoch,
@@ -84,15 +75,9 @@ class EpochKey:
             "members": list(self.members),
             "wrapped": [{"to": w.to, "k": b64(w.sealed)} for w in self.wrapped],
         }
-        self.SCHEMA.check(obj, "")
-        _check_epoch_key(obj)
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> EpochKey:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check_epoch_key(obj)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(
             by=v["by"],
             site=v["site"],
@@ -102,19 +87,19 @@ class EpochKey:
             wrapped=tuple(WrappedKey(w["to"], w["k"]) for w in v["wrapped"]),
         )
 
-
-def _check_epoch_key(obj: dict[str, Any]) -> None:
-    members = obj["members"]
-    if members != sorted(set(members)):
-        raise SchemaError("members", "must be sorted and unique")
-    recipients = [w["to"] for w in obj["wrapped"]]
-    if sorted(recipients) != sorted([*members, obj["gw"]]):
-        raise SchemaError("wrapped", "needs exactly one key for each member and the gateway")
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        members = v["members"]
+        if members != sorted(set(members)):
+            raise SchemaError("members", "must be sorted and unique")
+        recipients = [w["to"] for w in v["wrapped"]]
+        if sorted(recipients) != sorted([*members, v["gw"]]):
+            raise SchemaError("wrapped", "needs exactly one key for each member and the gateway")
 
 
 @register
 @dataclass(frozen=True, slots=True)
-class DrCommand:
+class DrCommand(Message):
     """A TSO's DR command (seed step 1): reduce load in [start, end) per AC target.
 
     Times are UTC seconds aligned to `slot_s`; declarations are accepted until
@@ -122,11 +107,9 @@ class DrCommand:
     """
 
     TYPE: ClassVar[str] = "dr_command"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("dr_command"),
             "by": Id(),
             "id": Id(),
             "start": Int(0),
@@ -137,7 +120,7 @@ class DrCommand:
             "targets": ListOf(
                 Obj({"ac": Id(), "wh": Int(1, 10**12)}), max_len=MAX_DR_TARGETS, min_len=1
             ),
-        }
+        },
     )
 
     by: str
@@ -151,18 +134,12 @@ class DrCommand:
     """(AC id, reduction target per slot, Wh)."""
 
     @property
-    def author(self) -> str:
-        return self.by
-
-    @property
     def slots(self) -> range:
         """Start times of the command's slots."""
         return range(self.start, self.end, self.slot_s)
 
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "id": self.id,
             "start": self.start,
@@ -172,15 +149,9 @@ class DrCommand:
             "price_yen_per_kwh": self.price_yen_per_kwh,
             "targets": [{"ac": ac, "wh": wh} for ac, wh in self.targets],
         }
-        self.SCHEMA.check(obj, "")
-        _check_command(obj)
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> DrCommand:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check_command(v)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(
             by=v["by"],
             id=v["id"],
@@ -192,23 +163,23 @@ class DrCommand:
             targets=tuple((t["ac"], t["wh"]) for t in v["targets"]),
         )
 
-
-def _check_command(v: dict[str, Any]) -> None:
-    slot_s = v["slot_s"]
-    if v["start"] % slot_s or v["end"] % slot_s:
-        raise SchemaError("start", "start and end must be aligned to slot_s")
-    if not v["start"] < v["end"] <= v["start"] + MAX_DR_SLOTS * slot_s:
-        raise SchemaError("end", f"window must hold 1..{MAX_DR_SLOTS} slots")
-    if v["gate_closure"] > v["start"]:
-        raise SchemaError("gate_closure", "must not be after the window starts")
-    acs = [t["ac"] for t in v["targets"]]
-    if acs != sorted(set(acs)):
-        raise SchemaError("targets", "must be sorted by AC and name each AC once")
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        slot_s = v["slot_s"]
+        if v["start"] % slot_s or v["end"] % slot_s:
+            raise SchemaError("start", "start and end must be aligned to slot_s")
+        if not v["start"] < v["end"] <= v["start"] + MAX_DR_SLOTS * slot_s:
+            raise SchemaError("end", f"window must hold 1..{MAX_DR_SLOTS} slots")
+        if v["gate_closure"] > v["start"]:
+            raise SchemaError("gate_closure", "must not be after the window starts")
+        acs = [t["ac"] for t in v["targets"]]
+        if acs != sorted(set(acs)):
+            raise SchemaError("targets", "must be sorted by AC and name each AC once")
 
 
 @register
 @dataclass(frozen=True, slots=True)
-class DrDeclaration:
+class DrDeclaration(Message):
     """An RA's DR declaration (seed step 2's precondition): the sites that respond to a
     command, each with its baseline in Wh per slot (one value for every slot of the
     window, or one per slot). A later `rev` from the same RA for the same command
@@ -216,11 +187,9 @@ class DrDeclaration:
     """
 
     TYPE: ClassVar[str] = "dr_declaration"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("dr_declaration"),
             "by": Id(),
             "command": Id(),
             "rev": Int(0, 2**32 - 1),
@@ -234,7 +203,7 @@ class DrDeclaration:
                 max_len=MAX_DECLARED_SITES,
                 min_len=1,
             ),
-        }
+        },
     )
 
     by: str
@@ -243,10 +212,6 @@ class DrDeclaration:
     sites: tuple[tuple[str, tuple[int, ...]], ...]
     """(site id, baseline Wh per slot)."""
 
-    @property
-    def author(self) -> str:
-        return self.by
-
     def baseline_wh(self, site: str, slot_index: int) -> int | None:
         """The site's baseline for the command's `slot_index`-th slot; None if not declared."""
         for name, baseline in self.sites:
@@ -254,24 +219,16 @@ class DrDeclaration:
                 return baseline[0] if len(baseline) == 1 else baseline[slot_index]
         return None
 
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "command": self.command,
             "rev": self.rev,
             "sites": [{"site": s, "baseline_wh": list(b)} for s, b in self.sites],
         }
-        self.SCHEMA.check(obj, "")
-        _check_declaration(obj)
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> DrDeclaration:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check_declaration(v)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(
             by=v["by"],
             command=v["command"],
@@ -279,16 +236,16 @@ class DrDeclaration:
             sites=tuple((s["site"], tuple(s["baseline_wh"])) for s in v["sites"]),
         )
 
-
-def _check_declaration(v: dict[str, Any]) -> None:
-    names = [s["site"] for s in v["sites"]]
-    if names != sorted(set(names)):
-        raise SchemaError("sites", "must be sorted by site and name each site once")
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        names = [s["site"] for s in v["sites"]]
+        if names != sorted(set(names)):
+            raise SchemaError("sites", "must be sorted by site and name each site once")
 
 
 @register
 @dataclass(frozen=True, slots=True)
-class EpochShred:
+class EpochShred(Message):
     """The TSO orders one epoch's data key destroyed on every replica and gateway.
 
     The epoch's readings stay as ciphertext with their hashes and public commitments, so
@@ -296,38 +253,17 @@ class EpochShred:
     """
 
     TYPE: ClassVar[str] = "epoch_shred"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
-        {
-            "v": Const(BODY_VERSION),
-            "type": Const("epoch_shred"),
-            "by": Id(),
-            "site": Id(),
-            "epoch": Int(0, 2**32 - 1),
-        }
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE, {"by": Id(), "site": Id(), "epoch": Int(0, 2**32 - 1)}
     )
 
     by: str
     site: str
     epoch: int
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
-            "by": self.by,
-            "site": self.site,
-            "epoch": self.epoch,
-        }
-        self.SCHEMA.check(obj, "")
-        return canonical.encode(obj)
+    def _fields(self) -> dict[str, Any]:
+        return {"by": self.by, "site": self.site, "epoch": self.epoch}
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> EpochShred:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(v["by"], v["site"], v["epoch"])

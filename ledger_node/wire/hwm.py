@@ -8,36 +8,33 @@ gateway takes a batch as confirmed once the nodes it trusts report it: every `se
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from ledger_node.wire import canonical
 from ledger_node.wire.errors import SchemaError
-from ledger_node.wire.messages import BODY_VERSION, check_version, register
-from ledger_node.wire.schema import Const, Id, Int, ListOf, Obj
+from ledger_node.wire.messages import Message, body_schema, register
+from ledger_node.wire.schema import Id, Int, ListOf, Obj
 
 MAX_ABOVE = 256
 
 
 @register
 @dataclass(frozen=True, slots=True)
-class HighWaterMark:
+class HighWaterMark(Message):
     """Node `by` has committed all of `gateway`'s seqs below `next` and those in `above`.
 
     `t` is the node's clock (UTC s) when it wrote the mark.
     """
 
     TYPE: ClassVar[str] = "hwm"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("hwm"),
             "by": Id(),
             "gw": Id(),
             "next": Int(0),
             "above": ListOf(Int(0), max_len=MAX_ABOVE),
             "t": Int(0),
-        }
+        },
     )
 
     by: str
@@ -46,36 +43,24 @@ class HighWaterMark:
     above: tuple[int, ...]
     t: int
 
-    @property
-    def author(self) -> str:
-        return self.by
-
     def covers(self, seq: int) -> bool:
         return seq < self.next or seq in self.above
 
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "gw": self.gateway,
             "next": self.next,
             "above": list(self.above),
             "t": self.t,
         }
-        self.SCHEMA.check(obj, "")
-        _check(obj)
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> HighWaterMark:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check(v)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(v["by"], v["gw"], v["next"], tuple(v["above"]), v["t"])
 
-
-def _check(v: dict[str, Any]) -> None:
-    above = v["above"]
-    if above != sorted(set(above)) or (above and above[0] <= v["next"]):
-        raise SchemaError("above", "must be sorted, unique and above next")
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        above = v["above"]
+        if above != sorted(set(above)) or (above and above[0] <= v["next"]):
+            raise SchemaError("above", "must be sorted, unique and above next")

@@ -1,37 +1,82 @@
-"""Body version 1: the registry of message types and `open_message`, the one way in.
+"""Body version 1: the base of every message type, its registry, and `open_message`, the
+one way in.
 
-Every message type is a frozen dataclass with `TYPE` (the body's ``type``), `AUTHOR` (the
-body field naming who signed it), a `SCHEMA`, `to_body()` and `from_body()`. Modules
-defining types decorate them with `@register`.
+Every message type is a frozen dataclass derived from `Message` with `TYPE` (the body's
+``type``), `AUTHOR` (the body field naming who signed it), a `SCHEMA` made by
+`body_schema`, and the hooks `_fields`, `_from_checked` and (where fields constrain each
+other) `_check`; `Message` turns them into `author`, `to_body()` and `from_body()`.
+Modules defining types decorate them with `@register`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 import nacl.signing
 
 from ledger_node.wire import canonical
 from ledger_node.wire.envelope import MAX_ENVELOPE_BYTES, Envelope, parse, verify
 from ledger_node.wire.errors import SchemaError, SignerMismatchError, UnknownVersionError
-from ledger_node.wire.schema import Obj
+from ledger_node.wire.schema import Const, Field, Obj
 
 BODY_VERSION = 1
 
 
-class Message(Protocol):
+def body_schema(kind: str, fields: Mapping[str, Field]) -> Obj:
+    """The schema of a body of type `kind`: ``v``, ``type``, then `fields` in their order."""
+    return Obj({"v": Const(BODY_VERSION), "type": Const(kind), **fields})
+
+
+class Message:
+    """A message type's body mechanics, from its hooks (subclasses are frozen dataclasses).
+
+    `to_body` and `from_body` both run the schema, then `_check`, so what one encodes the
+    other accepts; a rule checked on the way in only belongs in `_from_checked`.
+    """
+
+    __slots__ = ()
+
     TYPE: ClassVar[str]
-    AUTHOR: ClassVar[str]
+    AUTHOR: ClassVar[str] = "by"
+    """The body field naming the signer; the attribute of that name holds it (a type whose
+    attribute is named otherwise overrides `author`)."""
     SCHEMA: ClassVar[Obj]
 
     @property
-    def author(self) -> str: ...
+    def author(self) -> str:
+        """Who must have signed the message (the value of its `AUTHOR` field)."""
+        author: str = getattr(self, self.AUTHOR)
+        return author
 
-    def to_body(self) -> bytes: ...
+    def to_body(self) -> bytes:
+        """Canonical body bytes, validated against the schema and `_check` first."""
+        obj = self._fields()
+        obj["v"] = BODY_VERSION
+        obj["type"] = self.TYPE
+        self._check(self.SCHEMA.check(obj, ""))
+        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> Message: ...
+    def from_body(cls, obj: dict[str, Any]) -> Self:
+        """Validate a decoded body (version, schema, `_check`) and build the message."""
+        check_version(obj)
+        v = cls.SCHEMA.check(obj, "")
+        cls._check(v)
+        return cls._from_checked(v)
+
+    def _fields(self) -> dict[str, Any]:
+        """The body's fields besides ``v`` and ``type``, as JSON values."""
+        raise NotImplementedError
+
+    @classmethod
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
+        """The message of a body that passed the schema (bytes decoded) and `_check`."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        """Rules across fields the schema cannot state; raise `SchemaError` naming the field."""
 
 
 M = TypeVar("M", bound=type[Message])

@@ -8,11 +8,11 @@ commitments to each meter's slot energy, and a SecretBox holding the readings th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 from ledger_node.wire import canonical
 from ledger_node.wire.errors import SchemaError
-from ledger_node.wire.messages import BODY_VERSION, check_version, register
+from ledger_node.wire.messages import BODY_VERSION, Message, body_schema, check_version, register
 from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, Str, b64
 
 MAX_METERS_PER_BATCH = 256
@@ -44,15 +44,14 @@ class MeterCommitment:
 
 @register
 @dataclass(frozen=True, slots=True)
-class ReadingsBatch:
+class ReadingsBatch(Message):
     """One gateway's sealed readings for one slot. Slot times are UTC unix seconds."""
 
     TYPE: ClassVar[str] = "readings"
     AUTHOR: ClassVar[str] = "gw"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("readings"),
             "gw": Id(),
             "site": Id(),
             "seq": Int(0),
@@ -63,7 +62,7 @@ class ReadingsBatch:
                 Obj({"id": Id(), "c": B64(32, 32)}), max_len=MAX_METERS_PER_BATCH, min_len=1
             ),
             "box": B64(40, MAX_BOX_BYTES),
-        }
+        },
     )
 
     gateway: str
@@ -79,11 +78,8 @@ class ReadingsBatch:
     def author(self) -> str:
         return self.gateway
 
-    def to_body(self) -> bytes:
-        """Canonical body bytes, validated against the schema first."""
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "gw": self.gateway,
             "site": self.site,
             "seq": self.seq,
@@ -93,14 +89,11 @@ class ReadingsBatch:
             "meters": [{"id": m.meter, "c": b64(m.commitment)} for m in self.commitments],
             "box": b64(self.box),
         }
-        self.SCHEMA.check(obj, "")
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> ReadingsBatch:
-        """Validate a decoded body and build the batch."""
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
+        # Checked on reading only: a gateway's slot grid and its config (one [[meter]] per
+        # id) already guarantee both in the batches it encodes.
         if v["slot"] % v["slot_s"]:
             raise SchemaError("slot", f"{v['slot']} is not aligned to slot_s={v['slot_s']}")
         ids = [m["id"] for m in v["meters"]]

@@ -10,12 +10,11 @@ order, so every replica reaches the same registry whatever order they arrive in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from ledger_node.wire import canonical
 from ledger_node.wire.errors import SchemaError
-from ledger_node.wire.messages import BODY_VERSION, check_version, register
-from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, Str, b64
+from ledger_node.wire.messages import Message, body_schema, register
+from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, Str, b64
 
 ROLES = frozenset({"tso", "ac", "ra"})
 MAX_ORGS = 256
@@ -82,7 +81,7 @@ GATEWAY = Obj({"id": Id(), "ed25519": B64(32, 32), "x25519": B64(32, 32)})
 
 @register
 @dataclass(frozen=True, slots=True)
-class Genesis:
+class Genesis(Message):
     """The network's first fact, signed by its TSO: organisations and the contract version.
 
     `t` is when it was made (UTC s); `contract` names the aggregation contract's version
@@ -90,17 +89,15 @@ class Genesis:
     """
 
     TYPE: ClassVar[str] = "genesis"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("genesis"),
             "by": Id(),
             "network": Id(),
             "contract": Id(),
             "t": Int(0),
             "orgs": ListOf(ORG, max_len=MAX_ORGS, min_len=1),
-        }
+        },
     )
 
     by: str
@@ -109,150 +106,103 @@ class Genesis:
     t: int
     orgs: tuple[Org, ...]
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "network": self.network,
             "contract": self.contract,
             "t": self.t,
             "orgs": [o.to_json() for o in self.orgs],
         }
-        _check_genesis(self.SCHEMA.check(obj, ""))
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> Genesis:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check_genesis(v)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(
             v["by"], v["network"], v["contract"], v["t"], tuple(map(Org.from_checked, v["orgs"]))
         )
 
-
-def _check_genesis(v: dict[str, Any]) -> None:
-    ids = [o["id"] for o in v["orgs"]]
-    if ids != sorted(set(ids)):
-        raise SchemaError("orgs", "must be sorted by id and name each organisation once")
-    for i, o in enumerate(v["orgs"]):
-        _check_org(o, f"orgs[{i}]")
-    tsos = [o["id"] for o in v["orgs"] if o["role"] == "tso"]
-    if tsos != [v["by"]]:
-        raise SchemaError("orgs", "must hold exactly one TSO, the genesis's author")
-    acs = {o["id"] for o in v["orgs"] if o["role"] == "ac"}
-    for i, o in enumerate(v["orgs"]):
-        if o["role"] == "ra" and o["ac"] not in acs:
-            raise SchemaError(f"orgs[{i}].ac", f"{o['ac']!r} is not an AC of the genesis")
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        ids = [o["id"] for o in v["orgs"]]
+        if ids != sorted(set(ids)):
+            raise SchemaError("orgs", "must be sorted by id and name each organisation once")
+        for i, o in enumerate(v["orgs"]):
+            _check_org(o, f"orgs[{i}]")
+        tsos = [o["id"] for o in v["orgs"] if o["role"] == "tso"]
+        if tsos != [v["by"]]:
+            raise SchemaError("orgs", "must hold exactly one TSO, the genesis's author")
+        acs = {o["id"] for o in v["orgs"] if o["role"] == "ac"}
+        for i, o in enumerate(v["orgs"]):
+            if o["role"] == "ra" and o["ac"] not in acs:
+                raise SchemaError(f"orgs[{i}].ac", f"{o['ac']!r} is not an AC of the genesis")
 
 
 @register
 @dataclass(frozen=True, slots=True)
-class OrgAdd:
+class OrgAdd(Message):
     """The TSO adds an AC or an RA (its `n`-th registry fact)."""
 
     TYPE: ClassVar[str] = "org_add"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
-        {
-            "v": Const(BODY_VERSION),
-            "type": Const("org_add"),
-            "by": Id(),
-            "n": Int(1, MAX_REGISTRY_N),
-            "org": ORG,
-        }
-    )
+    SCHEMA: ClassVar[Obj] = body_schema(TYPE, {"by": Id(), "n": Int(1, MAX_REGISTRY_N), "org": ORG})
 
     by: str
     n: int
     org: Org
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {"v": BODY_VERSION, "type": self.TYPE, "by": self.by, "n": self.n}
-        obj["org"] = self.org.to_json()
-        _check_org_add(self.SCHEMA.check(obj, ""))
-        return canonical.encode(obj)
+    def _fields(self) -> dict[str, Any]:
+        return {"by": self.by, "n": self.n, "org": self.org.to_json()}
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> OrgAdd:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check_org_add(v)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(v["by"], v["n"], Org.from_checked(v["org"]))
 
-
-def _check_org_add(v: dict[str, Any]) -> None:
-    _check_org(v["org"], "org")
-    if v["org"]["role"] == "tso":
-        raise SchemaError("org.role", "the TSO is fixed by the genesis")
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        _check_org(v["org"], "org")
+        if v["org"]["role"] == "tso":
+            raise SchemaError("org.role", "the TSO is fixed by the genesis")
 
 
 @register
 @dataclass(frozen=True, slots=True)
-class OrgRemove:
+class OrgRemove(Message):
     """The TSO removes an AC or RA: it leaves every privacy group (new epochs follow)."""
 
     TYPE: ClassVar[str] = "org_remove"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
-        {
-            "v": Const(BODY_VERSION),
-            "type": Const("org_remove"),
-            "by": Id(),
-            "n": Int(1, MAX_REGISTRY_N),
-            "org": Id(),
-        }
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE, {"by": Id(), "n": Int(1, MAX_REGISTRY_N), "org": Id()}
     )
 
     by: str
     n: int
     org: str
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {"v": BODY_VERSION, "type": self.TYPE, "by": self.by, "n": self.n, "org": self.org}
-        self.SCHEMA.check(obj, "")
-        return canonical.encode(obj)
+    def _fields(self) -> dict[str, Any]:
+        return {"by": self.by, "n": self.n, "org": self.org}
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> OrgRemove:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(v["by"], v["n"], v["org"])
 
 
 @register
 @dataclass(frozen=True, slots=True)
-class SiteRegistration:
+class SiteRegistration(Message):
     """An RA registers (or updates) one of its sites: its gateway and its meters.
 
     Registering a site that another RA holds is refused: a site changes RA by `SiteMove`.
     """
 
     TYPE: ClassVar[str] = "site"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("site"),
             "by": Id(),
             "n": Int(1, MAX_REGISTRY_N),
             "site": Id(),
             "gw": GATEWAY,
             "meters": ListOf(Id(), max_len=MAX_SITE_METERS, min_len=1),
-        }
+        },
     )
 
     by: str
@@ -261,14 +211,8 @@ class SiteRegistration:
     gateway: GatewayKey
     meters: tuple[str, ...]
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "n": self.n,
             "site": self.site,
@@ -279,14 +223,9 @@ class SiteRegistration:
             },
             "meters": list(self.meters),
         }
-        _check_site(self.SCHEMA.check(obj, ""))
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> SiteRegistration:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check_site(v)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         gw = v["gw"]
         return cls(
             v["by"],
@@ -296,28 +235,20 @@ class SiteRegistration:
             tuple(v["meters"]),
         )
 
-
-def _check_site(v: dict[str, Any]) -> None:
-    if v["meters"] != sorted(set(v["meters"])):
-        raise SchemaError("meters", "must be sorted and unique")
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        if v["meters"] != sorted(set(v["meters"])):
+            raise SchemaError("meters", "must be sorted and unique")
 
 
 @register
 @dataclass(frozen=True, slots=True)
-class SiteMove:
+class SiteMove(Message):
     """The TSO moves a site to another RA (the consumer changed its service contract)."""
 
     TYPE: ClassVar[str] = "site_move"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
-        {
-            "v": Const(BODY_VERSION),
-            "type": Const("site_move"),
-            "by": Id(),
-            "n": Int(1, MAX_REGISTRY_N),
-            "site": Id(),
-            "ra": Id(),
-        }
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE, {"by": Id(), "n": Int(1, MAX_REGISTRY_N), "site": Id(), "ra": Id()}
     )
 
     by: str
@@ -325,26 +256,11 @@ class SiteMove:
     site: str
     ra: str
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
-            "by": self.by,
-            "n": self.n,
-            "site": self.site,
-            "ra": self.ra,
-        }
-        self.SCHEMA.check(obj, "")
-        return canonical.encode(obj)
+    def _fields(self) -> dict[str, Any]:
+        return {"by": self.by, "n": self.n, "site": self.site, "ra": self.ra}
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> SiteMove:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(v["by"], v["n"], v["site"], v["ra"])
 
 

@@ -11,13 +11,12 @@ author and is checked as if it had come from the broker.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
-from ledger_node.wire import canonical
 from ledger_node.wire.envelope import MAX_ENVELOPE_BYTES
 from ledger_node.wire.errors import SchemaError
-from ledger_node.wire.messages import BODY_VERSION, check_version, register
-from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, Str, b64
+from ledger_node.wire.messages import Message, body_schema, register
+from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, Str, b64
 
 SYNC_OPS = frozenset({"ids", "get", "consistency"})
 MAX_SYNC_IDS = 1024
@@ -27,15 +26,13 @@ MAX_PROOF_HASHES = 128
 
 @register
 @dataclass(frozen=True, slots=True)
-class SyncRequest:
+class SyncRequest(Message):
     """Node `by` asks peer `to` (request id `id`, 16 bytes)."""
 
     TYPE: ClassVar[str] = "sync_req"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("sync_req"),
             "by": Id(),
             "to": Id(),
             "id": B64(16, 16),
@@ -44,7 +41,7 @@ class SyncRequest:
             "count": Int(0),
             "pos": ListOf(Int(0), max_len=MAX_SYNC_GET),
             "max": Int(1024, 16 * 1024 * 1024),
-        }
+        },
     )
 
     by: str
@@ -56,14 +53,8 @@ class SyncRequest:
     positions: tuple[int, ...]
     max_bytes: int
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "to": self.to,
             "id": b64(self.id),
@@ -73,26 +64,21 @@ class SyncRequest:
             "pos": list(self.positions),
             "max": self.max_bytes,
         }
-        _check_request(self.SCHEMA.check(obj, ""))
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> SyncRequest:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
-        _check_request(v)
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(
             v["by"], v["to"], v["id"], v["op"], v["from"], v["count"], tuple(v["pos"]), v["max"]
         )
 
-
-def _check_request(v: dict[str, Any]) -> None:
-    if v["op"] == "ids" and not 1 <= v["count"] <= MAX_SYNC_IDS:
-        raise SchemaError("count", f"ids asks for 1..{MAX_SYNC_IDS} positions")
-    if v["op"] == "get" and not v["pos"]:
-        raise SchemaError("pos", "get names at least one position")
-    if v["op"] == "consistency" and not 0 < v["from"] <= v["count"]:
-        raise SchemaError("from", "consistency needs 0 < from <= count")
+    @staticmethod
+    def _check(v: dict[str, Any]) -> None:
+        if v["op"] == "ids" and not 1 <= v["count"] <= MAX_SYNC_IDS:
+            raise SchemaError("count", f"ids asks for 1..{MAX_SYNC_IDS} positions")
+        if v["op"] == "get" and not v["pos"]:
+            raise SchemaError("pos", "get names at least one position")
+        if v["op"] == "consistency" and not 0 < v["from"] <= v["count"]:
+            raise SchemaError("from", "consistency needs 0 < from <= count")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,16 +91,14 @@ class SyncEntry:
 
 @register
 @dataclass(frozen=True, slots=True)
-class SyncResponse:
+class SyncResponse(Message):
     """Peer `by`'s answer to request `id` of node `to`. `size` is the peer's log size
     and `root` its root at that size (for ``consistency``: at the asked size)."""
 
     TYPE: ClassVar[str] = "sync_resp"
-    AUTHOR: ClassVar[str] = "by"
-    SCHEMA: ClassVar[Obj] = Obj(
+    SCHEMA: ClassVar[Obj] = body_schema(
+        TYPE,
         {
-            "v": Const(BODY_VERSION),
-            "type": Const("sync_resp"),
             "by": Id(),
             "to": Id(),
             "id": B64(16, 16),
@@ -127,7 +111,7 @@ class SyncResponse:
                 Obj({"p": Int(0), "e": B64(1, MAX_ENVELOPE_BYTES)}), max_len=MAX_SYNC_GET
             ),
             "proof": ListOf(B64(32, 32), max_len=MAX_PROOF_HASHES),
-        }
+        },
     )
 
     by: str
@@ -142,14 +126,8 @@ class SyncResponse:
     entries: tuple[SyncEntry, ...] = ()
     proof: tuple[bytes, ...] = ()
 
-    @property
-    def author(self) -> str:
-        return self.by
-
-    def to_body(self) -> bytes:
-        obj = {
-            "v": BODY_VERSION,
-            "type": self.TYPE,
+    def _fields(self) -> dict[str, Any]:
+        return {
             "by": self.by,
             "to": self.to,
             "id": b64(self.id),
@@ -161,13 +139,9 @@ class SyncResponse:
             "entries": [{"p": e.pos, "e": b64(e.envelope)} for e in self.entries],
             "proof": [b64(h) for h in self.proof],
         }
-        self.SCHEMA.check(obj, "")
-        return canonical.encode(obj)
 
     @classmethod
-    def from_body(cls, obj: dict[str, Any]) -> SyncResponse:
-        check_version(obj)
-        v = cls.SCHEMA.check(obj, "")
+    def _from_checked(cls, v: dict[str, Any]) -> Self:
         return cls(
             v["by"],
             v["to"],
