@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from ledger_node.wire.checkpoints import MAX_PROOF_HASHES
 from ledger_node.wire.envelope import MAX_ENVELOPE_BYTES
 from ledger_node.wire.errors import SchemaError
 from ledger_node.wire.messages import Message, body_schema, register
@@ -21,7 +22,9 @@ from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, Str, b64
 SYNC_OPS = frozenset({"ids", "get", "consistency"})
 MAX_SYNC_IDS = 1024
 MAX_SYNC_GET = 256
-MAX_PROOF_HASHES = 128
+
+_HEAD = {"by": Id(), "to": Id(), "id": B64(16, 16), "op": Str(choices=SYNC_OPS)}
+"""The fields a request and its answer share: who asks whom, the request id, the question."""
 
 
 @register
@@ -33,10 +36,7 @@ class SyncRequest(Message):
     SCHEMA: ClassVar[Obj] = body_schema(
         TYPE,
         {
-            "by": Id(),
-            "to": Id(),
-            "id": B64(16, 16),
-            "op": Str(choices=SYNC_OPS),
+            **_HEAD,
             "from": Int(0),
             "count": Int(0),
             "pos": ListOf(Int(0), max_len=MAX_SYNC_GET),
@@ -99,10 +99,7 @@ class SyncResponse(Message):
     SCHEMA: ClassVar[Obj] = body_schema(
         TYPE,
         {
-            "by": Id(),
-            "to": Id(),
-            "id": B64(16, 16),
-            "op": Str(choices=SYNC_OPS),
+            **_HEAD,
             "size": Int(0),
             "root": B64(32, 32),
             "from": Int(0),
