@@ -11,6 +11,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -212,11 +213,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    db = connect(cfg.db_path, readonly=True)
-    try:
+    with closing(connect(cfg.db_path, readonly=True)) as db:
         s = status.gather(db, cfg.node_id, clock_from(args).now())
-    finally:
-        db.close()
     print(json.dumps(s, indent=2, sort_keys=True) if args.json else status.render(s))
     return EXIT_OK
 
@@ -227,11 +225,8 @@ def _utc(t: int) -> str:
 
 def _totals(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    db = connect(cfg.db_path, readonly=True)
-    try:
+    with closing(connect(cfg.db_path, readonly=True)) as db:
         rows = totals(db, args.site)
-    finally:
-        db.close()
     if args.json:
         for row in rows:
             print(json.dumps(row))
@@ -247,14 +242,11 @@ def _totals(args: argparse.Namespace) -> int:
 
 def _results(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    db = connect(cfg.db_path, readonly=True)
-    try:
+    with closing(connect(cfg.db_path, readonly=True)) as db:
         rows = settlement.results(db, args.dr_command)
         rewards = settlement.rewards(db, args.dr_command)
         scopes = sorted({r["scope"] for r in rows})
         recon = {s: settlement.reconcile(db, args.dr_command, s) for s in scopes}
-    finally:
-        db.close()
     if args.json:
         print(json.dumps({"results": rows, "rewards": rewards}, indent=2, sort_keys=True))
         return EXIT_OK
@@ -287,24 +279,19 @@ def _results(args: argparse.Namespace) -> int:
 
 def _prove(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    db = connect(cfg.db_path, readonly=True)
-    try:
-        doc = proofs.inclusion(db, cfg.node_id, bytes.fromhex(args.txid))
-    except ValueError:
-        raise MeterledgerError("the txid must be hex") from None
-    finally:
-        db.close()
+    with closing(connect(cfg.db_path, readonly=True)) as db:
+        try:
+            doc = proofs.inclusion(db, cfg.node_id, bytes.fromhex(args.txid))
+        except ValueError:
+            raise MeterledgerError("the txid must be hex") from None
     print(json.dumps(doc, indent=2))
     return EXIT_OK
 
 
 def _consistency(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    db = connect(cfg.db_path, readonly=True)
-    try:
+    with closing(connect(cfg.db_path, readonly=True)) as db:
         print(json.dumps(proofs.consistency(db, cfg.node_id, args.old, args.new), indent=2))
-    finally:
-        db.close()
     return EXIT_OK
 
 
@@ -326,11 +313,8 @@ def _check_proof(args: argparse.Namespace) -> int:
 def _check_total(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     result = _read_json(args.result)
-    db = connect(cfg.db_path, readonly=True)
-    try:
+    with closing(connect(cfg.db_path, readonly=True)) as db:
         check_result_cli(db, result)
-    finally:
-        db.close()
     print(
         f"OK: {result['kind']} {result['scope']} slot {_utc(result['slot'])}: "
         f"{result['total']['v_wh']} Wh over {len(result['total']['refs'])} readings matches "
@@ -351,15 +335,12 @@ def check_result_cli(db: Any, result: Any) -> None:
 def _verify(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     me = Identity.load(cfg.key_path)
-    db = connect(cfg.db_path, readonly=True)
 
     def progress(done: int, total: int) -> None:
         print(f"  replayed {done}/{total} entries", file=sys.stderr, flush=True)
 
-    try:
+    with closing(connect(cfg.db_path, readonly=True)) as db:
         report = verify(db, me, progress)
-    finally:
-        db.close()
     for line in report.checked:
         print(f"checked: {line}")
     if report.ok:
