@@ -49,6 +49,14 @@ def _field(body: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+def _public(body: Mapping[str, Any], key: str) -> PublicIdentity:
+    """The public identity (a .pub file's JSON) in field `key`."""
+    try:
+        return PublicIdentity.from_json(_field(body, key, dict))
+    except MeterledgerError as exc:
+        raise RequestError(f"{key}: {exc}") from None
+
+
 def submit(ledger: Ledger, message: Message) -> dict[str, Any]:
     """Sign and admit `message`; the outcome as JSON, or `RequestError` if refused."""
     try:
@@ -62,10 +70,7 @@ def submit(ledger: Ledger, message: Message) -> dict[str, Any]:
 
 def org_add(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
     """{"public": <.pub file's JSON>, "role": "ac"|"ra", "ac": <for an RA>}"""
-    try:
-        public = PublicIdentity.from_json(_field(body, "public", dict))
-    except MeterledgerError as exc:
-        raise RequestError(f"public: {exc}") from None
+    public = _public(body, "public")
     role = _field(body, "role", str)
     ac = body.get("ac")
     org = Org(public.name, role, bytes(public.verify_key), bytes(public.box_key), ac)
@@ -78,10 +83,7 @@ def org_remove(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
 
 def site(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
     """{"site": …, "gateway": <the gateway's .pub JSON>, "meters": [ids]}"""
-    try:
-        gw = PublicIdentity.from_json(_field(body, "gateway", dict))
-    except MeterledgerError as exc:
-        raise RequestError(f"gateway: {exc}") from None
+    gw = _public(body, "gateway")
     meters = _field(body, "meters", list)
     key = GatewayKey(gw.name, bytes(gw.verify_key), bytes(gw.box_key))
     message = SiteRegistration(
