@@ -39,9 +39,10 @@ CREATE TABLE IF NOT EXISTS held (
     PRIMARY KEY (slot, meter)
 );
 CREATE TABLE IF NOT EXISTS epoch_keys (
-    site  TEXT    NOT NULL,
-    epoch INTEGER NOT NULL,
-    key   BLOB    NOT NULL,
+    site    TEXT    NOT NULL,
+    epoch   INTEGER NOT NULL,
+    key     BLOB    NOT NULL,
+    members TEXT    NOT NULL DEFAULT '',   -- the group's organisations, comma-separated
     PRIMARY KEY (site, epoch)
 );
 CREATE TABLE IF NOT EXISTS dr_facts (
@@ -86,8 +87,15 @@ class Database:
                 raise GatewayError(f"{path}: cannot use the WAL journal (got {mode})")
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.executescript(SCHEMA)
+            self._migrate()
             for key, value in META_DEFAULTS.items():
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+
+    def _migrate(self) -> None:
+        """Bring a state file written by an older version up to this schema."""
+        columns = {row[1] for row in self.conn.execute("PRAGMA table_info(epoch_keys)")}
+        if "members" not in columns:
+            self.conn.execute("ALTER TABLE epoch_keys ADD COLUMN members TEXT NOT NULL DEFAULT ''")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -11,12 +11,15 @@ arrives, it holds its slots: `outbox.Outbox.hold`). A gateway without a TSO seal
 
 DR: the TSO's `DrCommand`s and the configured RAs' `DrDeclaration`s. For each command and
 RA, the declaration with the highest `rev` received before the command's gate closure
-counts; the site is in the command's window when a counting declaration lists it.
+counts, if its RA is in the site's group now (the members of the newest epoch key, which
+the TSO signs: after the site moves to another RA, the old RA's declarations no longer
+switch it); the site is in the command's window when a counting declaration lists it.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -66,6 +69,20 @@ class EpochKeys:
             )
         return GroupKey(self.site, int(row[0]), bytes(row[1]))
 
+    def members(self) -> frozenset[str] | None:
+        """The organisations of the site's group in the newest epoch the TSO sent; None
+        without one (no TSO, or no epoch key yet, or a key stored by an older version)."""
+        if self.tso is None:
+            return None
+        with self.db.lock:
+            row = self.db.conn.execute(
+                "SELECT members FROM epoch_keys WHERE site=? ORDER BY epoch DESC LIMIT 1",
+                (self.site,),
+            ).fetchone()
+        if row is None or not row[0]:
+            return None
+        return frozenset(row[0].split(","))
+
     @property
     def ready(self) -> bool:
         try:
@@ -95,7 +112,8 @@ class EpochKeys:
             raise Refused("undecryptable", f"epoch {fact.epoch}: key of {len(key)} bytes")
         with self.db.transaction() as db:
             cur = db.execute(
-                "INSERT OR IGNORE INTO epoch_keys VALUES (?, ?, ?)", (self.site, fact.epoch, key)
+                "INSERT OR IGNORE INTO epoch_keys (site, epoch, key, members) VALUES (?, ?, ?, ?)",
+                (self.site, fact.epoch, key, ",".join(fact.members)),
             )
         if cur.rowcount:
             log.info("site %s: holding the key of epoch %d", self.site, fact.epoch)
@@ -116,13 +134,20 @@ class DrPlan:
     """DR commands and declarations, and the windows they give this site."""
 
     def __init__(
-        self, db: Database, site: str, tso: str | None, ras: tuple[str, ...], clock: Clock
+        self,
+        db: Database,
+        site: str,
+        tso: str | None,
+        ras: tuple[str, ...],
+        clock: Clock,
+        members: Callable[[], frozenset[str] | None] = lambda: None,
     ):
         self.db = db
         self.site = site
         self.tso = tso
         self.ras = ras
         self.clock = clock
+        self.members = members
 
     def offer_command(self, trust: Trust, raw: bytes) -> bool:
         if self.tso is None:
@@ -180,7 +205,8 @@ class DrPlan:
 
     def windows(self) -> list[Window]:
         """The windows of commands this site is declared for, by a declaration received
-        before the command's gate closure."""
+        before the command's gate closure from an RA in the site's group now."""
+        group = self.members()
         with self.db.lock:
             rows = self.db.conn.execute(
                 "SELECT c.envelope, d.envelope, d.received_at FROM dr_facts c JOIN dr_facts d"
@@ -190,7 +216,7 @@ class DrPlan:
         for cmd_raw, decl_raw, received_at in rows:
             cmd = _decode(bytes(cmd_raw), DrCommand)
             decl = _decode(bytes(decl_raw), DrDeclaration)
-            if received_at > cmd.gate_closure:
+            if received_at > cmd.gate_closure or (group is not None and decl.by not in group):
                 continue
             if any(site == self.site for site, _ in decl.sites):
                 out[cmd.id] = Window(cmd.id, cmd.start, cmd.end)

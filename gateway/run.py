@@ -67,7 +67,9 @@ class Gateway:
         self.confirmations = Confirmations(
             self.trust, [n.name for n in cfg.confirm_nodes], cfg.gateway_id, cfg.quorum
         )
-        self.plan = DrPlan(self.db, cfg.site, tso, tuple(r.name for r in cfg.ras), clock)
+        self.plan = DrPlan(
+            self.db, cfg.site, tso, tuple(r.name for r in cfg.ras), clock, self.keys.members
+        )
         self.publisher = Publisher(
             cfg.mqtt,
             self.outbox,

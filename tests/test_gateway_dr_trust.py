@@ -1,0 +1,80 @@
+"""Whose DR declarations switch a site: only its current RA's, as the TSO's newest epoch
+key names the group. In process, on a real state database; no broker needed."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import nacl.public
+import nacl.utils
+
+from gateway.db import Database
+from gateway.facts import DrPlan, EpochKeys
+from gateway.trust import Trust
+from ledger_node.clock import FixedClock
+from ledger_node.keys import Identity
+from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, Message, WrappedKey, seal
+
+SITE = "site1"
+SLOT_S = 60
+T0 = 1_800_000_000
+
+
+def _signed(who: Identity, message: Message) -> bytes:
+    return seal(message.to_body(), who.name, who.signing_key)
+
+
+def _epoch_key(ids: dict[str, Identity], gw: Identity, epoch: int, ra: str) -> EpochKey:
+    key = nacl.utils.random(32)
+    members = tuple(sorted(("tso", "ac1", ra)))
+    wrapped = tuple(
+        WrappedKey(p.name, bytes(nacl.public.SealedBox(p.public.box_key).encrypt(key)))
+        for p in [*(ids[m] for m in members), gw]
+    )
+    return EpochKey("tso", SITE, epoch, gw.name, members, wrapped)
+
+
+def test_only_the_sites_current_ra_switches_it(tmp_path: Path) -> None:
+    ids = {n: Identity.generate(n) for n in ("tso", "ac1", "ra1", "ra2")}
+    gw = Identity.generate("gw-site1")
+    db = Database(tmp_path / "state.sqlite")
+    clock = FixedClock(T0)
+    trust = Trust([p.public for p in ids.values()])
+    keys = EpochKeys(db, gw, SITE, "tso", None)
+    plan = DrPlan(db, SITE, "tso", ("ra1", "ra2"), clock, keys.members)
+    start = T0 + 10 * SLOT_S
+    for command, ra in (("cmd1", "ra1"), ("cmd2", "ra2")):
+        cmd = DrCommand("tso", command, start, start + SLOT_S, SLOT_S, start - SLOT_S, 20,
+                        (("ac1", 500),))  # fmt: skip
+        assert plan.offer_command(trust, _signed(ids["tso"], cmd))
+        decl = DrDeclaration(ra, command, 1, ((SITE, (100,)),))
+        assert plan.offer_declaration(trust, _signed(ids[ra], decl))
+
+    # No epoch key yet: the configured RAs are all the gateway knows.
+    assert [w.command for w in plan.windows()] == ["cmd1", "cmd2"]
+    # Epoch 0: the site is RA(1)'s; RA(2)'s declaration for it does not count.
+    assert keys.offer(trust, _signed(ids["tso"], _epoch_key(ids, gw, 0, "ra1"))) == 0
+    assert keys.members() == {"tso", "ac1", "ra1"}
+    assert [w.command for w in plan.windows()] == ["cmd1"]
+    # The site moves to RA(2): the TSO's epoch 1 names it, and the old RA stops counting.
+    assert keys.offer(trust, _signed(ids["tso"], _epoch_key(ids, gw, 1, "ra2"))) == 1
+    assert [w.command for w in plan.windows()] == ["cmd2"]
+    db.close()
+
+
+def test_a_state_file_from_before_members_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE epoch_keys (site TEXT NOT NULL, epoch INTEGER NOT NULL, key BLOB NOT NULL,"
+        " PRIMARY KEY (site, epoch))"
+    )
+    old.execute("INSERT INTO epoch_keys VALUES (?, 0, ?)", (SITE, bytes(32)))
+    old.commit()
+    old.close()
+    db = Database(path)
+    keys = EpochKeys(db, Identity.generate("gw-site1"), SITE, "tso", None)
+    assert keys.current().epoch == 0  # the key it held is still there
+    assert keys.members() is None  # unknown: the configured RAs count, as before
+    db.close()
