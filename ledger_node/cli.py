@@ -194,6 +194,7 @@ def _run(args: argparse.Namespace) -> int:
     if cfg.api is not None:
         server = ApiServer(Api(cfg.db_path, cfg.node_id, node, clock.now), *cfg.api)
         server.start()
+        _write_addr(cfg.api_addr_path, f"{cfg.api[0]}:{server.port}")
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -207,6 +208,7 @@ def _run(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
+            cfg.api_addr_path.unlink(missing_ok=True)
         node.stop()
     return EXIT_OK
 
@@ -354,10 +356,25 @@ def _verify(args: argparse.Namespace) -> int:
 # -- commands through the running node's API ------------------------------------------------------
 
 
+def _write_addr(path: Path, addr: str) -> None:
+    """Write the API's address for other commands (atomically: new file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(addr + "\n")
+    tmp.replace(path)
+
+
 def _api_url(cfg: NodeConfig, path: str) -> str:
     if cfg.api is None:
         raise MeterledgerError("api.listen is off in the config: these commands need the API")
     host, port = cfg.api
+    if port == 0:  # any free port: the running node wrote the one it got
+        try:
+            host, _, text = cfg.api_addr_path.read_text().strip().rpartition(":")
+            port = int(text)
+        except (OSError, ValueError):
+            raise MeterledgerError(
+                f"api.listen has port 0 and {cfg.api_addr_path} names no port: is the node running?"
+            ) from None
     if host in ("0.0.0.0", "::", ""):  # noqa: S104 - we connect, not listen
         host = "127.0.0.1"
     return f"http://{host}:{port}{path}"

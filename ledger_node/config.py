@@ -17,7 +17,8 @@ Example::
     port = 1883
 
     [api]
-    listen = "127.0.0.1:8470"       # JSON API; "" turns it off; loopback unless set here
+    listen = "127.0.0.1:8470"       # JSON API; "" turns it off; loopback unless set here;
+                                    # port 0: any free port, written to <db>.api when up
 """
 
 from __future__ import annotations
@@ -46,6 +47,16 @@ class NodeConfig:
     sync_every_s: float
     mqtt: MqttSettings
     api: tuple[str, int] | None
+
+    @property
+    def api_addr_path(self) -> Path:
+        """Where the running node writes the address its API listens on ("host:port")."""
+        return api_addr_path(self.db_path)
+
+
+def api_addr_path(db_path: Path) -> Path:
+    """The file beside a node's database naming the address its API listens on."""
+    return db_path.with_name(db_path.name + ".api")
 
 
 def parse_listen(text: str, where: str) -> tuple[str, int] | None:

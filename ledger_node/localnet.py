@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
 
-from ledger_node.broker import free_port
+from ledger_node.config import api_addr_path
 from ledger_node.genesis import make_genesis
 from ledger_node.keys import Identity
 from ledger_node.mqtt import MqttSettings, make_client
@@ -75,7 +75,6 @@ class LocalNet:
         self.origin = time.time() if origin is None else origin
         self.protocol = protocol
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.api_ports: dict[str, int] = {}
         keys = work / "keys"
         keys.mkdir(parents=True, exist_ok=True)
         self.identities = {}
@@ -93,7 +92,6 @@ class LocalNet:
             ]
             genesis.write_bytes(make_genesis(self.identities[tso.id], network, members))
         for name in nodes:
-            self.api_ports[name] = free_port()
             lines = [
                 "[node]",
                 f'id = "{name}"',
@@ -110,7 +108,7 @@ class LocalNet:
                 f'protocol = "{protocol}"',
                 "",
                 "[api]",
-                f'listen = "127.0.0.1:{self.api_ports[name]}"',
+                'listen = "127.0.0.1:0"',  # the node picks a free port and names it
             ]
             (work / name).mkdir(exist_ok=True)
             (work / name / "node.toml").write_text("\n".join(lines) + "\n")
@@ -192,14 +190,19 @@ class LocalNet:
 
     # -- the API and the broker ------------------------------------------------------------------
 
+    def api_port(self, name: str) -> int:
+        """The port `name`'s API listens on, as the running node wrote it (OSError or
+        ValueError while it is not up)."""
+        return int(api_addr_path(self.db(name)).read_text().strip().rpartition(":")[2])
+
     def get(self, name: str, path: str) -> Any:
-        url = f"http://127.0.0.1:{self.api_ports[name]}{path}"
+        url = f"http://127.0.0.1:{self.api_port(name)}{path}"
         with urllib.request.urlopen(url, timeout=30) as response:
             return json.loads(response.read())
 
     def post(self, name: str, path: str, body: dict[str, Any]) -> Any:
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.api_ports[name]}{path}",
+            f"http://127.0.0.1:{self.api_port(name)}{path}",
             data=json.dumps(body).encode(),
             method="POST",
             headers={"Content-Type": "application/json"},
