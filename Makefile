@@ -50,6 +50,7 @@ test: venv mosquitto node_modules/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory firmware-types
 	$(BIN)/pytest
 
@@ -62,6 +63,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory firmware-types
 
 # The board code against the MicroPython rp2 stubs, used as pyright's typeshed (mypy

@@ -16,7 +16,7 @@ from gateway.errors import BusError, ConfigError, ExceptionResponseError, NoAnsw
 from gateway.meters import MeterDriver, MeterModel, builtin_models, load_model
 from gateway.run import Gateway
 from gateway.status import collect, render
-from ledger_node.cli_common import (
+from ledger_node.shared.cli import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,

@@ -74,13 +74,13 @@ from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.meters import MeterModel, load_model
-from ledger_node.config_util import Section, load_toml
-from ledger_node.errors import KeyFileError
-from ledger_node.keys import PublicIdentity, load_public
-from ledger_node.mqtt import MqttSettings
+from ledger_node.shared.config import Section, load_toml
+from ledger_node.shared.errors import KeyFileError
+from ledger_node.shared.ids import ID_PATTERN
+from ledger_node.shared.keys import PublicIdentity, load_public
+from ledger_node.shared.mqtt import MqttSettings
 from ledger_node.wire import MAX_ENVELOPE_BYTES
 from ledger_node.wire.readings import MAX_METERS_PER_BATCH
-from ledger_node.wire.schema import ID_PATTERN
 
 PARITIES = ("N", "E", "O")
 ENERGY_REGISTER = "import_energy"

@@ -15,12 +15,16 @@ from collections.abc import Iterable
 
 from gateway.trust import Refused, Trust
 from ledger_node.wire import HighWaterMark
+from ledger_node.wire.topics import Topics
 
 log = logging.getLogger("mlg.gateway.confirm")
 
 
 class Confirmations:
-    def __init__(self, trust: Trust, nodes: Iterable[str], gateway: str, quorum: int) -> None:
+    def __init__(
+        self, topics: Topics, trust: Trust, nodes: Iterable[str], gateway: str, quorum: int
+    ) -> None:
+        self.topics = topics
         self.trust = trust
         self.nodes = tuple(nodes)
         self.gateway = gateway
@@ -35,7 +39,8 @@ class Confirmations:
 
     def offer(self, topic: str, raw: bytes) -> HighWaterMark | None:
         """Take a mark received on `topic`; None if it is refused or not newer."""
-        node = topic.rsplit("/", 2)[-2] if topic.count("/") >= 2 else ""
+        parsed = self.topics.parse(topic)
+        node = parsed.part("node") if parsed is not None and parsed.kind == "hwm" else ""
         message = self.trust.open(raw, HighWaterMark.TYPE, authors=self.nodes)
         assert isinstance(message, HighWaterMark)
         if message.by != node:

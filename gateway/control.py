@@ -22,7 +22,7 @@ from gateway.db import Database
 from gateway.errors import BusError
 from gateway.facts import DrPlan, Window
 from gateway.poll import wait_result
-from ledger_node.clock import Clock
+from ledger_node.shared.clock import Clock
 from ledger_node.wire import ControlAction
 
 log = logging.getLogger("mlg.gateway.control")

@@ -1,6 +1,6 @@
 """Gateway exceptions, under the project's root `MeterledgerError`."""
 
-from ledger_node.errors import ConfigError, MeterledgerError
+from ledger_node.shared.errors import ConfigError, MeterledgerError
 
 __all__ = [
     "BusError",

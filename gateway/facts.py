@@ -30,8 +30,8 @@ import nacl.public
 from gateway.db import Database
 from gateway.errors import GatewayError
 from gateway.trust import Refused, Trust
-from ledger_node.clock import Clock
-from ledger_node.keys import GroupKey, Identity
+from ledger_node.shared.clock import Clock
+from ledger_node.shared.keys import GroupKey, Identity
 from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, canonical, parse
 
 log = logging.getLogger("mlg.gateway.facts")

@@ -27,7 +27,7 @@ from gateway.config import ENERGY_REGISTER, BusConfig, MeterConfig
 from gateway.errors import BusError, PortError
 from gateway.meters import MeterDriver
 from gateway.slots import Sample
-from ledger_node.clock import Clock
+from ledger_node.shared.clock import Clock
 
 log = logging.getLogger("mlg.gateway.poll")
 

@@ -30,10 +30,11 @@ import paho.mqtt.client as mqtt
 
 from gateway.outbox import Outbox
 from gateway.trust import Trust
-from ledger_node.clock import Clock
-from ledger_node.mqtt import MqttSettings, make_client
-from ledger_node.mqtt import start as mqtt_start
+from ledger_node.shared.clock import Clock
+from ledger_node.shared.mqtt import MqttSettings, make_client
+from ledger_node.shared.mqtt import start as mqtt_start
 from ledger_node.wire import OversizeError, WireError
+from ledger_node.wire.topics import Topics
 
 log = logging.getLogger("mlg.gateway.publish")
 
@@ -63,7 +64,7 @@ class Publisher:
     ) -> None:
         self.settings = settings
         self.outbox = outbox
-        self.status_topic = settings.status_topic(gateway)
+        self.status_topic = Topics(settings.prefix).status(gateway)
         self.topic = topic
         self.clock = clock
         self.boot = boot

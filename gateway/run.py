@@ -31,10 +31,11 @@ from gateway.seal import Sealer
 from gateway.slots import MeterSlots, Sample, SlotEnergy
 from gateway.status import write_status
 from gateway.trust import Trust
-from ledger_node.clock import Clock
-from ledger_node.keys import Identity
+from ledger_node.shared.clock import Clock
+from ledger_node.shared.keys import Identity
 from ledger_node.wire import DrCommand, DrDeclaration
 from ledger_node.wire.readings import MAX_CONTROL_ACTIONS
+from ledger_node.wire.topics import Topics
 
 log = logging.getLogger("mlg.gateway")
 
@@ -64,8 +65,9 @@ class Gateway:
         self.keys = EpochKeys(self.db, identity, cfg.site, tso, cfg.group_key_path)
         self.sealer = Sealer(identity, cfg.site, self.keys.current, cfg.max_message_bytes)
         self.outbox = Outbox(self.db, cfg.outbox_max_bytes)
+        self.topics = Topics(cfg.mqtt.prefix)
         self.confirmations = Confirmations(
-            self.trust, [n.name for n in cfg.confirm_nodes], cfg.gateway_id, cfg.quorum
+            self.topics, self.trust, [n.name for n in cfg.confirm_nodes], cfg.gateway_id, cfg.quorum
         )
         self.plan = DrPlan(
             self.db, cfg.site, tso, tuple(r.name for r in cfg.ras), clock, self.keys.members
@@ -74,7 +76,7 @@ class Gateway:
             cfg.mqtt,
             self.outbox,
             cfg.gateway_id,
-            cfg.mqtt.readings_topic(cfg.site, cfg.gateway_id),
+            self.topics.readings(cfg.site, cfg.gateway_id),
             clock,
             self.boot,
             self.trust,
@@ -128,19 +130,19 @@ class Gateway:
         facts are nothing to refuse."""
         cfg, p = self.cfg, self.publisher
         if cfg.confirm_nodes:
-            p.subscribe(cfg.mqtt.hwm_filter(cfg.gateway_id), self._on_mark)
+            p.subscribe(self.topics.hwms(cfg.gateway_id), self._on_mark)
         if cfg.tso is not None:
             p.subscribe(
-                cfg.mqtt.epoch_keys_filter(cfg.site),
+                self.topics.epoch_keys(cfg.site),
                 lambda t, raw: self.keys.offer(self.trust, raw),
             )
             p.subscribe(
-                cfg.mqtt.facts_filter(DrCommand.TYPE, cfg.tso.name),
+                self.topics.facts(DrCommand.TYPE, cfg.tso.name),
                 lambda t, raw: self.plan.offer_command(self.trust, raw),
             )
         for ra in cfg.ras:
             p.subscribe(
-                cfg.mqtt.facts_filter(DrDeclaration.TYPE, ra.name),
+                self.topics.facts(DrDeclaration.TYPE, ra.name),
                 lambda t, raw: self.plan.offer_declaration(self.trust, raw),
             )
 

@@ -6,8 +6,7 @@ from collections.abc import Callable, Sequence
 
 from gateway.errors import GatewayError
 from gateway.slots import SlotEnergy
-from ledger_node import pedersen
-from ledger_node.keys import GroupKey, Identity
+from ledger_node.shared.keys import GroupKey, Identity
 from ledger_node.wire import (
     MAX_ENVELOPE_BYTES,
     ControlAction,
@@ -15,6 +14,7 @@ from ledger_node.wire import (
     Reading,
     ReadingsBatch,
     SlotPayload,
+    pedersen,
     seal,
 )
 

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 
 import nacl.signing
 
-from ledger_node.keys import PublicIdentity
+from ledger_node.shared.keys import PublicIdentity
 from ledger_node.wire import MAX_ENVELOPE_BYTES, Message, WireError, open_message
 
 log = logging.getLogger("mlg.gateway.trust")

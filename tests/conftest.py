@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger_node.broker import Broker, find_mosquitto
+from ledger_node.localnet.broker import Broker, find_mosquitto
 
 
 @pytest.fixture

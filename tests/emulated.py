@@ -12,7 +12,7 @@ from pymodbus.client import ModbusSerialClient
 
 from firmware.emulator.config import EmulatorSpec
 from firmware.emulator.runner import Emulator
-from ledger_node.clock import Clock
+from ledger_node.shared.clock import Clock
 
 T0 = 1_800_000_030.0
 """A fixed instant (UTC s), 30 s into a minute slot."""

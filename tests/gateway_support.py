@@ -22,8 +22,8 @@ from firmware.emulator.line import Framing, Outcome, PtyLine, serve
 from firmware.modbus_rtu import Slave
 from gateway.config import load_config
 from gateway.run import Gateway
-from ledger_node.clock import Clock
-from ledger_node.keys import GroupKey, Identity, load_public
+from ledger_node.shared.clock import Clock
+from ledger_node.shared.keys import GroupKey, Identity, load_public
 from ledger_node.wire import HighWaterMark, ReadingsBatch, SlotPayload, open_message, seal
 
 SITE = "site1"

@@ -18,10 +18,9 @@ import nacl.secret
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ledger_node import pedersen
-from ledger_node.genesis import make_genesis
-from ledger_node.keys import Identity
-from ledger_node.localnet import FIGURE_7, LocalNet
+from ledger_node.localnet.network import FIGURE_7, LocalNet
+from ledger_node.network.genesis import make_genesis
+from ledger_node.shared.keys import Identity
 from ledger_node.wire import (
     ControlAction,
     DrCommand,
@@ -37,6 +36,7 @@ from ledger_node.wire import (
     SlotPayload,
     open_body,
     parse,
+    pedersen,
     seal,
 )
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger_node import pedersen
-from ledger_node.contract import (
+from ledger_node.contract.dr1 import (
     Candidate,
     Inputs,
     MeterReading,
@@ -14,7 +13,7 @@ from ledger_node.contract import (
     check_total,
     settle,
 )
-from ledger_node.wire import DrCommand, DrDeclaration
+from ledger_node.wire import DrCommand, DrDeclaration, pedersen
 
 T0 = 1_610_550_000  # 2021-01-14 00:00 JST
 CMD = DrCommand("tso", "c1", T0, T0 + 180, 60, T0 - 600, 20, (("ac1", 100),))

@@ -23,7 +23,7 @@ from firmware.crc import check, crc16
 from firmware.emulator.config import EmulatorSpec, LineSpec, MeterSpec
 from firmware.emulator.faults import KINDS, FaultRates
 from firmware.emulator.line import Framing, PtyLine
-from ledger_node.clock import SystemClock
+from ledger_node.shared.clock import SystemClock
 from tests.emulated import running
 
 RATE = 0.04

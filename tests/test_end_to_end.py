@@ -22,10 +22,10 @@ from pathlib import Path
 import nacl.signing
 import pytest
 
-from ledger_node.broker import Broker, find_mosquitto
-from ledger_node.chain import Chain, Site
-from ledger_node.demo import NODES, SITES
-from ledger_node.store import connect
+from ledger_node.ledger.store import connect
+from ledger_node.localnet.broker import Broker, find_mosquitto
+from ledger_node.localnet.chain import Chain, Site
+from ledger_node.localnet.demo import NODES, SITES
 from ledger_node.wire import seal
 from tests.sim import db_bytes
 
@@ -188,7 +188,15 @@ def test_a_moved_site_seals_with_the_new_epoch_only_the_new_ra_reads(
 
 def test_demo_runs_the_dr_sequence_and_reports_agreement(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ledger_node.demo", "--slots", "3", "--workdir", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "ledger_node.localnet.demo",
+            "--slots",
+            "3",
+            "--workdir",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=180,

@@ -14,7 +14,7 @@ import pytest
 
 from firmware.emulator.truth import read_truth
 from gateway.meters import load_model
-from ledger_node.broker import Broker
+from ledger_node.localnet.broker import Broker
 from tests.gateway_support import (
     Collector,
     Emulator,

@@ -9,8 +9,8 @@ import pytest
 from gateway.config import load_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.run import Gateway
-from ledger_node.clock import SystemClock
-from ledger_node.keys import Identity
+from ledger_node.shared.clock import SystemClock
+from ledger_node.shared.keys import Identity
 from tests.gateway_support import TRUST_TSO_RA1_TWO_NODES, MeterSpec, gateway_config, make_keys
 
 FULL = (

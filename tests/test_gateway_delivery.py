@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from firmware.emulator.truth import read_truth
-from ledger_node.broker import Broker
-from ledger_node.keys import Identity
+from ledger_node.localnet.broker import Broker
+from ledger_node.shared.keys import Identity
 from tests.gateway_support import (
     Collector,
     Emulator,

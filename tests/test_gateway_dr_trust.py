@@ -12,8 +12,8 @@ import nacl.utils
 from gateway.db import Database
 from gateway.facts import DrPlan, EpochKeys
 from gateway.trust import Trust
-from ledger_node.clock import FixedClock
-from ledger_node.keys import Identity
+from ledger_node.shared.clock import FixedClock
+from ledger_node.shared.keys import Identity
 from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, Message, WrappedKey, seal
 
 SITE = "site1"

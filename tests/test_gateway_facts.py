@@ -23,9 +23,9 @@ from firmware.emulator.s0 import EmulatedAdapter
 from firmware.modbus_rtu import Slave
 from gateway.config import load_config
 from gateway.status import collect, render
-from ledger_node.broker import Broker
-from ledger_node.clock import ScaledClock
-from ledger_node.keys import GroupKey, Identity
+from ledger_node.localnet.broker import Broker
+from ledger_node.shared.clock import ScaledClock
+from ledger_node.shared.keys import GroupKey, Identity
 from ledger_node.wire import (
     DrCommand,
     DrDeclaration,

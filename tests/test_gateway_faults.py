@@ -21,9 +21,9 @@ from firmware.emulator.meter import EmulatedMeter
 from firmware.emulator.profiles import Constant
 from firmware.modbus_rtu import Slave
 from gateway.meters import load_model
-from ledger_node.broker import Broker, free_port
-from ledger_node.clock import ScaledClock
-from ledger_node.keys import Identity
+from ledger_node.localnet.broker import Broker, free_port
+from ledger_node.shared.clock import ScaledClock
+from ledger_node.shared.keys import Identity
 from tests.gateway_support import (
     Collector,
     DeviceServer,

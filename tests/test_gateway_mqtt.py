@@ -17,7 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from ledger_node.broker import find_mosquitto, free_port, wait_for_port
+from ledger_node.localnet.broker import find_mosquitto, free_port, wait_for_port
 from tests.gateway_support import (
     GATEWAY,
     Collector,

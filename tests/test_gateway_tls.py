@@ -15,7 +15,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.db import open_readonly
 from gateway.outbox import read_stats
-from ledger_node.broker import find_mosquitto, free_port, wait_for_port
+from ledger_node.localnet.broker import find_mosquitto, free_port, wait_for_port
 from tests.gateway_support import (
     Emulator,
     GatewayProcess,

@@ -11,15 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from ledger_node.errors import KeyFileError
-from ledger_node.keys import GroupKey, Identity, load_public
+from ledger_node.shared.errors import KeyFileError
+from ledger_node.shared.keys import GroupKey, Identity, load_public
 
 
 def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.mark.parametrize(("module", "name"), [("gateway.cli", "gw-a"), ("ledger_node.cli", "tso")])
+@pytest.mark.parametrize(
+    ("module", "name"), [("gateway.cli", "gw-a"), ("ledger_node.interfaces.cli", "tso")]
+)
 def test_keygen_cli_creates_0600_and_refuses_to_overwrite(
     tmp_path: Path, module: str, name: str
 ) -> None:

@@ -11,12 +11,13 @@ from pathlib import Path
 import nacl.secret
 import pytest
 
-from ledger_node import authoring, pedersen
-from ledger_node.api import control_actions
-from ledger_node.clock import FixedClock
-from ledger_node.ledger import Ledger, LedgerSettings, Outcome
-from ledger_node.store import connect, counters
-from ledger_node.verify import verify
+from ledger_node.interfaces import authoring
+from ledger_node.interfaces.api import control_actions
+from ledger_node.interfaces.verify import verify
+from ledger_node.ledger.admission import Ledger, LedgerSettings, Outcome
+from ledger_node.ledger.store import connect, counters
+from ledger_node.network.witness import slot_digest
+from ledger_node.shared.clock import FixedClock
 from ledger_node.wire import (
     ControlAction,
     DrCommand,
@@ -28,8 +29,8 @@ from ledger_node.wire import (
     SlotPayload,
     open_body,
     parse,
+    pedersen,
 )
-from ledger_node.witness import slot_digest
 from tests.sim import Figure7, sign
 
 T0 = 1_800_000_000 - 1_800_000_000 % 60

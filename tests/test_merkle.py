@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger_node.merkle import (
+from ledger_node.ledger.merkle import (
     RFC6962,
     ProofError,
     consistency_proof,
@@ -19,8 +19,8 @@ from ledger_node.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-from ledger_node.store import connect, transaction
-from ledger_node.txlog import STORED_LEVEL, MerkleLog
+from ledger_node.ledger.store import connect, transaction
+from ledger_node.ledger.txlog import STORED_LEVEL, MerkleLog
 
 # The reference leaves and roots of RFC 6962's test suite (certificate-transparency, as
 # published in transparency-dev/merkle testonly/constants.go).

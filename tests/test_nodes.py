@@ -21,10 +21,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from ledger_node.broker import Broker
-from ledger_node.genesis import load_genesis
-from ledger_node.keys import Identity
-from ledger_node.store import connect
+from ledger_node.ledger.store import connect
+from ledger_node.localnet.broker import Broker
+from ledger_node.network.genesis import load_genesis
+from ledger_node.shared.keys import Identity
 from ledger_node.wire import (
     DrDeclaration,
     EpochKey,
@@ -388,7 +388,7 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
 
 def _mlg(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ledger_node.cli", *args],
+        [sys.executable, "-m", "ledger_node.interfaces.cli", *args],
         capture_output=True,
         text=True,
         timeout=60,

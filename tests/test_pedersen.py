@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ledger_node import pedersen
+from ledger_node.wire import pedersen
 
 
 def _readings(values: list[int]) -> list[tuple[int, bytes, bytes]]:

@@ -11,8 +11,8 @@ import nacl.secret
 import nacl.signing
 import pytest
 
-from ledger_node import pedersen, wire
-from ledger_node.wire import ReadingsBatch, SlotPayload, open_message
+from ledger_node import wire
+from ledger_node.wire import ReadingsBatch, SlotPayload, open_message, pedersen
 from tests.vectors import make_wire_vectors
 
 VECTORS = sorted((Path(__file__).parent / "vectors" / "wire").glob("*.json"))

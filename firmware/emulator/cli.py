@@ -24,8 +24,8 @@ from firmware.emulator.dr import parse_window
 from firmware.emulator.faults import KINDS, FaultRates
 from firmware.emulator.line import Framing
 from firmware.emulator.runner import Emulator
-from ledger_node.clock import make_clock
-from ledger_node.errors import ConfigError
+from ledger_node.shared.clock import make_clock
+from ledger_node.shared.errors import ConfigError
 
 log = logging.getLogger("mlg.emulator")
 

@@ -11,8 +11,8 @@ from firmware.emulator.dr import Window, parse_window
 from firmware.emulator.faults import KINDS, VALUE_KINDS, FaultRates
 from firmware.emulator.line import Framing
 from firmware.emulator.profiles import parse_profile
-from ledger_node.config_util import Section, load_toml
-from ledger_node.errors import ConfigError
+from ledger_node.shared.config import Section, load_toml
+from ledger_node.shared.errors import ConfigError
 
 MODELS = ("sdm120", "sdm630", "adapter")
 DEFAULT_START_KWH = 1000.0

@@ -16,7 +16,7 @@ from firmware.emulator.dr import ControlledLoad
 from firmware.registers import COIL, RegisterBank
 from gateway.meters import MeterModel
 from gateway.meters.decode import encode_float32
-from ledger_node.clock import Clock
+from ledger_node.shared.clock import Clock
 
 NOMINAL_VOLTAGE_V = 230.0
 NOMINAL_FREQUENCY_HZ = 50.0

@@ -21,7 +21,7 @@ from firmware.emulator.profiles import parse_profile
 from firmware.emulator.s0 import EmulatedAdapter
 from firmware.emulator.truth import TruthRecorder
 from gateway.meters import load_model
-from ledger_node.clock import Clock
+from ledger_node.shared.clock import Clock
 
 log = logging.getLogger("mlg.emulator")
 

@@ -17,7 +17,7 @@ from firmware.adapter import H_PPK, Adapter
 from firmware.emulator.dr import ControlledLoad
 from firmware.pulses import HIGH, LOW
 from firmware.registers import HOLDING
-from ledger_node.clock import Clock
+from ledger_node.shared.clock import Clock
 
 PULSE_S = 0.040
 RESOLUTION_S = 1e-4

@@ -1,9 +1,12 @@
-"""The meterledger wire format, shared by gateways and ledger nodes.
+"""The meterledger protocol, shared by gateways and ledger nodes.
 
 `envelope` frames and signs body bytes; `canonical` is the one body encoding; `schema`
 validates; `messages` registers the body types and opens messages (`open_message`);
 `readings`, `facts`, `registry`, `reports` (ledger facts), `hwm`, `checkpoints` and `sync`
-(between nodes and gateways) define the types; `errors` names every reason for rejection.
+(between nodes and gateways) define the types; `errors` names every reason for rejection;
+`pedersen` commits to a reading's energy; `topics` builds and parses every MQTT topic.
+
+May import: `ledger_node.shared`, the standard library and PyNaCl.
 """
 
 from ledger_node.wire.checkpoints import Checkpoint, Cosignature, SlotDigest
@@ -48,6 +51,7 @@ from ledger_node.wire.registry import (
 )
 from ledger_node.wire.reports import AsReport
 from ledger_node.wire.sync import SyncEntry, SyncRequest, SyncResponse
+from ledger_node.wire.topics import Topic, Topics
 
 __all__ = [
     "BODY_VERSION",
@@ -85,6 +89,8 @@ __all__ = [
     "SyncEntry",
     "SyncRequest",
     "SyncResponse",
+    "Topic",
+    "Topics",
     "TruncatedError",
     "UnknownSignerError",
     "UnknownVersionError",

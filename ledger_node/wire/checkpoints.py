@@ -13,9 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from ledger_node.shared.ids import b64
 from ledger_node.wire.errors import SchemaError
 from ledger_node.wire.messages import Message, body_schema, register
-from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, b64
+from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj
 
 MAX_PROOF_HASHES = 128
 MAX_CHECKPOINT_SLOTS = 256

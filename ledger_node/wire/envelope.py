@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import nacl.exceptions
 import nacl.signing
 
+from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.wire.errors import (
     BadSignatureError,
     OversizeError,
@@ -32,7 +33,6 @@ from ledger_node.wire.errors import (
     UnknownVersionError,
     WireError,
 )
-from ledger_node.wire.schema import ID_PATTERN
 
 MAGIC = b"ML"
 ENVELOPE_VERSION = 1

@@ -5,7 +5,7 @@ Each class has a short, stable `reason` used as the counter label in logs and st
 
 from __future__ import annotations
 
-from ledger_node.errors import MeterledgerError
+from ledger_node.shared.errors import MeterledgerError
 
 
 class WireError(MeterledgerError):

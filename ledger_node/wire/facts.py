@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from ledger_node.shared.ids import b64
 from ledger_node.wire.errors import SchemaError
 from ledger_node.wire.messages import Message, body_schema, register
-from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, b64
+from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj
 
 SEALED_KEY_BYTES = 32 + 48
 """A 32-byte key in a SealedBox: ephemeral public key (32) + MAC (16) + key (32)."""

@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from ledger_node.shared.ids import b64
 from ledger_node.wire import canonical
 from ledger_node.wire.errors import SchemaError
 from ledger_node.wire.messages import BODY_VERSION, Message, body_schema, check_version, register
-from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, Str, b64
+from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, Str
 
 MAX_METERS_PER_BATCH = 256
 MAX_BOX_BYTES = 48 * 1024

@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from ledger_node.shared.ids import b64
 from ledger_node.wire.errors import SchemaError
 from ledger_node.wire.messages import Message, body_schema, register
-from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, Str, b64
+from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, Str
 
 ROLES = frozenset({"tso", "ac", "ra"})
 MAX_ORGS = 256

@@ -8,17 +8,14 @@ the field's path (built on the way out of a failure, so a valid body costs no pa
 
 from __future__ import annotations
 
-import base64
 import binascii
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.wire.errors import SchemaError
-
-ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
-"""Identifiers of organisations, sites, gateways and meters: lower-case ASCII, 1-63 chars."""
 
 MAX_SAFE_INT = 2**53 - 1
 """Largest integer every JSON implementation reads exactly."""
@@ -104,11 +101,6 @@ class B64(Field):
         if not self.min_len <= len(data) <= self.max_len:
             raise SchemaError(path, f"{len(data)} bytes, expected {self.min_len}..{self.max_len}")
         return data
-
-
-def b64(data: bytes) -> str:
-    """The canonical base64 text of `data`, as `B64` expects it."""
-    return base64.b64encode(data).decode("ascii")
 
 
 @dataclass(frozen=True)

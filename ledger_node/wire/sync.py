@@ -13,11 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
+from ledger_node.shared.ids import b64
 from ledger_node.wire.checkpoints import MAX_PROOF_HASHES
 from ledger_node.wire.envelope import MAX_ENVELOPE_BYTES
 from ledger_node.wire.errors import SchemaError
 from ledger_node.wire.messages import Message, body_schema, register
-from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, Str, b64
+from ledger_node.wire.schema import B64, Id, Int, ListOf, Obj, Str
 
 SYNC_OPS = frozenset({"ids", "get", "consistency"})
 MAX_SYNC_IDS = 1024

@@ -17,8 +17,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ledger_node.mqtt import MqttSettings, make_client
-from ledger_node.mqtt import start as mqtt_start
+from ledger_node.shared.mqtt import MqttSettings, make_client
+from ledger_node.shared.mqtt import start as mqtt_start
+from ledger_node.wire.topics import Topics
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     done = threading.Event()
 
     def on_connect(c: mqtt.Client, u: Any, f: Any, rc: Any, props: Any) -> None:
-        c.subscribe(settings.readings_filter, qos=1)
+        c.subscribe(Topics(settings.prefix).all_readings, qos=1)
 
     def on_subscribe(c: mqtt.Client, u: Any, mid: int, rcs: Any, props: Any) -> None:
         subscribed.set()

@@ -14,7 +14,7 @@ import time
 
 from firmware.emulator.config import EmulatorSpec, LineSpec, MeterSpec
 from firmware.emulator.line import Framing, PtyLine
-from ledger_node.clock import SystemClock
+from ledger_node.shared.clock import SystemClock
 from tests.bench.result import Figure, Result
 from tests.emulated import client, running
 

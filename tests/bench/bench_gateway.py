@@ -18,9 +18,9 @@ from gateway.db import Database
 from gateway.outbox import Outbox
 from gateway.seal import Sealer
 from gateway.slots import SlotEnergy
-from ledger_node import pedersen
-from ledger_node.broker import Broker
-from ledger_node.keys import GroupKey, Identity
+from ledger_node.localnet.broker import Broker
+from ledger_node.shared.keys import GroupKey, Identity
+from ledger_node.wire import pedersen
 from tests.bench.result import Figure, Result
 from tests.gateway_support import MeterSpec, gateway_config
 

@@ -22,14 +22,13 @@ from pathlib import Path
 
 import nacl.utils
 
-from ledger_node import pedersen
-from ledger_node.broker import Broker
-from ledger_node.clock import FixedClock
-from ledger_node.keys import Identity
-from ledger_node.ledger import Ledger, LedgerSettings
-from ledger_node.localnet import FIGURE_7, LocalNet
-from ledger_node.store import connect, counters
-from ledger_node.wire import SiteRegistration, parse
+from ledger_node.ledger.admission import Ledger, LedgerSettings
+from ledger_node.ledger.store import connect, counters
+from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.network import FIGURE_7, LocalNet
+from ledger_node.shared.clock import FixedClock
+from ledger_node.shared.keys import Identity
+from ledger_node.wire import SiteRegistration, parse, pedersen
 from tests.bench.result import Figure, Result
 from tests.sim import SimGateway
 
@@ -173,7 +172,7 @@ def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], Path]:
 def _open(work: Path) -> dict[str, float]:
     """A member node (the TSO's ledger, in process) opens and checks sealed batches."""
     tso = Identity.generate("tso")
-    from ledger_node.genesis import make_genesis  # noqa: PLC0415 - bench-only set-up
+    from ledger_node.network.genesis import make_genesis  # noqa: PLC0415 - bench-only set-up
 
     ra = Identity.generate("ra1")
     ac = Identity.generate("ac1")

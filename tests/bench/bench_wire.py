@@ -8,7 +8,6 @@ import time
 import nacl.secret
 import nacl.signing
 
-from ledger_node import pedersen
 from ledger_node.wire import (
     MeterCommitment,
     Reading,
@@ -16,6 +15,7 @@ from ledger_node.wire import (
     SlotPayload,
     open_message,
     parse,
+    pedersen,
     seal,
 )
 from tests.bench.result import Figure, Result

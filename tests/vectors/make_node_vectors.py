@@ -16,6 +16,7 @@ from pathlib import Path
 import nacl.public
 import nacl.signing
 
+from ledger_node.shared.ids import b64
 from ledger_node.wire import (
     AsReport,
     Checkpoint,
@@ -35,7 +36,6 @@ from ledger_node.wire import (
     SyncResponse,
     seal,
 )
-from ledger_node.wire.schema import b64
 
 OUT = Path(__file__).parent / "node"
 T = 1610550000  # 2021-01-14T00:00:00+09:00

@@ -16,9 +16,8 @@ from pathlib import Path
 import nacl.secret
 import nacl.signing
 
-from ledger_node import pedersen
-from ledger_node.wire import MeterCommitment, Reading, ReadingsBatch, SlotPayload, seal
-from ledger_node.wire.schema import b64
+from ledger_node.shared.ids import b64
+from ledger_node.wire import MeterCommitment, Reading, ReadingsBatch, SlotPayload, pedersen, seal
 
 OUT = Path(__file__).parent / "wire"
 

@@ -1,0 +1,341 @@
+"""Running the contract on the node's data, reading its results, and checking totals.
+
+`Settlement.refresh` recomputes the results of the commands whose inputs changed (a
+command, a declaration, a batch opened in its window) for the scopes this node can read
+(the TSO all, an AC itself and its RAs, an RA itself), and stores them with the contract
+version. Results that cover a shredded epoch are kept as they were: their readings can no
+longer be read, but their Pedersen totals still check against the public commitments.
+`reconcile` sets an AS report beside the ledger's totals slot by slot; `check_result`
+checks a published total from public data alone.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from ledger_node.contract.dr1 import (
+    CONTRACT_VERSION,
+    Candidate,
+    Inputs,
+    MeterReading,
+    Ref,
+    SlotResult,
+    TotalCheckError,
+    check_total,
+    select,
+    settle,
+)
+from ledger_node.ledger.admission import Ledger
+from ledger_node.ledger.registry import Registry
+from ledger_node.wire import DrCommand, DrDeclaration, ReadingsBatch, open_body, parse
+
+
+def _message(raw: bytes) -> Any:
+    return open_body(parse(raw, max(len(raw), 1)))
+
+
+def load_command(db: sqlite3.Connection, command: str) -> DrCommand | None:
+    row = db.execute(
+        "SELECT l.envelope FROM commands c JOIN log l ON l.pos = c.pos WHERE c.id=?", (command,)
+    ).fetchone()
+    return None if row is None else _message(row[0])
+
+
+def load_declarations(db: sqlite3.Connection, command: str) -> dict[str, DrDeclaration]:
+    return {
+        ra: _message(raw)
+        for ra, raw in db.execute(
+            "SELECT d.ra, l.envelope FROM declarations d JOIN log l ON l.pos = d.pos"
+            " WHERE d.command=?",
+            (command,),
+        )
+    }
+
+
+def scopes_of(
+    me: str, registry: Registry, ras: Iterable[str], acs: Iterable[str]
+) -> set[tuple[str, str]]:
+    """The scopes `me` settles: those whose sites it can read."""
+    scopes: set[tuple[str, str]] = set()
+    is_tso = registry.tso == me
+    for ra in ras:
+        if is_tso or me in (ra, registry.ac_of(ra)):
+            scopes.add(("ra", ra))
+    for ac in acs:
+        if is_tso or me == ac:
+            scopes.add(("ac", ac))
+    return scopes
+
+
+class Settlement:
+    def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
+        self.db = ledger.db
+
+    def dirty(self) -> set[str]:
+        """Commands whose results may have changed since the last call."""
+        commands = set(self.ledger.changed_commands)
+        slots = self.ledger.opened_slots
+        if slots:
+            lo, hi = min(slots), max(slots)
+            for cid, start, end in self.db.execute(
+                "SELECT id, t_start, t_end FROM commands WHERE t_start <= ? AND t_end > ?", (hi, lo)
+            ).fetchall():
+                if any(start <= s < end for s in slots):
+                    commands.add(cid)
+        self.ledger.changed_commands.clear()
+        slots.clear()
+        return commands
+
+    def inputs(self, command: DrCommand) -> Inputs:
+        registry = self.ledger.registry
+        declarations = load_declarations(self.db, command.id)
+        sites = sorted({s for d in declarations.values() for s, _ in d.sites})
+        readings: dict[tuple[str, int], list[MeterReading]] = defaultdict(list)
+        for site in sites:
+            rows = self.db.execute(
+                "SELECT b.slot, l.txid, b.seq, r.meter, r.wh, r.r, r.quality"
+                " FROM batches b JOIN readings r ON r.pos = b.pos JOIN log l ON l.pos = b.pos"
+                " WHERE b.site = ? AND b.slot >= ? AND b.slot < ? AND b.slot_s = ?"
+                " AND b.state = 'open'",
+                (site, command.start, command.end, command.slot_s),
+            )
+            for slot, txid, seq, meter, wh, r, quality in rows:
+                ref = Candidate(bytes(txid), seq, site, meter)
+                readings[(site, slot)].append(MeterReading(ref, wh, bytes(r), bool(quality)))
+        ra_ac = {ra: ac for ra in declarations if (ac := registry.ac_of(ra)) is not None}
+        acs = {ac for ac, _ in command.targets} | set(ra_ac.values())
+        return Inputs(
+            command=command,
+            declarations=declarations,
+            ra_ac=ra_ac,
+            site_meters={s: registry.sites[s].meters for s in sites if s in registry.sites},
+            readings=readings,
+            scopes=frozenset(scopes_of(self.ledger.me.name, registry, declarations, acs)),
+        )
+
+    def refresh(self, commands: Iterable[str]) -> int:
+        """Recompute and store the results of `commands`; return how many rows changed."""
+        changed = 0
+        for cid in sorted(commands):
+            command = load_command(self.db, cid)
+            if command is None:
+                continue
+            inputs = self.inputs(command)
+            results, rewards = settle(inputs)
+            frozen = self._frozen(command, inputs)
+            for r in results:
+                if (r.slot, r.kind, r.scope) in frozen:
+                    continue
+                changed += self._store(r)
+            for w in rewards:
+                self.db.execute(
+                    "INSERT OR REPLACE INTO rewards VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        w.command,
+                        w.ac,
+                        w.contract,
+                        w.price,
+                        w.credited_wh,
+                        w.shortfall_wh,
+                        w.penalised_wh,
+                        w.reward_yen,
+                    ),
+                )
+        return changed
+
+    def _frozen(self, command: DrCommand, inputs: Inputs) -> set[tuple[int, str, str]]:
+        """Results that cover a shredded batch: kept as stored."""
+        rows = self.db.execute(
+            "SELECT DISTINCT site, slot FROM batches WHERE state='shredded' AND slot >= ?"
+            " AND slot < ?",
+            (command.start, command.end),
+        ).fetchall()
+        if not rows:
+            return set()
+        frozen = set()
+        for site, slot in rows:
+            for ra, decl in inputs.declarations.items():
+                if any(s == site for s, _ in decl.sites):
+                    frozen.add((slot, "ra", ra))
+                    if ra in inputs.ra_ac:
+                        frozen.add((slot, "ac", inputs.ra_ac[ra]))
+        return frozen
+
+    def _store(self, r: SlotResult) -> int:
+        refs = json.dumps([[t.hex(), m] for t, m in r.refs])
+        cur = self.db.execute(
+            "INSERT INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (command, slot, kind, scope) DO UPDATE SET contract=excluded.contract,"
+            " actual_wh=excluded.actual_wh, baseline_wh=excluded.baseline_wh,"
+            " delivered_wh=excluded.delivered_wh, target_wh=excluded.target_wh,"
+            " reported=excluded.reported, declared=excluded.declared, flagged=excluded.flagged,"
+            " v_wh=excluded.v_wh, r=excluded.r, refs=excluded.refs"
+            " WHERE refs != excluded.refs OR baseline_wh != excluded.baseline_wh"
+            " OR target_wh != excluded.target_wh OR declared != excluded.declared",
+            (
+                r.command,
+                r.slot,
+                r.kind,
+                r.scope,
+                r.contract,
+                r.actual_wh,
+                r.baseline_wh,
+                r.delivered_wh,
+                r.target_wh,
+                r.reported,
+                r.declared,
+                r.flagged,
+                r.v_wh,
+                r.r,
+                refs,
+            ),
+        )
+        return cur.rowcount
+
+
+# -- reading results ---------------------------------------------------------------------
+
+_RESULT_COLUMNS = (
+    "command, slot, kind, scope, contract, actual_wh, baseline_wh, delivered_wh, target_wh,"
+    " reported, declared, flagged, v_wh, r, refs"
+)
+
+
+def result_json(row: tuple[Any, ...]) -> dict[str, Any]:
+    (command, slot, kind, scope, contract, actual, baseline, delivered, target) = row[:9]
+    reported, declared, flagged, v_wh, r, refs = row[9:]
+    return {
+        "command": command,
+        "slot": slot,
+        "kind": kind,
+        "scope": scope,
+        "contract": contract,
+        "actual_wh": actual,
+        "baseline_wh": baseline,
+        "delivered_wh": delivered,
+        "target_wh": target,
+        "reported": reported,
+        "declared": declared,
+        "flagged": flagged,
+        "total": {"v_wh": v_wh, "r": bytes(r).hex(), "refs": json.loads(refs)},
+    }
+
+
+def results(
+    db: sqlite3.Connection, command: str, kind: str | None = None, scope: str | None = None
+) -> list[dict[str, Any]]:
+    rows = db.execute(
+        f"SELECT {_RESULT_COLUMNS} FROM results WHERE command=?"  # noqa: S608
+        " AND (? IS NULL OR kind=?) AND (? IS NULL OR scope=?) ORDER BY kind, scope, slot",
+        (command, kind, kind, scope, scope),
+    ).fetchall()
+    return [result_json(row) for row in rows]
+
+
+def rewards(db: sqlite3.Connection, command: str) -> list[dict[str, Any]]:
+    cols = (
+        "command",
+        "ac",
+        "contract",
+        "price_yen_per_kwh",
+        "credited_wh",
+        "shortfall_wh",
+        "penalised_wh",
+        "reward_yen",
+    )
+    rows = db.execute(
+        "SELECT command, ac, contract, price, credited_wh, shortfall_wh, penalised_wh,"
+        " reward_yen FROM rewards WHERE command=? ORDER BY ac",
+        (command,),
+    ).fetchall()
+    return [dict(zip(cols, row, strict=True)) for row in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """One slot of an AS report beside the ledger: status equal, differs or missing."""
+
+    slot: int
+    ledger_wh: int | None
+    as_wh: int | None
+    status: str
+
+
+def reconcile(db: sqlite3.Connection, command: str, author: str) -> list[Reconciled]:
+    """An organisation's AS report for `command` against the ledger's totals for it."""
+    row = db.execute(
+        "SELECT slots FROM as_reports WHERE command=? AND author=?", (command, author)
+    ).fetchone()
+    reported = {s: wh for s, wh in json.loads(row[0])} if row is not None else {}
+    ledger = {
+        slot: wh
+        for slot, wh in db.execute(
+            "SELECT slot, actual_wh FROM results WHERE command=? AND scope=?", (command, author)
+        )
+    }
+    out = []
+    for slot in sorted(set(reported) | set(ledger)):
+        bc, as_ = ledger.get(slot), reported.get(slot)
+        status = "missing" if bc is None or as_ is None else "equal" if bc == as_ else "differs"
+        out.append(Reconciled(slot, bc, as_, status))
+    return out
+
+
+# -- checking a total from public data -----------------------------------------------------
+
+
+def public_refs(
+    db: sqlite3.Connection, registry: Registry, command: DrCommand, slot: int, kind: str, scope: str
+) -> tuple[set[Ref], dict[Ref, bytes]]:
+    """The readings a result must cover, by public data alone, and their commitments."""
+    declarations = load_declarations(db, command.id)
+    if kind == "ra":
+        ras = [scope] if scope in declarations else []
+    else:
+        ras = [ra for ra in declarations if registry.ac_of(ra) == scope]
+    sites = sorted({s for ra in ras for s, _ in declarations[ra].sites})
+    expected: set[Ref] = set()
+    commitments: dict[Ref, bytes] = {}
+    for site in sites:
+        candidates = []
+        for raw, seq in db.execute(
+            "SELECT l.envelope, b.seq FROM batches b JOIN log l ON l.pos = b.pos WHERE b.site=?"
+            " AND b.slot=? AND b.slot_s=? AND b.state != 'equivocated'",
+            (site, slot, command.slot_s),
+        ):
+            batch = _message(raw)
+            assert isinstance(batch, ReadingsBatch)
+            txid = parse(raw, len(raw)).txid
+            for c in batch.commitments:
+                candidates.append(Candidate(txid, seq, site, c.meter))
+                commitments[(txid, c.meter)] = c.commitment
+        meters = registry.sites[site].meters if site in registry.sites else ()
+        expected |= {(c.txid, c.meter) for c in select(candidates, meters).values()}
+    return expected, commitments
+
+
+def check_result(db: sqlite3.Connection, registry: Registry, result: dict[str, Any]) -> None:
+    """Check a published result (as `results` gives it) against this node's public data:
+    it must cover exactly the readings public data says, and their commitments must sum to
+    its (V, R). Raises `TotalCheckError` saying what is wrong."""
+    if result.get("contract") != CONTRACT_VERSION:
+        raise TotalCheckError(
+            f"result of contract {result.get('contract')!r}; this node runs {CONTRACT_VERSION}"
+        )
+    command = load_command(db, result["command"])
+    if command is None:
+        raise TotalCheckError(f"command {result['command']} is not in this node's log")
+    total = result["total"]
+    refs = [(bytes.fromhex(t), m) for t, m in total["refs"]]
+    expected, commitments = public_refs(
+        db, registry, command, result["slot"], result["kind"], result["scope"]
+    )
+    check_total(total["v_wh"], bytes.fromhex(total["r"]), refs, commitments, expected)
+    if total["v_wh"] != result["actual_wh"]:
+        raise TotalCheckError("the total's V differs from the result's actual_wh")

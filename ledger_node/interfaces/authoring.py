@@ -1,0 +1,217 @@
+"""Facts this node's organisation writes, from a request (the API and the CLI use these).
+
+Each function builds the fact from plain values, numbers it (registry `n`, revision
+`rev`) from what the ledger holds, signs it as this node and admits it like any other
+fact: a fact the ledger would refuse from anyone else is refused here too, with the same
+reason. Runs in the node's worker (see `Node.submit`).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ledger_node.ledger.admission import Ledger, Outcome
+from ledger_node.shared.errors import MeterledgerError
+from ledger_node.shared.keys import PublicIdentity
+from ledger_node.wire import (
+    AsReport,
+    DrCommand,
+    DrDeclaration,
+    EpochShred,
+    GatewayKey,
+    Message,
+    Org,
+    OrgAdd,
+    OrgRemove,
+    SiteMove,
+    SiteRegistration,
+    WireError,
+)
+from ledger_node.wire.schema import MAX_SAFE_INT
+
+MAX_CSV_BYTES = 1024 * 1024
+
+
+class RequestError(MeterledgerError):
+    """A request that cannot become a fact; the message says why."""
+
+
+def _field(body: Mapping[str, Any], key: str, kind: type) -> Any:
+    value = body.get(key)
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise RequestError(f"{key!r} must be a {kind.__name__}")
+    return value
+
+
+def _public(body: Mapping[str, Any], key: str) -> PublicIdentity:
+    """The public identity (a .pub file's JSON) in field `key`."""
+    try:
+        return PublicIdentity.from_json(_field(body, key, dict))
+    except MeterledgerError as exc:
+        raise RequestError(f"{key}: {exc}") from None
+
+
+def submit(ledger: Ledger, message: Message) -> dict[str, Any]:
+    """Sign and admit `message`; the outcome as JSON, or `RequestError` if refused."""
+    try:
+        outcome: Outcome = ledger.author(message)
+    except (WireError, ValueError) as exc:
+        raise RequestError(str(exc)) from None
+    if not outcome.ok:
+        raise RequestError(f"refused ({outcome.reason}); see the node's log for why")
+    return {"type": message.TYPE, "txid": outcome.txid.hex(), "pos": outcome.pos}
+
+
+def org_add(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
+    """{"public": <.pub file's JSON>, "role": "ac"|"ra", "ac": <for an RA>}"""
+    public = _public(body, "public")
+    role = _field(body, "role", str)
+    ac = body.get("ac")
+    org = Org(public.name, role, bytes(public.verify_key), bytes(public.box_key), ac)
+    return submit(ledger, OrgAdd(ledger.me.name, ledger.registry_n(), org))
+
+
+def org_remove(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
+    return submit(ledger, OrgRemove(ledger.me.name, ledger.registry_n(), _field(body, "id", str)))
+
+
+def site(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
+    """{"site": …, "gateway": <the gateway's .pub JSON>, "meters": [ids]}"""
+    gw = _public(body, "gateway")
+    meters = _field(body, "meters", list)
+    key = GatewayKey(gw.name, bytes(gw.verify_key), bytes(gw.box_key))
+    message = SiteRegistration(
+        ledger.me.name, ledger.registry_n(), _field(body, "site", str), key, tuple(sorted(meters))
+    )
+    return submit(ledger, message)
+
+
+def site_move(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
+    return submit(
+        ledger,
+        SiteMove(
+            ledger.me.name, ledger.registry_n(), _field(body, "site", str), _field(body, "ra", str)
+        ),
+    )
+
+
+def command(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
+    """{"id", "start", "end", "slot_s", "gate_closure" (UTC s or ISO 8601),
+    "price_yen_per_kwh", "targets": {ac: Wh per slot}}"""
+    targets = _field(body, "targets", dict)
+    message = DrCommand(
+        by=ledger.me.name,
+        id=_field(body, "id", str),
+        start=parse_time(body.get("start")),
+        end=parse_time(body.get("end")),
+        slot_s=_field(body, "slot_s", int),
+        gate_closure=parse_time(body.get("gate_closure")),
+        price_yen_per_kwh=_field(body, "price_yen_per_kwh", int),
+        targets=tuple(sorted((str(ac), int(wh)) for ac, wh in targets.items())),
+    )
+    return submit(ledger, message)
+
+
+def _next_rev(ledger: Ledger, table: str, who: str, command_id: str) -> int:
+    row = ledger.db.execute(
+        f"SELECT rev FROM {table} WHERE command=? AND {who}=?",  # noqa: S608
+        (command_id, ledger.me.name),
+    ).fetchone()
+    return 1 if row is None else int(row[0]) + 1
+
+
+def declaration(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
+    """{"command", "sites": {site: baseline Wh (one per slot, or a list per slot)}}"""
+    command_id = _field(body, "command", str)
+    sites = []
+    for name, baseline in sorted(_field(body, "sites", dict).items()):
+        values = baseline if isinstance(baseline, list) else [baseline]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            raise RequestError(f"site {name}: baselines are integer Wh")
+        sites.append((str(name), tuple(values)))
+    rev = _next_rev(ledger, "declarations", "ra", command_id)
+    return submit(ledger, DrDeclaration(ledger.me.name, command_id, rev, tuple(sites)))
+
+
+def as_report(ledger: Ledger, command_id: str, slots: Mapping[int, int]) -> dict[str, Any]:
+    rev = _next_rev(ledger, "as_reports", "author", command_id)
+    report = AsReport(ledger.me.name, command_id, rev, tuple(sorted(slots.items())))
+    return submit(ledger, report)
+
+
+def as_report_json(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
+    """{"command", "slots": [{"slot": UTC s or ISO 8601, "wh": int}, …]}"""
+    rows = _field(body, "slots", list)
+    slots = {}
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise RequestError(f"slots[{i}] must be an object")
+        slots[parse_time(row.get("slot"))] = _field(row, "wh", int)
+    return as_report(ledger, _field(body, "command", str), slots)
+
+
+def shred(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
+    return submit(
+        ledger, EpochShred(ledger.me.name, _field(body, "site", str), _field(body, "epoch", int))
+    )
+
+
+def parse_time(value: Any) -> int:
+    """UTC unix seconds from an integer or an ISO 8601 text with its offset."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_SAFE_INT:
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        try:
+            stamp = dt.datetime.fromisoformat(text)
+        except ValueError:
+            pass
+        else:
+            if stamp.tzinfo is None:
+                raise RequestError(f"time {text!r} needs its offset (e.g. +09:00 or Z)")
+            return int(stamp.timestamp())
+    raise RequestError(f"{value!r} is not a time (UTC seconds or ISO 8601 with offset)")
+
+
+def parse_as_csv(text: str) -> dict[int, int]:
+    """An AS report CSV: a header with `slot` and `wh` (or `kwh`), one row per slot.
+
+    Slots are UTC seconds or ISO 8601 with offset; kWh may have up to 3 decimals."""
+    if len(text) > MAX_CSV_BYTES:
+        raise RequestError(f"CSV over {MAX_CSV_BYTES} bytes")
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in reader.fieldnames or []]
+    if "slot" not in header or not ({"wh", "kwh"} & set(header)):
+        raise RequestError("the CSV needs a header with 'slot' and 'wh' (or 'kwh')")
+    slots: dict[int, int] = {}
+    for line, row in enumerate(reader, start=2):
+        values = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k is not None}
+        try:
+            slot = parse_time(values["slot"])
+            if values.get("wh"):
+                wh = int(values["wh"])
+            else:
+                wh_dec = Decimal(values["kwh"]) * 1000
+                if wh_dec != wh_dec.to_integral_value():
+                    raise RequestError(f"{values['kwh']} kWh is not a whole number of Wh")
+                wh = int(wh_dec)
+        except (ValueError, InvalidOperation, RequestError) as exc:
+            raise RequestError(f"CSV line {line}: {exc}") from None
+        if slot in slots:
+            raise RequestError(f"CSV line {line}: slot {values['slot']} appears twice")
+        slots[slot] = wh
+    if not slots:
+        raise RequestError("the CSV has no rows")
+    return slots
+
+
+def dumps(obj: Any) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()

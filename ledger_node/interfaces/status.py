@@ -1,0 +1,213 @@
+"""`mlg-node status`: what a node holds and how it stands with its peers and gateways.
+
+Read from the node's database (the node need not be running): the node's id and role,
+the groups and epochs it can read, its log's size and root, its last checkpoint and who
+co-signed it, its agreement with each peer (closed slots whose digests agree or differ,
+log consistency, anti-entropy progress), ingest counts and refusals by reason, and each
+gateway's last seq, lag and the DR control actions it recorded (in the batches this node
+can read). As a dict for `--json` and the API, or as text.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from typing import Any
+
+from ledger_node.ledger.registry import Registry
+from ledger_node.ledger.store import counters, get_meta
+from ledger_node.ledger.txlog import MerkleLog
+
+
+def gather(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
+    registry = Registry(db)
+    txlog = MerkleLog(db)
+    groups = [
+        {"site": site, "epoch": epoch, "members": members.split(",")}
+        for site, epoch, members in db.execute(
+            "SELECT site, epoch, members FROM epochs e WHERE NOT EXISTS (SELECT 1 FROM"
+            " shreds s WHERE s.site = e.site AND s.epoch = e.epoch) ORDER BY site, epoch"
+        )
+        if me in members.split(",")
+    ]
+    shredded = [{"site": s, "epoch": e} for s, e in db.execute("SELECT site, epoch FROM shreds")]
+    last = db.execute(
+        "SELECT size, root, t FROM checkpoints WHERE node=? ORDER BY size DESC LIMIT 1", (me,)
+    ).fetchone()
+    checkpoint = None
+    if last is not None:
+        cosigners = [
+            {"witness": w, "slots_agreed": n}
+            for w, n in db.execute(
+                "SELECT witness, slots FROM cosignatures WHERE node=? AND size=? ORDER BY witness",
+                (me, last[0]),
+            )
+        ]
+        checkpoint = {
+            "size": last[0],
+            "root": bytes(last[1]).hex(),
+            "t": last[2],
+            "cosigners": cosigners,
+        }
+    counts = counters(db)
+    return {
+        "node": me,
+        "role": registry.role(me),
+        "network": registry.network,
+        "contract": registry.contract,
+        "groups": groups,
+        "shredded": shredded,
+        "log": {"size": txlog.size, "root": txlog.root().hex()},
+        "checkpoint": checkpoint,
+        "peers": _peers(db),
+        "accepted": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("accepted:")},
+        "refused": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("refused:")},
+        "held": int(db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]),
+        "alarms": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("alarm:")},
+        "sealed": _sealed(db, me),
+        "gateways": _gateways(db, now),
+        "schema": get_meta(db, "schema"),
+    }
+
+
+def _peers(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    out = []
+    for peer, cursor, size, fetched, last_sync in db.execute(
+        "SELECT peer, cursor, size, fetched, last_sync FROM peers ORDER BY peer"
+    ).fetchall():
+        agree, differ, waiting = db.execute(
+            "SELECT COALESCE(SUM(p.digest = s.digest), 0), COALESCE(SUM(p.digest != s.digest), 0),"
+            " COALESCE(SUM(s.digest IS NULL), 0) FROM peer_slots p LEFT JOIN slots s"
+            " ON s.slot = p.slot WHERE p.peer=?",
+            (peer,),
+        ).fetchone()
+        cp = db.execute(
+            "SELECT size, t, consistent FROM checkpoints WHERE node=? ORDER BY size DESC LIMIT 1",
+            (peer,),
+        ).fetchone()
+        differing = [
+            row[0]
+            for row in db.execute(
+                "SELECT p.slot FROM peer_slots p JOIN slots s ON s.slot = p.slot WHERE p.peer=?"
+                " AND p.digest != s.digest ORDER BY p.slot DESC LIMIT 5",
+                (peer,),
+            )
+        ]
+        out.append(
+            {
+                "peer": peer,
+                "checkpoint": None
+                if cp is None
+                else {"size": cp[0], "t": cp[1], "consistent": cp[2]},
+                "slots_agree": agree,
+                "slots_differ": differ,
+                "slots_waiting": waiting,
+                "differing_slots": differing,
+                "synced_to": cursor,
+                "peer_size": size,
+                "fetched": fetched,
+                "last_sync": last_sync,
+            }
+        )
+    return out
+
+
+def _sealed(db: sqlite3.Connection, me: str) -> int:
+    """Batches of this node's epochs not decrypted yet."""
+    return int(
+        db.execute(
+            "SELECT COUNT(*) FROM batches b JOIN epochs e ON e.site = b.site AND e.epoch = b.epoch"
+            " WHERE b.state = 'sealed' AND (',' || e.members || ',') LIKE ?",
+            (f"%,{me},%",),
+        ).fetchone()[0]
+    )
+
+
+def _gateways(db: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
+    rows = db.execute(
+        "SELECT b.gateway, b.site, MAX(b.seq), COUNT(*), MAX(b.slot), MAX(b.pos),"
+        " SUM(b.state = 'equivocated') FROM batches b GROUP BY b.gateway ORDER BY b.gateway"
+    ).fetchall()
+    out = []
+    control = dict(
+        db.execute(
+            "SELECT b.gateway, COUNT(*) FROM control_actions c JOIN batches b ON b.pos = c.pos"
+            " GROUP BY b.gateway"
+        ).fetchall()
+    )
+    for gateway, site, last_seq, n, last_slot, last_pos, equivocated in rows:
+        received = db.execute("SELECT received_at FROM log WHERE pos=?", (last_pos,)).fetchone()[0]
+        out.append(
+            {
+                "gateway": gateway,
+                "site": site,
+                "last_seq": last_seq,
+                "batches": n,
+                "missing_below_last": last_seq + 1 - n,
+                "last_slot": last_slot,
+                "lag_s": round(now - received, 1),
+                "equivocations": equivocated,
+                "control_actions": control.get(gateway, 0),
+            }
+        )
+    return out
+
+
+def _utc(t: float | None) -> str:
+    if t is None:
+        return "-"
+    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def render(s: dict[str, Any]) -> str:
+    """The status as text for a terminal."""
+    lines = [
+        f"node {s['node']} ({s['role'] or 'not an active organisation'})"
+        f"  network {s['network']}  contract {s['contract']}",
+        f"log: {s['log']['size']} entries, root {s['log']['root'][:16]}…",
+    ]
+    cp = s["checkpoint"]
+    if cp is None:
+        lines.append("last checkpoint: none yet")
+    else:
+        signers = ", ".join(f"{c['witness']} ({c['slots_agreed']} slots)" for c in cp["cosigners"])
+        lines.append(
+            f"last checkpoint: size {cp['size']} at {_utc(cp['t'])}; "
+            f"co-signed by {signers or 'nobody yet'}"
+        )
+    readable = ", ".join(f"{g['site']}#{g['epoch']}" for g in s["groups"]) or "none"
+    lines.append(f"groups (site#epoch) readable here: {readable}")
+    if s["shredded"]:
+        lines.append("shredded: " + ", ".join(f"{g['site']}#{g['epoch']}" for g in s["shredded"]))
+    lines.append("peers:")
+    for p in s["peers"] or [{"peer": "(none seen yet)"}]:
+        if "slots_agree" not in p:
+            lines.append(f"  {p['peer']}")
+            continue
+        c = p["checkpoint"] or {}
+        lines.append(
+            f"  {p['peer']:<10} log {c.get('size', '-')} ({c.get('consistent', '-')}); slots"
+            f" agree {p['slots_agree']}, differ {p['slots_differ']}, waiting"
+            f" {p['slots_waiting']}; synced to {p['synced_to']}/{p['peer_size']},"
+            f" fetched {p['fetched']}"
+        )
+    accepted = ", ".join(f"{k} {v}" for k, v in sorted(s["accepted"].items())) or "none"
+    refused = ", ".join(f"{k} {v}" for k, v in sorted(s["refused"].items())) or "none"
+    lines.append(f"accepted: {accepted}")
+    lines.append(f"refused: {refused}")
+    lines.append(f"held for a predecessor: {s['held']}; sealed, not yet decrypted: {s['sealed']}")
+    if s["alarms"]:
+        lines.append("ALARMS: " + ", ".join(f"{k} {v}" for k, v in s["alarms"].items()))
+    lines.append("gateways:")
+    for g in s["gateways"] or [{"gateway": "(none yet)"}]:
+        if "site" not in g:
+            lines.append(f"  {g['gateway']}")
+            continue
+        lines.append(
+            f"  {g['gateway']:<12} site {g['site']:<8} last seq {g['last_seq']}"
+            f" ({g['missing_below_last']} missing below), last slot {_utc(g['last_slot'])},"
+            f" lag {g['lag_s']} s"
+            + (f", {g['control_actions']} DR control actions" if g["control_actions"] else "")
+            + (f", {g['equivocations']} EQUIVOCATED" if g["equivocations"] else "")
+        )
+    return "\n".join(lines)

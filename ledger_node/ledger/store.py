@@ -1,0 +1,243 @@
+"""The node's SQLite database: the log, the state derived from it, and node-local records.
+
+WAL with ``synchronous=FULL``: once a transaction commits, it survives power loss, and
+only then are the MQTT messages it holds acknowledged. One process writes (the node's
+worker); the API, `status` and `verify` read through their own connections.
+
+Three kinds of tables:
+
+- the log (`log`, `tree`): every accepted fact, in this node's order, Merkle-hashed;
+- derived state, rebuildable by replaying the log (`mlg-node verify` does exactly that and
+  compares): registry, epochs, batches and the readings (and DR control actions) this node
+  can decrypt, DR commands, declarations, AS reports, equivocations, keyed facts;
+- node-local records: facts held for a missing predecessor, counters, contract results,
+  slot digests, checkpoints and co-signatures, peers.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from ledger_node.shared.errors import MeterledgerError
+
+SCHEMA_VERSION = 3
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value ANY) STRICT;
+
+-- The log: leaf `pos` is the envelope; its leaf hash is kept only once it is shredded.
+CREATE TABLE IF NOT EXISTS log (
+    pos         INTEGER PRIMARY KEY,
+    txid        BLOB    NOT NULL UNIQUE,
+    type        TEXT    NOT NULL,
+    author      TEXT    NOT NULL,
+    envelope    BLOB,
+    leaf        BLOB,
+    received_at REAL    NOT NULL,
+    source      TEXT    NOT NULL
+) STRICT;
+-- Interior Merkle nodes of the upper levels: id = level << 40 | index.
+CREATE TABLE IF NOT EXISTS tree (id INTEGER PRIMARY KEY, hash BLOB NOT NULL) STRICT;
+
+-- Derived state.
+CREATE TABLE IF NOT EXISTS orgs (
+    id TEXT PRIMARY KEY, role TEXT NOT NULL, ac TEXT, ed25519 BLOB NOT NULL,
+    x25519 BLOB NOT NULL, active INTEGER NOT NULL, pos INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS registry_n (author TEXT PRIMARY KEY, n INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS sites (
+    site TEXT PRIMARY KEY, ra TEXT NOT NULL, gateway TEXT NOT NULL UNIQUE,
+    gw_ed25519 BLOB NOT NULL, gw_x25519 BLOB NOT NULL, meters TEXT NOT NULL, pos INTEGER NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS site_groups (
+    site TEXT NOT NULL, members TEXT NOT NULL, gateway TEXT NOT NULL,
+    PRIMARY KEY (site, members, gateway)
+) STRICT;
+CREATE TABLE IF NOT EXISTS epochs (
+    site TEXT NOT NULL, epoch INTEGER NOT NULL, pos INTEGER NOT NULL, members TEXT NOT NULL,
+    gateway TEXT NOT NULL, PRIMARY KEY (site, epoch)
+) STRICT;
+CREATE TABLE IF NOT EXISTS shreds (
+    site TEXT NOT NULL, epoch INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY (site, epoch)
+) STRICT;
+CREATE TABLE IF NOT EXISTS keyed (
+    author TEXT NOT NULL, key TEXT NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY (author, key)
+) STRICT;
+CREATE TABLE IF NOT EXISTS equivocations (
+    pos INTEGER PRIMARY KEY, author TEXT NOT NULL, key TEXT NOT NULL, first_pos INTEGER NOT NULL,
+    slot INTEGER
+) STRICT;
+-- state: sealed (not opened here), open, bad (sealed readings disagree with the batch),
+-- shredded (its epoch key was destroyed), equivocated (its gateway signed another batch
+-- with the same seq).
+CREATE TABLE IF NOT EXISTS batches (
+    pos INTEGER PRIMARY KEY, gateway TEXT NOT NULL, seq INTEGER NOT NULL, site TEXT NOT NULL,
+    slot INTEGER NOT NULL, slot_s INTEGER NOT NULL, epoch INTEGER NOT NULL, state TEXT NOT NULL,
+    UNIQUE (gateway, seq)
+) STRICT;
+CREATE INDEX IF NOT EXISTS batches_slot ON batches (slot, site);
+CREATE INDEX IF NOT EXISTS batches_epoch ON batches (site, epoch, state);
+CREATE TABLE IF NOT EXISTS readings (
+    pos INTEGER NOT NULL, meter TEXT NOT NULL, wh INTEGER NOT NULL, r BLOB NOT NULL,
+    quality TEXT NOT NULL, PRIMARY KEY (pos, meter)
+) STRICT, WITHOUT ROWID;
+-- DR control actions a gateway recorded in a batch this node decrypted (seed step 2).
+CREATE TABLE IF NOT EXISTS control_actions (
+    pos INTEGER NOT NULL, n INTEGER NOT NULL, command TEXT NOT NULL, state INTEGER NOT NULL,
+    t INTEGER NOT NULL, ok INTEGER NOT NULL, PRIMARY KEY (pos, n)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY, pos INTEGER NOT NULL, t_start INTEGER NOT NULL, t_end INTEGER NOT NULL,
+    slot_s INTEGER NOT NULL, gate_closure INTEGER NOT NULL, price INTEGER NOT NULL,
+    targets TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS declarations (
+    command TEXT NOT NULL, ra TEXT NOT NULL, rev INTEGER NOT NULL, pos INTEGER NOT NULL,
+    sites TEXT NOT NULL, PRIMARY KEY (command, ra)
+) STRICT;
+CREATE TABLE IF NOT EXISTS as_reports (
+    command TEXT NOT NULL, author TEXT NOT NULL, rev INTEGER NOT NULL, pos INTEGER NOT NULL,
+    slots TEXT NOT NULL, PRIMARY KEY (command, author)
+) STRICT;
+
+-- Node-local records.
+CREATE TABLE IF NOT EXISTS pending (
+    txid BLOB PRIMARY KEY, envelope BLOB NOT NULL, reason TEXT NOT NULL,
+    received_at REAL NOT NULL, source TEXT NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, count INTEGER NOT NULL) STRICT;
+CREATE TABLE IF NOT EXISTS slots (
+    slot INTEGER PRIMARY KEY, count INTEGER NOT NULL, closes_at INTEGER NOT NULL,
+    digest BLOB, digest_count INTEGER, announced INTEGER NOT NULL DEFAULT 0
+) STRICT;
+CREATE INDEX IF NOT EXISTS slots_open ON slots (closes_at) WHERE digest IS NULL;
+CREATE TABLE IF NOT EXISTS results (
+    command TEXT NOT NULL, slot INTEGER NOT NULL, kind TEXT NOT NULL, scope TEXT NOT NULL,
+    contract TEXT NOT NULL, actual_wh INTEGER NOT NULL, baseline_wh INTEGER NOT NULL,
+    delivered_wh INTEGER NOT NULL, target_wh INTEGER NOT NULL, reported INTEGER NOT NULL,
+    declared INTEGER NOT NULL, flagged INTEGER NOT NULL, v_wh INTEGER NOT NULL, r BLOB NOT NULL,
+    refs TEXT NOT NULL, PRIMARY KEY (command, slot, kind, scope)
+) STRICT;
+CREATE TABLE IF NOT EXISTS rewards (
+    command TEXT NOT NULL, ac TEXT NOT NULL, contract TEXT NOT NULL, price INTEGER NOT NULL,
+    credited_wh INTEGER NOT NULL, shortfall_wh INTEGER NOT NULL, penalised_wh INTEGER NOT NULL,
+    reward_yen INTEGER NOT NULL, PRIMARY KEY (command, ac)
+) STRICT;
+CREATE TABLE IF NOT EXISTS checkpoints (
+    node TEXT NOT NULL, size INTEGER NOT NULL, root BLOB NOT NULL, t INTEGER NOT NULL,
+    txid BLOB NOT NULL, envelope BLOB NOT NULL, received_at REAL NOT NULL,
+    consistent TEXT NOT NULL, PRIMARY KEY (node, size)
+) STRICT;
+CREATE TABLE IF NOT EXISTS cosignatures (
+    node TEXT NOT NULL, size INTEGER NOT NULL, witness TEXT NOT NULL, slots INTEGER NOT NULL,
+    envelope BLOB NOT NULL, received_at REAL NOT NULL, PRIMARY KEY (node, size, witness)
+) STRICT;
+CREATE TABLE IF NOT EXISTS peer_slots (
+    peer TEXT NOT NULL, slot INTEGER NOT NULL, count INTEGER NOT NULL, digest BLOB NOT NULL,
+    PRIMARY KEY (peer, slot)
+) STRICT;
+CREATE TABLE IF NOT EXISTS peers (
+    peer TEXT PRIMARY KEY, cursor INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,
+    fetched INTEGER NOT NULL DEFAULT 0, last_sync REAL
+) STRICT;
+"""
+
+DERIVED_TABLES = (
+    "orgs",
+    "registry_n",
+    "sites",
+    "site_groups",
+    "epochs",
+    "shreds",
+    "keyed",
+    "equivocations",
+    "batches",
+    "readings",
+    "control_actions",
+    "commands",
+    "declarations",
+    "as_reports",
+)
+"""Tables that are a function of the log (and this node's secret key) alone."""
+
+
+class StoreError(MeterledgerError):
+    pass
+
+
+def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
+    """A connection to the node's database (":memory:" for a scratch copy)."""
+    if readonly:
+        if not Path(path).exists():
+            raise StoreError(f"{path}: no such database (has the node run yet?)")
+        db = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False
+        )
+        db.execute("PRAGMA query_only=ON")
+        return db
+    if str(path) != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # Decrypted readings live here: readable by the node's user only (SQLite gives
+        # its WAL and shared-memory files the database file's mode).
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    if str(path) != ":memory:":
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode != "wal":
+            raise StoreError(f"{path}: cannot use the WAL journal (got {mode})")
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA secure_delete=ON")  # deleted plaintext (shredded epochs) is zeroed
+    db.executescript(_SCHEMA)
+    version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+    if version is None:
+        db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+    elif version[0] != SCHEMA_VERSION:
+        raise StoreError(
+            f"{path} has schema {version[0]}; this node uses {SCHEMA_VERSION}: "
+            "start with a new database and let the node catch up from its peers"
+        )
+    return db
+
+
+@contextmanager
+def transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction: everything in it commits together or not at all."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+def purge_wal(db: sqlite3.Connection) -> None:
+    """Copy the WAL into the database and empty it: with `secure_delete`, nothing deleted
+    survives in either file (after a shred)."""
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def get_meta(db: sqlite3.Connection, key: str, default: Any = None) -> Any:
+    row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+    return default if row is None else row[0]
+
+
+def set_meta(db: sqlite3.Connection, key: str, value: Any) -> None:
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+
+def count(db: sqlite3.Connection, name: str, by: int = 1) -> None:
+    """Add `by` to counter `name` (e.g. ``accepted:readings``, ``refused:late``)."""
+    db.execute(
+        "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET count = count + ?",
+        (name, by, by),
+    )
+
+
+def counters(db: sqlite3.Connection) -> dict[str, int]:
+    return dict(db.execute("SELECT name, count FROM counters ORDER BY name"))

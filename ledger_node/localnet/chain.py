@@ -1,0 +1,367 @@
+"""The whole chain on one machine, meter to ledger, as processes: an emulator per site (its
+meter on a pseudo-terminal), a gateway per site, and the ledger nodes of `LocalNet`. For
+the demo and the end-to-end tests.
+
+Each gateway takes its site group's epoch keys from the TSO's `EpochKey` facts (it holds
+its slots until the first arrives), counts a batch as delivered once two of the nodes
+(or the one node) have committed it (their high-water marks), and, at a site with DR
+control, switches its adapter meter's relay for the windows its RA declared it for.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from firmware.emulator.truth import read_truth
+from ledger_node.localnet.network import FIGURE_7, LocalNet, OrgSpec, terminate
+from ledger_node.shared.keys import Identity
+from ledger_node.wire import GatewayKey, SiteRegistration
+
+METER = "m1"
+METER_UNIT = 1
+
+
+@dataclass(frozen=True)
+class Site:
+    """A consumer site: its RA and its one meter.
+
+    `model` is the emulated meter: `sdm120`, or `adapter` (the firmware counting the S0
+    pulses of its load, with the DR relay the gateway switches). `profile` is an emulator
+    profile, or `duty:W` for a load of W watts that runs the middle half of each slot and
+    pauses for a quarter slot either side of every boundary: a pulse counter reads a
+    boundary exactly only if no pulse falls between the polls around it, so the pause
+    keeps the adapter's slot energies equal to the truth (as long as the gateway's polls
+    around a boundary are less than a quarter slot late). `dr_drop` is the fraction the
+    load drops by while the relay is on.
+    """
+
+    ra: str
+    model: str
+    profile: str
+    dr_drop: float = 0.0
+
+    @property
+    def controlled(self) -> bool:
+        return self.model == "adapter"
+
+
+def write_duty_profile(path: Path, watts: float, slot_s: int) -> Path:
+    """A day of `seconds,watts` rows (UTC) for the `duty:W` load of `Site`."""
+    pause = slot_s / 4
+    rows = ["0,0"]
+    for start in range(0, 86_400, slot_s):
+        rows += [f"{start + pause:g},{watts:g}", f"{start + slot_s - pause:g},0"]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+class Chain:
+    """Emulators, gateways and nodes as child processes in `work`, each logging to a file.
+
+    `nodes` run as processes (the others sign their facts themselves); `sites` each get an
+    emulator and a gateway. Readings are accepted until `late_after_s` after their slot
+    (default two slots, so that slots close and the witnesses compare them quickly).
+    """
+
+    def __init__(
+        self,
+        work: Path,
+        broker_port: int,
+        slot_s: int,
+        speed: float,
+        sites: dict[str, Site],
+        nodes: tuple[str, ...],
+        orgs: tuple[OrgSpec, ...] = FIGURE_7,
+        protocol: str = "5",
+        late_after_s: int | None = None,
+        network: str = "demo",
+    ) -> None:
+        self.work = work
+        self.slot_s = slot_s
+        self.speed = speed
+        self.sites = sites
+        self.nodes = nodes
+        self.broker_port = broker_port
+        self.protocol = protocol
+        self.net = LocalNet(
+            work,
+            broker_port,
+            orgs,
+            nodes,
+            speed=speed,
+            late_after_s=2 * slot_s if late_after_s is None else late_after_s,
+            checkpoint_every_s=1.0,
+            sync_every_s=2.0,
+            protocol=protocol,
+            network=network,
+        )
+        self.gateways: dict[str, Identity] = {}
+        for site in sites:
+            path = work / "keys" / f"gw-{site}.key"
+            if not path.exists():
+                Identity.generate(f"gw-{site}").save(path)
+            self.gateways[site] = Identity.load(path)
+            self._gateway_config(site)
+        self.procs: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def quorum(self) -> int:
+        """Nodes whose marks confirm a batch: two replicas when there are two or more."""
+        return min(2, len(self.nodes))
+
+    def reads(self, node: str) -> set[str]:
+        """The sites `node` can decrypt: all for the TSO, its own for an RA, its RAs' for
+        an AC (the brief's figure 7)."""
+        orgs = self.net.orgs
+        role = orgs[node].role
+        return {
+            site
+            for site, s in self.sites.items()
+            if role == "tso" or s.ra == node or orgs[s.ra].ac == node
+        }
+
+    def _gateway_config(self, site: str) -> None:
+        spec = self.sites[site]
+        trust = ['tso = "keys/tso.key.pub"']
+        if spec.controlled:
+            trust.append(f'ras = ["keys/{spec.ra}.key.pub"]')
+        confirm = "".join(
+            f'\n[[confirm.node]]\npublic_key = "keys/{n}.key.pub"\n' for n in self.nodes
+        )
+        control = f'\n[control]\nmeter = "{METER}"\n' if spec.controlled else ""
+        (self.work / f"gateway-{site}.toml").write_text(
+            f"""[gateway]
+id = "gw-{site}"
+site = "{site}"
+key = "keys/gw-{site}.key"
+state_dir = "gateway-{site}"
+slot_seconds = {self.slot_s}
+
+[trust]
+{chr(10).join(trust)}
+
+[confirm]
+quorum = {self.quorum}
+{confirm}
+[mqtt]
+host = "127.0.0.1"
+port = {self.broker_port}
+protocol = "{self.protocol}"
+
+[[bus]]
+name = "rs485-0"
+port = "{self.work / f"meter-{site}"}"
+baud = 9600
+timeout_s = 0.3
+
+[[meter]]
+id = "{METER}"
+bus = "rs485-0"
+unit = {METER_UNIT}
+model = "{spec.model}"
+poll_seconds = 1.0
+{control}"""
+        )
+
+    def gateway_config(self, site: str) -> Path:
+        return self.work / f"gateway-{site}.toml"
+
+    # -- processes ---------------------------------------------------------------------------
+
+    def start_process(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        with (self.work / f"{name}.log").open("ab") as log:
+            proc = subprocess.Popen(
+                [sys.executable, *args, *self.net.clock_args],
+                cwd=self.work,
+                stdout=log,
+                stderr=log,
+            )
+        self.procs[name] = proc
+        return proc
+
+    def start_emulators(self) -> None:
+        for site, spec in self.sites.items():
+            profile, extra = spec.profile, []
+            if profile.startswith("duty:"):
+                path = write_duty_profile(
+                    self.work / f"load-{site}.csv", float(profile[5:]), self.slot_s
+                )
+                profile, extra = f"csv:{path}", ["--utc-offset-h", "0"]
+            if spec.dr_drop:
+                extra += ["--dr-drop", str(spec.dr_drop)]
+            if spec.model == "adapter":
+                extra += ["--state-dir", str(self.work / f"adapter-{site}")]
+            self.start_process(
+                f"emulator-{site}",
+                [
+                    "-m",
+                    "firmware.emulator.cli",
+                    "--meter",
+                    f"{METER_UNIT}:{spec.model}:{profile}",
+                    "--link",
+                    str(self.work / f"meter-{site}"),
+                    "--truth",
+                    f"truth-{site}.csv",
+                    "--slot-seconds",
+                    str(self.slot_s),
+                    *extra,
+                ],
+            )
+        for site in self.sites:
+            device = self.work / f"meter-{site}"
+            self.wait(device.exists, 10, "serial devices")
+
+    def start_nodes(self) -> None:
+        self.net.start()
+
+    def start_gateway(self, site: str) -> None:
+        self.start_process(
+            f"gateway-{site}", ["-m", "gateway.cli", "run", "-c", str(self.gateway_config(site))]
+        )
+
+    def start_gateways(self) -> None:
+        for site in self.sites:
+            self.start_gateway(site)
+
+    def register_sites(self) -> None:
+        """Each RA registers its site: through its node's API if it runs one, else signed
+        by itself. Waits until every node holds the epoch keys of the sites it reads."""
+        signed: Counter[str] = Counter()  # registry facts each RA without a node signed
+        for site, spec in self.sites.items():
+            gw = self.gateways[site].public
+            if spec.ra in self.nodes:
+                self.net.post(
+                    spec.ra,
+                    "/api/sites",
+                    {"site": site, "gateway": gw.to_json(), "meters": [METER]},
+                )
+            else:
+                key = GatewayKey(gw.name, bytes(gw.verify_key), bytes(gw.box_key))
+                signed[spec.ra] += 1
+                fact = SiteRegistration(spec.ra, signed[spec.ra], site, key, (METER,))
+                self.net.publish_fact(spec.ra, fact)
+        for node in self.nodes:
+            self.wait(self._holds_keys(node), 60, f"{node}'s epoch keys")
+
+    def _holds_keys(self, node: str) -> Callable[[], bool]:
+        return lambda: (
+            {g["site"] for g in self.net.get(node, "/api/status")["groups"]} == (self.reads(node))
+        )
+
+    def sim_now(self) -> float:
+        """The chain's clock (UTC s, accelerated)."""
+        return self.net.origin + (time.time() - self.net.origin) * self.speed
+
+    def wait(self, check: Callable[[], Any], timeout_s: float, what: str) -> Any:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                value = check()
+            except (OSError, ValueError, KeyError):
+                value = None
+            if value:
+                return value
+            time.sleep(0.2)
+        raise RuntimeError(f"waited {timeout_s} s for {what}; logs are in {self.work}")
+
+    def check_alive(self) -> None:
+        self.net.check_alive()
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.work / f"{name}.log").read_text()[-1500:]
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            terminate(self.procs.pop(name), timeout_s=10)
+        self.net.stop()
+
+    # -- what the parts hold -----------------------------------------------------------------
+
+    def totals(self, node: str) -> dict[tuple[str, int], int]:
+        return {(r["site"], r["slot"]): r["wh"] for r in self.net.get(node, "/api/totals")}
+
+    def common_slots(self) -> list[int]:
+        """Slots that every node holds for every site it reads."""
+        slots: set[int] | None = None
+        for node in self.nodes:
+            held = self.totals(node)
+            for site in self.reads(node):
+                mine = {slot for s, slot in held if s == site}
+                slots = mine if slots is None else slots & mine
+        return sorted(slots or ())
+
+    def wait_for_slots(
+        self, count: int, on_progress: Callable[[int], None] = lambda n: None
+    ) -> list[int]:
+        """Wait until every node holds `count` common slots; the budget allows the
+        unreported first slot and a slow machine."""
+        deadline = time.monotonic() + (count + 4) * self.slot_s / self.speed + 45
+        seen = -1
+        slots: list[int] = []
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                slots = self.common_slots()
+            except OSError:
+                slots = []
+            if len(slots) != seen:
+                seen = len(slots)
+                on_progress(seen)
+            if len(slots) >= count:
+                return slots
+            time.sleep(0.3)
+        return slots
+
+    def truth(
+        self, slots: Iterable[int] = (), timeout_s: float = 10.0
+    ) -> dict[tuple[str, int], float]:
+        """The emulators' true energy per (site, slot), Wh.
+
+        Waits (up to `timeout_s`) until every site's emulator has written each of `slots`:
+        an emulator writes a slot's row shortly after the slot ends, which can be after the
+        ledger has it.
+        """
+        wanted = {(site, slot) for site in self.sites for slot in slots}
+        deadline = time.monotonic() + timeout_s
+        while True:
+            out: dict[tuple[str, int], float] = defaultdict(float)
+            for site in self.sites:
+                path = self.work / f"truth-{site}.csv"
+                if path.exists():
+                    for row in read_truth(path):
+                        out[(site, int(row["slot_start"]))] += float(row["energy_wh"])
+            if wanted <= out.keys() or time.monotonic() > deadline:
+                return dict(out)
+            time.sleep(0.1)
+
+    def gateway_status(self, site: str) -> dict[str, Any]:
+        """What `mlg-gateway status --json` says of the site's gateway."""
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "status",
+                "--json",
+                "-c",
+                str(self.gateway_config(site)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        if not done.stdout.strip():
+            raise RuntimeError(f"mlg-gateway status failed: {done.stderr}")
+        doc: dict[str, Any] = json.loads(done.stdout)
+        return doc

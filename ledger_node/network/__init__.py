@@ -1,0 +1,15 @@
+"""The running node and the network it belongs to.
+
+`node` (MQTT in, one writer thread, MQTT out), `witness` (checkpoints and co-signatures),
+`antientropy` (fetching missed facts from any peer), `marks` (high-water marks for the
+gateways), `genesis` (the network's first fact) and `config` (the node's TOML file).
+
+May import: `ledger_node.contract`, `ledger_node.ledger`, `ledger_node.wire`,
+`ledger_node.shared`.
+"""
+
+from ledger_node.network.config import NodeConfig, load_config
+from ledger_node.network.genesis import load_genesis, make_genesis
+from ledger_node.network.node import Node
+
+__all__ = ["Node", "NodeConfig", "load_config", "load_genesis", "make_genesis"]

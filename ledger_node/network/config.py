@@ -1,0 +1,109 @@
+"""The node's TOML configuration (paths are relative to the config file).
+
+Example::
+
+    [node]
+    id = "tso"                      # the organisation this node is (its registry id)
+    key = "keys/tso.key"            # from `mlg-node keygen`
+    genesis = "genesis.mlg"         # from `mlg-node genesis` (the same file on every node)
+    db = "state/tso.sqlite"
+    max_message_bytes = 65536       # checked before anything is parsed
+    late_after_s = 21600            # readings accepted until this long after their slot
+    checkpoint_every_s = 10         # real seconds between checkpoints (when there is news)
+    sync_every_s = 10               # real seconds between anti-entropy rounds per peer
+
+    [mqtt]
+    host = "127.0.0.1"
+    port = 1883
+
+    [api]
+    listen = "127.0.0.1:8470"       # JSON API; "" turns it off; loopback unless set here;
+                                    # port 0: any free port, written to <db>.api when up
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ledger_node.shared.config import Section, load_toml
+from ledger_node.shared.errors import ConfigError
+from ledger_node.shared.ids import ID_PATTERN
+from ledger_node.shared.mqtt import MqttSettings
+from ledger_node.wire import MAX_ENVELOPE_BYTES
+
+DEFAULT_API = "127.0.0.1:8470"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    key_path: Path
+    genesis_path: Path
+    db_path: Path
+    max_message_bytes: int
+    late_after_s: int
+    checkpoint_every_s: float
+    sync_every_s: float
+    mqtt: MqttSettings
+    api: tuple[str, int] | None
+
+    @property
+    def api_addr_path(self) -> Path:
+        """Where the running node writes the address its API listens on ("host:port")."""
+        return api_addr_path(self.db_path)
+
+
+def api_addr_path(db_path: Path) -> Path:
+    """The file beside a node's database naming the address its API listens on."""
+    return db_path.with_name(db_path.name + ".api")
+
+
+def parse_listen(text: str, where: str) -> tuple[str, int] | None:
+    """ "host:port" → (host, port); "" → None (off)."""
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f'{where} = {text!r} must be "host:port" (or "" for off)')
+    return host, int(port)
+
+
+def load_config(path: Path) -> NodeConfig:
+    root = Section(load_toml(path), "", path.parent)
+    node = root.section("node")
+    node_id = node.get("id", str)
+    if not ID_PATTERN.fullmatch(node_id):
+        raise ConfigError(f"node.id = {node_id!r} must match {ID_PATTERN.pattern}")
+    key_path = node.path("key")
+    genesis_path = node.path("genesis")
+    db_path = node.path("db", "state/node.sqlite")
+    max_bytes = node.get("max_message_bytes", int, MAX_ENVELOPE_BYTES)
+    if not 4096 <= max_bytes <= 16 * 1024 * 1024:
+        raise ConfigError("node.max_message_bytes must be 4 KiB..16 MiB")
+    late_after_s = node.get("late_after_s", int, 6 * 3600)
+    if not 0 <= late_after_s <= 30 * 86_400:
+        raise ConfigError("node.late_after_s must be 0..2592000 (30 days)")
+    checkpoint_every_s = node.get("checkpoint_every_s", float, 10.0)
+    sync_every_s = node.get("sync_every_s", float, 10.0)
+    for key, value in (("checkpoint_every_s", checkpoint_every_s), ("sync_every_s", sync_every_s)):
+        if not 0.1 <= value <= 3600:
+            raise ConfigError(f"node.{key} must be 0.1..3600 seconds")
+    node.check_unknown()
+    mqtt = MqttSettings.from_section(root.section("mqtt", required=False), f"node-{node_id}")
+    api_section = root.section("api", required=False)
+    api = parse_listen(api_section.get("listen", str, DEFAULT_API), "api.listen")
+    api_section.check_unknown()
+    root.check_unknown()
+    return NodeConfig(
+        node_id=node_id,
+        key_path=key_path,
+        genesis_path=genesis_path,
+        db_path=db_path,
+        max_message_bytes=max_bytes,
+        late_after_s=late_after_s,
+        checkpoint_every_s=checkpoint_every_s,
+        sync_every_s=sync_every_s,
+        mqtt=mqtt,
+        api=api,
+    )
