@@ -22,7 +22,7 @@ from ledger_node.localnet.broker import Broker
 from ledger_node.shared.keys import GroupKey, Identity
 from ledger_node.wire import pedersen
 from tests.bench.result import Figure, Result
-from tests.gateway_support import MeterSpec, gateway_config
+from tests.support.gateway import MeterSpec, gateway_config
 
 N = 400
 METERS = 4

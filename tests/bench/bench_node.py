@@ -30,7 +30,7 @@ from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import SiteRegistration, parse, pedersen
 from tests.bench.result import Figure, Result
-from tests.sim import SimGateway
+from tests.support.sim import SimGateway
 
 GATEWAYS = 50
 BATCHES = 12_000

@@ -16,46 +16,20 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import nacl.signing
 import pytest
 
 from ledger_node.ledger.store import connect
-from ledger_node.localnet.broker import Broker, find_mosquitto
+from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.chain import Chain, Site
 from ledger_node.localnet.demo import NODES, SITES
 from ledger_node.wire import seal
-from tests.sim import db_bytes
-
-SLOT_S = 60
-SPEED = 30.0
+from tests.support.sim import db_bytes
+from tests.system.conftest import SLOT_S, SPEED
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
-    """The demo's figure 7 chain, shared by the tests of this module that use it. Readings
-    are accepted for ten slots after their slot, so that the nodes can be stopped for a
-    while without the gateways' batches turning late."""
-    if find_mosquitto() is None:
-        pytest.fail("Mosquitto is not installed: run `make test`, which installs it")
-    work = tmp_path_factory.mktemp("chain")
-    broker = Broker(work / "broker").start()
-    c = Chain(work, broker.port, SLOT_S, SPEED, SITES, NODES, late_after_s=10 * SLOT_S)
-    try:
-        c.start_emulators()
-        c.start_nodes()
-        c.register_sites()
-        c.start_gateways()
-        yield c
-    finally:
-        c.stop()
-        broker.stop()
-    log = broker.log_path.read_text()
-    assert "Error" not in log, f"broker log shows errors:\n{log}"
 
 
 def _assert_equal_to_truth(chain: Chain, count: int) -> list[int]:

@@ -15,7 +15,7 @@ from gateway.bus import ModbusBus
 from gateway.config import BusConfig
 from gateway.meters import MeterDriver, builtin_models, load_model, plan_blocks, split
 from gateway.meters.decode import encode_float32, float32, int16, int32, uint32
-from tests.gateway_support import DeviceServer
+from tests.support.gateway import DeviceServer
 
 
 def test_decoders() -> None:

@@ -16,7 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.db import open_readonly
 from gateway.outbox import read_stats
 from ledger_node.localnet.broker import find_mosquitto, free_port, wait_for_port
-from tests.gateway_support import (
+from tests.support.gateway import (
     Emulator,
     GatewayProcess,
     MeterSpec,

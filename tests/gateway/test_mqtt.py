@@ -18,7 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ledger_node.localnet.broker import find_mosquitto, free_port, wait_for_port
-from tests.gateway_support import (
+from tests.support.gateway import (
     GATEWAY,
     Collector,
     Emulator,

@@ -24,7 +24,7 @@ from firmware.emulator.config import EmulatorSpec, LineSpec, MeterSpec
 from firmware.emulator.faults import KINDS, FaultRates
 from firmware.emulator.line import Framing, PtyLine
 from ledger_node.shared.clock import SystemClock
-from tests.emulated import running
+from tests.support.emulated import running
 
 RATE = 0.04
 N = 300

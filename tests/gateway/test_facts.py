@@ -34,7 +34,7 @@ from ledger_node.wire import (
     WrappedKey,
     seal,
 )
-from tests.gateway_support import (
+from tests.support.gateway import (
     GATEWAY,
     SITE,
     TRUST_TSO_RA1_TWO_NODES,

@@ -3,29 +3,18 @@ sync) against their known-answer vectors (tests/vectors/node/*.json)."""
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
-from typing import Any
 
-import nacl.signing
 import pytest
 
 from ledger_node import wire
 from ledger_node.wire import open_message
 from ledger_node.wire.registry import REGISTRY_TYPES
 from tests.vectors import make_node_vectors
+from tests.wire.conftest import load_case
 
-VECTORS = sorted((Path(__file__).parent / "vectors" / "node").glob("*.json"))
-
-
-def _load(path: Path) -> dict[str, Any]:
-    case: dict[str, Any] = json.loads(path.read_text())
-    case["raw"] = bytes.fromhex(case["envelope"])
-    case["verify_keys"] = {
-        name: nacl.signing.VerifyKey(base64.b64decode(key)) for name, key in case["keys"].items()
-    }
-    return case
+VECTORS = sorted(make_node_vectors.OUT.glob("*.json"))
 
 
 def test_every_new_type_has_a_valid_vector() -> None:
@@ -45,7 +34,7 @@ def test_every_new_type_has_a_valid_vector() -> None:
 
 @pytest.mark.parametrize("path", VECTORS, ids=lambda p: p.stem)
 def test_vector(path: Path) -> None:
-    case = _load(path)
+    case = load_case(path)
     if case["expect"] == "ok":
         envelope, message = open_message(case["raw"], case["verify_keys"])
         assert envelope.txid.hex() == case["txid"]

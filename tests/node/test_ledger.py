@@ -31,7 +31,7 @@ from ledger_node.wire import (
     parse,
     pedersen,
 )
-from tests.sim import Figure7, sign
+from tests.support.sim import Figure7, sign
 
 T0 = 1_800_000_000 - 1_800_000_000 % 60
 

@@ -18,7 +18,7 @@ import pytest
 from firmware.emulator.truth import read_truth
 from ledger_node.localnet.broker import Broker
 from ledger_node.shared.keys import Identity
-from tests.gateway_support import (
+from tests.support.gateway import (
     Collector,
     Emulator,
     GatewayProcess,

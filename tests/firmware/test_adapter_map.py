@@ -4,7 +4,6 @@ on CPython) serves over a pseudo-terminal, DR relay included."""
 
 from __future__ import annotations
 
-import struct
 import tomllib
 from pathlib import Path
 
@@ -15,15 +14,10 @@ from firmware.emulator.config import EmulatorSpec, LineSpec, MeterSpec
 from firmware.emulator.line import PtyLine
 from firmware.emulator.s0 import EmulatedAdapter
 from gateway.meters import load_model, plan_blocks
-from tests.emulated import StillClock, running
+from tests.firmware.conftest import f32
+from tests.support.emulated import StillClock, running
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def kwh_f32(kwh: float) -> float:
-    """`kwh` as the float32 register holds it."""
-    value: float = struct.unpack(">f", struct.pack(">f", kwh))[0]
-    return value
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_firmware_map_and_gateway_table_agree() -> None:
@@ -68,7 +62,7 @@ def test_gateway_table_decodes_what_the_firmware_serves(tmp_path: Path) -> None:
             first = read()
             assert first["pulses"] == 130 == adapter.counter.pulses
             assert adapter.energy_uwh() == 5130 * 10**6
-            assert first["import_energy"] == kwh_f32(5.130) * 1000
+            assert first["import_energy"] == f32(5.130) * 1000
             assert first["power"] == 3600.0
             assert first["status"] == fw.counter_store.MISSING  # a fresh flash
             assert first["flash_writes"] == adapter.store.writes >= 1
@@ -77,7 +71,7 @@ def test_gateway_table_decodes_what_the_firmware_serves(tmp_path: Path) -> None:
             clock.t += 100.0
             second = read()
             assert int(second["status"]) & fw.RELAY_ON
-            assert second["import_energy"] == kwh_f32(5.180) * 1000
+            assert second["import_energy"] == f32(5.180) * 1000
             assert second["power"] == 1800.0
             assert adapter.load.relay_on(clock.t)
         finally:

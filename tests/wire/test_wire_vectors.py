@@ -14,17 +14,9 @@ import pytest
 from ledger_node import wire
 from ledger_node.wire import ReadingsBatch, SlotPayload, open_message, pedersen
 from tests.vectors import make_wire_vectors
+from tests.wire.conftest import load_case
 
-VECTORS = sorted((Path(__file__).parent / "vectors" / "wire").glob("*.json"))
-
-
-def _load(path: Path) -> dict[str, Any]:
-    case: dict[str, Any] = json.loads(path.read_text())
-    case["raw"] = bytes.fromhex(case["envelope"]) + bytes(case.get("append_zero_bytes", 0))
-    case["verify_keys"] = {
-        name: nacl.signing.VerifyKey(base64.b64decode(key)) for name, key in case["keys"].items()
-    }
-    return case
+VECTORS = sorted(make_wire_vectors.OUT.glob("*.json"))
 
 
 def _open(case: dict[str, Any]) -> tuple[wire.Envelope, ReadingsBatch]:
@@ -41,7 +33,7 @@ def test_every_reason_has_a_vector() -> None:
 
 @pytest.mark.parametrize("path", VECTORS, ids=lambda p: p.stem)
 def test_vector(path: Path) -> None:
-    case = _load(path)
+    case = load_case(path)
     if case["expect"] == "ok":
         envelope, batch = _open(case)
         assert envelope.txid.hex() == case["txid"]
@@ -65,7 +57,7 @@ def test_vector(path: Path) -> None:
 def test_encoder_reproduces_the_vectors() -> None:
     """Ed25519 is deterministic: encoding the same facts gives the same bytes."""
     for case in make_wire_vectors.vectors():
-        stored = json.loads((Path(make_wire_vectors.OUT) / f"{case['name']}.json").read_text())
+        stored = json.loads((make_wire_vectors.OUT / f"{case['name']}.json").read_text())
         assert stored["envelope"] == case["envelope"], case["name"]
 
 

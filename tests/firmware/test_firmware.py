@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MPY = ROOT / "tests" / "mpy"
 VECTORS = sorted((ROOT / "tests" / "vectors" / "modbus").glob("*.json"))
 SCRIPTS: dict[str, list[Path]] = {

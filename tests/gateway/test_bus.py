@@ -15,7 +15,7 @@ import pytest
 from firmware.emulator.truth import read_truth
 from gateway.meters import load_model
 from ledger_node.localnet.broker import Broker
-from tests.gateway_support import (
+from tests.support.gateway import (
     Collector,
     Emulator,
     GatewayProcess,

@@ -2,13 +2,12 @@
 over a real pseudo-terminal, 9600 baud 8N1 and 8E1, and gets exactly the model's values;
 the values are consistent with each other and with the load.
 
-At 8E1 the client is opened by `tests.emulated.client` (see there why).
+At 8E1 the client is opened by `tests.support.emulated.client` (see there why).
 """
 
 from __future__ import annotations
 
 import math
-import struct
 import time
 
 import pytest
@@ -20,13 +19,8 @@ from firmware.emulator.line import Framing, PtyLine
 from firmware.emulator.meter import EmulatedMeter
 from firmware.emulator.profiles import household
 from gateway.meters import MeterModel, load_model, plan_blocks
-from tests.emulated import T0, StillClock, client, running
-
-
-def _f32(value: float) -> float:
-    """`value` as a float32 register holds it."""
-    result: float = struct.unpack(">f", struct.pack(">f", value))[0]
-    return result
+from tests.firmware.conftest import f32
+from tests.support.emulated import T0, StillClock, client, running
 
 
 def _read_all(client: ModbusSerialClient, unit: int, model: MeterModel) -> dict[str, float]:
@@ -68,7 +62,7 @@ def test_pymodbus_reads_every_quantity_equal_to_the_model(parity: str) -> None:
                 want = meter.quantities(clock.now())
                 assert set(got) == {r.name for r in model.registers}
                 for reg in model.registers:
-                    expected = _f32(want[reg.name] / reg.scale) * reg.scale
+                    expected = f32(want[reg.name] / reg.scale) * reg.scale
                     assert got[reg.name] == expected, f"{model.name} {reg.name}"
         finally:
             modbus.close()

@@ -11,7 +11,7 @@ from gateway.errors import ConfigError, GatewayError
 from gateway.run import Gateway
 from ledger_node.shared.clock import SystemClock
 from ledger_node.shared.keys import Identity
-from tests.gateway_support import TRUST_TSO_RA1_TWO_NODES, MeterSpec, gateway_config, make_keys
+from tests.support.gateway import TRUST_TSO_RA1_TWO_NODES, MeterSpec, gateway_config, make_keys
 
 FULL = (
     TRUST_TSO_RA1_TWO_NODES

@@ -24,7 +24,7 @@ from gateway.meters import load_model
 from ledger_node.localnet.broker import Broker, free_port
 from ledger_node.shared.clock import ScaledClock
 from ledger_node.shared.keys import Identity
-from tests.gateway_support import (
+from tests.support.gateway import (
     Collector,
     DeviceServer,
     InProcessGateway,

@@ -1,7 +1,7 @@
 """Several node processes on a real Mosquitto, fed by simulated gateways that seal real
-batches with the wire types (tests/sim.py): privacy, recovery, tampering, bad input,
+batches with the wire types (tests/support/sim.py): privacy, recovery, tampering, bad input,
 shredding, proofs and status. A membership change with a real gateway is in
-tests/test_end_to_end.py."""
+tests/system/test_end_to_end.py."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from ledger_node.wire import (
     open_message,
     parse,
 )
-from tests.sim import SimGateway, SimNet, db_bytes, retained
+from tests.support.sim import SimGateway, SimNet, db_bytes, retained
 
 pytestmark = pytest.mark.slow
 
