@@ -277,6 +277,19 @@ class SimNet:
     def accepted(self, node: str, kind: str = "readings") -> int:
         return int(self.status(node)["accepted"].get(kind, 0))
 
+    def wait_accepted(self, nodes: tuple[str, ...], count: int) -> None:
+        """Wait until each of `nodes` has accepted `count` readings batches."""
+        for node in nodes:
+            self.net.wait_for(
+                lambda n=node: self.accepted(n) >= count,  # type: ignore[misc]
+                30,
+                f"{node} accepts {count}",
+            )
+
+    def totals(self, node: str) -> dict[tuple[str, int], int]:
+        """What `node` totals per (site, slot), Wh."""
+        return {(r["site"], r["slot"]): r["wh"] for r in self.net.get(node, "/api/totals")}
+
 
 def db_bytes(db: Path) -> bytes:
     """Every byte a node's database keeps on disk: the file, its WAL and shared memory."""
