@@ -22,6 +22,7 @@ from typing import Any
 
 from firmware.emulator.truth import read_truth
 from ledger_node.localnet.network import FIGURE_7, LocalNet, OrgSpec, terminate
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import GatewayKey, SiteRegistration
 
@@ -217,7 +218,7 @@ poll_seconds = 1.0
             )
         for site in self.sites:
             device = self.work / f"meter-{site}"
-            self.wait(device.exists, 10, "serial devices")
+            wait_until(device.exists, 10, "serial devices", alive=self.check_alive)
 
     def start_nodes(self) -> None:
         self.net.start()
@@ -249,7 +250,7 @@ poll_seconds = 1.0
                 fact = SiteRegistration(spec.ra, signed[spec.ra], site, key, (METER,))
                 self.net.publish_fact(spec.ra, fact)
         for node in self.nodes:
-            self.wait(self._holds_keys(node), 60, f"{node}'s epoch keys")
+            wait_until(self._holds_keys(node), 60, f"{node}'s epoch keys", alive=self.check_alive)
 
     def _holds_keys(self, node: str) -> Callable[[], bool]:
         return lambda: (
@@ -259,19 +260,6 @@ poll_seconds = 1.0
     def sim_now(self) -> float:
         """The chain's clock (UTC s, accelerated)."""
         return self.net.origin + (time.time() - self.net.origin) * self.speed
-
-    def wait(self, check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                value = check()
-            except (OSError, ValueError, KeyError):
-                value = None
-            if value:
-                return value
-            time.sleep(0.2)
-        raise RuntimeError(f"waited {timeout_s} s for {what}; logs are in {self.work}")
 
     def check_alive(self) -> None:
         self.net.check_alive()

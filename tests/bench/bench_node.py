@@ -26,6 +26,7 @@ from ledger_node.ledger.admission import Ledger, LedgerSettings
 from ledger_node.ledger.store import connect, counters
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.network import FIGURE_7, LocalNet
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import SiteRegistration, parse, pedersen
@@ -120,7 +121,12 @@ def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], Path]:
     ]
     net.publish(facts)
     net.start()
-    net.wait_for(lambda: len(net.get("ra1", "/api/registry")["sites"]) == GATEWAYS, 60, "sites")
+    wait_until(
+        lambda: len(net.get("ra1", "/api/registry")["sites"]) == GATEWAYS,
+        60,
+        "sites",
+        alive=net.check_alive,
+    )
     net.stop()  # its session stays at the broker and queues what is published now
     _bare_subscriber(broker.port, None)
     print(f"   sealing {BATCHES} batches of {METERS} meters from {GATEWAYS} gateways", flush=True)

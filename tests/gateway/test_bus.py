@@ -15,6 +15,7 @@ import pytest
 from firmware.emulator.truth import read_truth
 from gateway.meters import load_model
 from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.wait import wait_until
 from tests.support.gateway import (
     Collector,
     Emulator,
@@ -23,7 +24,6 @@ from tests.support.gateway import (
     clock_args,
     gateway_config,
     make_keys,
-    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -67,7 +67,7 @@ def test_one_dead_meter_never_costs_the_others_a_slot(site: Site) -> None:
     def slots_of(meter: str) -> list[int]:
         return sorted(slot for (m, slot) in collector.readings() if m == meter)
 
-    wait_for(lambda: len(slots_of("m1")) >= 4, 90, "four slots from m1")
+    wait_until(lambda: len(slots_of("m1")) >= 4, 90, "four slots from m1")
     assert gateway.alive(), gateway.log()[-3000:]
     readings = collector.readings()
     truth = _truth(work)
@@ -99,12 +99,12 @@ def test_one_dead_meter_never_costs_the_others_a_slot(site: Site) -> None:
 
 def test_an_unplugged_adapter_is_reopened(site: Site) -> None:
     _, emulator, gateway, collector = site
-    wait_for(lambda: len(collector.seqs()) >= 1, 60, "a first batch")
+    wait_until(lambda: len(collector.seqs()) >= 1, 60, "a first batch")
     emulator.stop()  # the device node disappears, as when a USB adapter is pulled
-    wait_for(lambda: "lost" in gateway.log() or "cannot open" in gateway.log(), 30, "the loss")
+    wait_until(lambda: "lost" in gateway.log() or "cannot open" in gateway.log(), 30, "the loss")
     emulator.start()  # plugged back: a new pty behind the same name
     before = len(collector.seqs())
-    wait_for(lambda: len(collector.seqs()) >= before + 2, 90, "batches after replugging")
+    wait_until(lambda: len(collector.seqs()) >= before + 2, 90, "batches after replugging")
     last = max(collector.batches.values(), key=lambda r: r.batch.seq)
     assert {c.meter for c in last.batch.commitments} >= {"m1", "m2", "m3"}
     assert " is back" in gateway.log()

@@ -17,6 +17,7 @@ import pytest
 
 from firmware.emulator.truth import read_truth
 from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
 from tests.support.gateway import (
     Collector,
@@ -26,7 +27,6 @@ from tests.support.gateway import (
     clock_args,
     gateway_config,
     make_keys,
-    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -100,19 +100,19 @@ def test_broker_outages_lose_nothing_and_duplicate_nothing(tmp_path: Path) -> No
     gateway = GatewayProcess(tmp_path, clock)
     gateway.start()
     try:
-        wait_for(lambda: len(collector.seqs()) >= 2, 60, "two batches")
+        wait_until(lambda: len(collector.seqs()) >= 2, 60, "two batches")
         broker.stop()  # a clean stop: it saves its state
         time.sleep(SLOT_S / 10 * 2)  # two slots sealed while the broker is away
         broker.start()
         seen = len(collector.seqs())
-        wait_for(lambda: len(collector.seqs()) >= seen + 3, 60, "batches after the restart")
+        wait_until(lambda: len(collector.seqs()) >= seen + 3, 60, "batches after the restart")
         broker.stop(kill=True)
         (tmp_path / "broker" / "mosquitto.db").unlink(missing_ok=True)  # all its state gone
         time.sleep(SLOT_S / 10 * 2)
         broker.start()
         seen = len(collector.seqs())
-        wait_for(lambda: len(collector.seqs()) >= seen + 3, 60, "batches after the wipe")
-        wait_for(lambda: _all_confirmed(tmp_path, collector), 60, "the outbox to drain")
+        wait_until(lambda: len(collector.seqs()) >= seen + 3, 60, "batches after the wipe")
+        wait_until(lambda: _all_confirmed(tmp_path, collector), 60, "the outbox to drain")
         assert gateway.alive(), gateway.log()[-3000:]
         _check_nothing_lost_or_doubled(tmp_path, collector)
         log = gateway.log()
@@ -137,7 +137,7 @@ def test_sigkill_at_random_points_loses_no_batch_and_reuses_no_seq(
             if round_ % 2:
                 # Kill just after a batch was published: between store, publish and confirm.
                 seen = len(collector.seqs())
-                wait_for(lambda: len(collector.seqs()) > seen, 60, "a new batch")  # noqa: B023
+                wait_until(lambda: len(collector.seqs()) > seen, 60, "a new batch")  # noqa: B023
                 time.sleep(rng.uniform(0.0, 0.05))
             else:
                 time.sleep(rng.uniform(0.2, 4.0))  # anywhere in read → seal → store → publish
@@ -146,8 +146,8 @@ def test_sigkill_at_random_points_loses_no_batch_and_reuses_no_seq(
             kills += 1
         gateway.start()
         seen = len(collector.seqs())
-        wait_for(lambda: len(collector.seqs()) >= seen + 3, 60, "batches after the last kill")
-        wait_for(lambda: _all_confirmed(tmp_path, collector), 60, "the outbox to drain")
+        wait_until(lambda: len(collector.seqs()) >= seen + 3, 60, "batches after the last kill")
+        wait_until(lambda: _all_confirmed(tmp_path, collector), 60, "the outbox to drain")
         _check_nothing_lost_or_doubled(tmp_path, collector)
         assert _status(tmp_path)["daemon"]["boot"] == kills + 1
     finally:

@@ -24,6 +24,7 @@ from firmware.modbus_rtu import Slave
 from gateway.config import load_config
 from gateway.status import collect, render
 from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import ScaledClock
 from ledger_node.shared.keys import GroupKey, Identity
 from ledger_node.wire import (
@@ -44,7 +45,6 @@ from tests.support.gateway import (
     MeterSpec,
     gateway_config,
     make_keys,
-    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -138,7 +138,7 @@ def site(tmp_path: Path, broker: Broker):  # type: ignore[no-untyped-def]
 
 def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # type: ignore[no-untyped-def]
     gw, collector, ids, _, _, broker = site
-    wait_for(lambda: len(collector.seqs()) >= 3, 60, "three batches")
+    wait_until(lambda: len(collector.seqs()) >= 3, 60, "three batches")
     time.sleep(1.0)
     # Only the TSO's marks so far (the collector publishes them): one of a quorum of two.
     assert gw.outbox.stats().last_confirmed_seq is None
@@ -159,7 +159,7 @@ def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # typ
             (f"mlg/v1/hwm/ac1/{GATEWAY}", b"ML\x01" + bytes(200_000)),
         ],
     )
-    wait_for(lambda: sum(gw.trust.refused.values()) >= 5, 30, "five refusals")
+    wait_until(lambda: sum(gw.trust.refused.values()) >= 5, 30, "five refusals")
     assert dict(gw.trust.refused) == {
         "bad_signature": 1,
         "wrong_topic": 1,
@@ -169,14 +169,14 @@ def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # typ
     }
     assert gw.outbox.stats().last_confirmed_seq is None  # none of them counted
     _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", _signed(ids["ac1"], good.to_body()))])
-    wait_for(lambda: gw.outbox.stats().last_confirmed_seq == 1, 30, "seqs 0 and 1 confirmed")
+    wait_until(lambda: gw.outbox.stats().last_confirmed_seq == 1, 30, "seqs 0 and 1 confirmed")
     pending = [p.seq for p in gw.outbox.pending()]
     assert pending and min(pending) == 2  # the rest waits for the second node
     # A node that has seen seq 999: our state must be an old backup; never sign below it.
     ahead = HighWaterMark("ac1", GATEWAY, 1000, (), int(time.time()) + 1)
     _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", _signed(ids["ac1"], ahead.to_body()))])
-    wait_for(lambda: gw.outbox.stats().next_seq >= 1000, 30, "the seq to move past 999")
-    wait_for(lambda: max(collector.seqs()) >= 1000, 30, "a batch with seq 1000")
+    wait_until(lambda: gw.outbox.stats().next_seq >= 1000, 30, "the seq to move past 999")
+    wait_until(lambda: max(collector.seqs()) >= 1000, 30, "a batch with seq 1000")
 
 
 def _epoch_key(
@@ -198,7 +198,7 @@ def test_slots_before_the_first_epoch_key_are_held_durably_then_sealed(
     restart); the TSO's key comes: every held slot is sealed with it, in order, once."""
     with _site(tmp_path, broker, key_first=False) as (first, config, collector, ids, clock, _):
         gw = first.gateway
-        wait_for(lambda: gw.outbox.stats().waiting_for_key >= 2, 60, "two held slots")
+        wait_until(lambda: gw.outbox.stats().waiting_for_key >= 2, 60, "two held slots")
         assert "no_epoch_key" in gw.alarms
         assert gw.outbox.stats().next_seq == 0 and collector.seqs() == []
         first.stop()
@@ -208,8 +208,8 @@ def test_slots_before_the_first_epoch_key_are_held_durably_then_sealed(
             gw = second.gateway
             held = {(e.slot_start, e.meter): e.wh for e in gw.outbox.held()}
             assert len({slot for slot, _ in held}) >= 2
-            wait_for(lambda: gw.outbox.stats().waiting_for_key > len(held), 60, "another slot")
-            wait_for(lambda: "ALARM: no_epoch_key" in _status_text(config), 10, "the alarm")
+            wait_until(lambda: gw.outbox.stats().waiting_for_key > len(held), 60, "another slot")
+            wait_until(lambda: "ALARM: no_epoch_key" in _status_text(config), 10, "the alarm")
             assert re.search(r"\nheld: [1-9]\d* slots stored unsealed", _status_text(config))
             key5 = GroupKey.generate(SITE, 5)
             collector.group_keys[5] = key5
@@ -224,9 +224,9 @@ def test_slots_before_the_first_epoch_key_are_held_durably_then_sealed(
                     (EPOCH_TOPIC.format(6), _signed(ids["ra1"], forged.to_body())),
                 ],
             )
-            wait_for(lambda: gw.outbox.stats().waiting_for_key == 0, 30, "the held slots sealed")
+            wait_until(lambda: gw.outbox.stats().waiting_for_key == 0, 30, "the held slots sealed")
             first_slot = min(slot for slot, _ in held)
-            wait_for(
+            wait_until(
                 lambda: len(collector.seqs()) >= 4, 60, "the held slots and a live one published"
             )
             readings = collector.readings()
@@ -249,7 +249,7 @@ def test_slots_before_the_first_epoch_key_are_held_durably_then_sealed(
 
 def test_a_declared_dr_window_switches_the_coil_and_is_recorded(site) -> None:  # type: ignore[no-untyped-def]
     gw, collector, ids, clock, adapter, broker = site
-    wait_for(lambda: len(collector.seqs()) >= 1, 60, "a first batch")
+    wait_until(lambda: len(collector.seqs()) >= 1, 60, "a first batch")
     now = clock.now()
     start = (math.floor(now / SLOT_S) + 3) * SLOT_S
     end = start + 2 * SLOT_S
@@ -271,7 +271,7 @@ def test_a_declared_dr_window_switches_the_coil_and_is_recorded(site) -> None:  
             ("mlg/v1/facts/dr_declaration/ra1/cmd2", _signed(ids["ra1"], late.to_body())),
         ],
     )
-    wait_for(lambda: len(adapter.switches) >= 2, 90, "the coil switched on and off")
+    wait_until(lambda: len(adapter.switches) >= 2, 90, "the coil switched on and off")
     (on_t, on), (off_t, off) = adapter.switches[:2]
     assert (on, off) == (1, 0)
     assert start <= on_t < start + SLOT_S / 2 and end <= off_t < end + SLOT_S / 2
@@ -285,5 +285,5 @@ def test_a_declared_dr_window_switches_the_coil_and_is_recorded(site) -> None:  
             for a in r.payload.control
         ]
 
-    wait_for(lambda: len(actions()) >= 2, 60, "the actions in sealed batches")
+    wait_until(lambda: len(actions()) >= 2, 60, "the actions in sealed batches")
     assert sorted(actions()) == [(start, "cmd1", 1, True), (end, "cmd1", 0, True)]

@@ -22,6 +22,7 @@ from firmware.emulator.profiles import Constant
 from firmware.modbus_rtu import Slave
 from gateway.meters import load_model
 from ledger_node.localnet.broker import Broker, free_port
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import ScaledClock
 from ledger_node.shared.keys import Identity
 from tests.support.gateway import (
@@ -31,7 +32,6 @@ from tests.support.gateway import (
     MeterSpec,
     gateway_config,
     make_keys,
-    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -86,7 +86,7 @@ def test_line_and_value_faults_give_flags_and_never_a_wrong_total(
     slot_s, speed = 30, 8.0
     clock = ScaledClock(speed, time.time())
     # Start early in a slot, so every meter is read before the first whole slot begins.
-    wait_for(lambda: clock.now() % slot_s < slot_s / 3, 10, "the start of a slot", step=0.01)
+    wait_until(lambda: clock.now() % slot_s < slot_s / 3, 10, "the start of a slot", step=0.01)
     anchor = math.floor(clock.now() / slot_s) * slot_s
     at = anchor + 2 * slot_s + slot_s / 2  # in the middle of the third slot
     slaves = [FlakySlave(1, FaultyMeter(clock, anchor, "none", at))]
@@ -105,7 +105,7 @@ def test_line_and_value_faults_give_flags_and_never_a_wrong_total(
     gateway = InProcessGateway(config, clock)
     last = anchor + 4 * slot_s
     try:
-        wait_for(lambda: all((m.id, last) in collector.readings() for m in meters), 90, "5 slots")
+        wait_until(lambda: all((m.id, last) in collector.readings() for m in meters), 90, "5 slots")
     finally:
         gateway.stop()
         collector.close()
@@ -158,13 +158,13 @@ unconfirmed_alarm_s = 25
     broker = Broker(tmp_path / "broker", port=port)
     collector = None
     try:
-        wait_for(lambda: "outbox_full" in gw.alarms, 90, "the outbox-full alarm")
+        wait_until(lambda: "outbox_full" in gw.alarms, 90, "the outbox-full alarm")
         # No broker, no node: the oldest batch stays unconfirmed past 25 s of its slot's end.
-        wait_for(lambda: "unconfirmed" in gw.alarms, 60, "the unconfirmed alarm")
+        wait_until(lambda: "unconfirmed" in gw.alarms, 60, "the unconfirmed alarm")
         assert "ALARM unconfirmed" in caplog.text
         stored = [p.envelope for p in gw.outbox.pending()]
         assert sum(map(len, stored)) <= 4096
-        wait_for(lambda: gw.refused_batches >= 2, 30, "more refusals")
+        wait_until(lambda: gw.refused_batches >= 2, 30, "more refusals")
         assert "ALARM outbox_full" in caplog.text
         gw._write_status()
         status = (tmp_path / "state" / "status.json").read_text()
@@ -173,9 +173,9 @@ unconfirmed_alarm_s = 25
         # The broker comes back: the stored batches go out, the held slots are sealed after.
         broker.start()
         collector = Collector(port, keys, node=Identity.load(keys / "tso.key"))
-        wait_for(lambda: "outbox_full" not in gw.alarms and not gw._open, 90, "the backlog")
-        wait_for(lambda: gw.outbox.stats().depth == 0, 60, "the outbox to drain")
-        wait_for(lambda: "unconfirmed" not in gw.alarms, 10, "the unconfirmed alarm to clear")
+        wait_until(lambda: "outbox_full" not in gw.alarms and not gw._open, 90, "the backlog")
+        wait_until(lambda: gw.outbox.stats().depth == 0, 60, "the outbox to drain")
+        wait_until(lambda: "unconfirmed" not in gw.alarms, 10, "the unconfirmed alarm to clear")
     finally:
         gateway.stop()
         if collector is not None:

@@ -18,6 +18,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ledger_node.localnet.broker import find_mosquitto, free_port, wait_for_port
+from ledger_node.localnet.wait import wait_until
 from tests.support.gateway import (
     GATEWAY,
     Collector,
@@ -27,7 +28,6 @@ from tests.support.gateway import (
     clock_args,
     gateway_config,
     make_keys,
-    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -118,7 +118,7 @@ def test_refused_pubacks_are_failures_and_nothing_is_lost(
     broker, gateway, _ = parts
     broker.start(deny_readings=True)
     gateway.start()
-    wait_for(
+    wait_until(
         lambda: (
             (tmp_path / "state" / "status.json").exists()
             and _status(tmp_path)["broker"]["refused_by_broker"] >= 2
@@ -141,7 +141,7 @@ def test_refused_pubacks_are_failures_and_nothing_is_lost(
     broker.start(deny_readings=False)
     collector = Collector(broker.port, make_keys(tmp_path))
     try:
-        wait_for(lambda: len(collector.seqs()) >= stored["depth"] + 1, 60, "the backlog")
+        wait_until(lambda: len(collector.seqs()) >= stored["depth"] + 1, 60, "the backlog")
         assert collector.seqs() == list(range(len(collector.seqs())))
     finally:
         collector.close()
@@ -155,13 +155,13 @@ def test_birth_and_last_will_carry_the_boot_counter(
     watcher = StatusWatcher(broker.port)
     try:
         gateway.start()
-        wait_for(lambda: ("online", 1, None) in watcher.states(), 30, "the birth message")
+        wait_until(lambda: ("online", 1, None) in watcher.states(), 30, "the birth message")
         gateway.kill()  # no goodbye: the broker sends the will after 1.5 keep-alives (5 s)
-        wait_for(lambda: ("offline", 1, "connection lost") in watcher.states(), 30, "the will")
+        wait_until(lambda: ("offline", 1, "connection lost") in watcher.states(), 30, "the will")
         gateway.start()
-        wait_for(lambda: ("online", 2, None) in watcher.states(), 30, "the second birth")
+        wait_until(lambda: ("online", 2, None) in watcher.states(), 30, "the second birth")
         gateway.stop()
-        wait_for(lambda: ("offline", 2, "stopped") in watcher.states(), 30, "the clean death")
+        wait_until(lambda: ("offline", 2, "stopped") in watcher.states(), 30, "the clean death")
     finally:
         watcher.close()
     shown = subprocess.run(
@@ -178,6 +178,6 @@ def test_birth_and_last_will_carry_the_boot_counter(
     assert row[1:3] == ["rs485-0", "1"] and int(row[3]) > 0 and row[4] == "0"
     late = StatusWatcher(broker.port)  # retained: a monitor that connects later sees it
     try:
-        wait_for(lambda: late.states() == [("offline", 2, "stopped")], 10, "the retained status")
+        wait_until(lambda: late.states() == [("offline", 2, "stopped")], 10, "the retained status")
     finally:
         late.close()

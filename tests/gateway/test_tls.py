@@ -16,13 +16,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.db import open_readonly
 from gateway.outbox import read_stats
 from ledger_node.localnet.broker import find_mosquitto, free_port, wait_for_port
+from ledger_node.localnet.wait import wait_until
 from tests.support.gateway import (
     Emulator,
     GatewayProcess,
     MeterSpec,
     clock_args,
     gateway_config,
-    wait_for,
 )
 
 pytestmark = pytest.mark.slow
@@ -89,7 +89,7 @@ def test_the_gateway_publishes_over_tls_with_its_client_certificate(tmp_path: Pa
             finally:
                 conn.close()
 
-        wait_for(lambda: confirmed() >= 2, 60, "batches confirmed over TLS")
+        wait_until(lambda: confirmed() >= 2, 60, "batches confirmed over TLS")
         # Without a client certificate the broker does not let a client in.
         bare = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
         bare.tls_set(ca_certs=str(certs / "ca.pem"), tls_version=ssl.PROTOCOL_TLS_CLIENT)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from ledger_node.localnet.wait import wait_until
 from ledger_node.network.genesis import load_genesis
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import EpochKey, HighWaterMark, open_body, open_message, parse
@@ -38,7 +39,7 @@ def test_proofs_status_and_high_water_marks(fig7: SimNet, tmp_path: Path) -> Non
         cp = fig7.status("tso")["checkpoint"] or {}
         return cp.get("size") == size and len(cp["cosigners"]) == 2
 
-    fig7.net.wait_for(cosigned, 30, "a checkpoint co-signed by both peers")
+    wait_until(cosigned, 30, "a checkpoint co-signed by both peers", alive=fig7.net.check_alive)
 
     # An inclusion proof under the signed checkpoint, checked by a separate command.
     txid = parse(items[0][1]).txid.hex()
@@ -156,11 +157,13 @@ def test_authoring_commands_go_through_the_running_nodes(fig7: SimNet, tmp_path:
         site9 = [s for s in registry["sites"] if s["site"] == "site9"]
         return bool(site9) and site9[0]["ra"] == "ra4" and site9[0]["meters"] == ["m1", "m2"]
 
-    net.wait_for(registered, 30, "site9 moved to ra4 on ac1's node")
-    commands = net.wait_for(lambda: net.get("ac1", "/api/commands"), 30, "c7 at ac1")
+    wait_until(registered, 30, "site9 moved to ra4 on ac1's node", alive=net.check_alive)
+    commands = wait_until(
+        lambda: net.get("ac1", "/api/commands"), 30, "c7 at ac1", alive=net.check_alive
+    )
     assert commands[0]["id"] == "c7" and commands[0]["start"] == 1893456000
     ok("tso", "org-remove", "--id", "ra4")
-    net.wait_for(
+    wait_until(
         lambda: (
             not [
                 o
@@ -170,6 +173,7 @@ def test_authoring_commands_go_through_the_running_nodes(fig7: SimNet, tmp_path:
         ),
         30,
         "ra4 removed",
+        alive=net.check_alive,
     )
     # The TSO started a new epoch of site9 without ra4: ra4 cannot read what comes next.
 
@@ -177,8 +181,11 @@ def test_authoring_commands_go_through_the_running_nodes(fig7: SimNet, tmp_path:
         keys = retained(fig7.port, "mlg/v1/facts/epoch_key/tso/site9/+", 1)
         return sorted((open_body(parse(raw)) for raw in keys), key=lambda k: k.epoch)  # type: ignore[attr-defined, no-any-return]
 
-    epochs = net.wait_for(
-        lambda: [k for k in site9_epochs() if k.members == ("ac1", "tso")], 30, "new epoch"
+    epochs = wait_until(
+        lambda: [k for k in site9_epochs() if k.members == ("ac1", "tso")],
+        30,
+        "new epoch",
+        alive=net.check_alive,
     )
     assert epochs[-1].gateway == "gw-site9"
     assert all("ra4" not in {w.to for w in k.wrapped} for k in epochs)

@@ -18,6 +18,7 @@ from paho.mqtt.properties import Properties
 
 from ledger_node.ledger.store import connect
 from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import SiteRegistration, parse
 from tests.node.conftest import fig7_nodes
@@ -85,21 +86,35 @@ def test_node_killed_during_ingest_catches_up_from_peers(tmp_path: Path, broker:
             publisher.join()
         total = 3 * len(sent)
         sim.wait_accepted(("tso", "ac1"), total)
-        sim.net.wait_for(lambda: sim.accepted("ra1") >= total, 60, "ra1 catches up")
+        wait_until(
+            lambda: sim.accepted("ra1") >= total, 60, "ra1 catches up", alive=sim.net.check_alive
+        )
         assert sim.status("ra1")["log"]["size"] == sim.status("tso")["log"]["size"]
         fetched = sum(p["fetched"] for p in sim.status("ra1")["peers"])
         assert fetched > 0, "the killed node should have fetched what it missed from peers"
         # Every slot closes; the digests then agree with the node that never stopped.
         last_close = max(sent) + 60 + 240
-        sim.net.wait_for(lambda: sim.sim_now() > last_close + 5, 60, "slots close")
+        wait_until(
+            lambda: sim.sim_now() > last_close + 5, 60, "slots close", alive=sim.net.check_alive
+        )
         slots = set(sent)
 
         def closed(node: str) -> dict[int, tuple[int, bytes]]:
             got = _closed_digests(sim.net.db(node))
             return {s: d for s, d in got.items() if s in slots}
 
-        sim.net.wait_for(lambda: len(closed("ra1")) == len(slots), 30, "ra1 closes every slot")
-        sim.net.wait_for(lambda: len(closed("tso")) == len(slots), 30, "tso closes every slot")
+        wait_until(
+            lambda: len(closed("ra1")) == len(slots),
+            30,
+            "ra1 closes every slot",
+            alive=sim.net.check_alive,
+        )
+        wait_until(
+            lambda: len(closed("tso")) == len(slots),
+            30,
+            "tso closes every slot",
+            alive=sim.net.check_alive,
+        )
         assert closed("ra1") == closed("tso")
         done = sim.net.cli("ra1", "verify")
         assert done.returncode == 0, done.stdout + done.stderr
@@ -134,8 +149,11 @@ def test_bad_input_is_refused_with_reasons_and_changes_nothing(fig7: SimNet) -> 
     good = [fig7.batch("site1", slot - 60 * k) for k in (3, 2, 1)]
     fig7.publish(good)
     fig7.wait_accepted(("tso",), 3)
-    totals = fig7.net.wait_for(
-        lambda: len(fig7.totals("tso")) == 3 and fig7.totals("tso"), 30, "decrypted"
+    totals = wait_until(
+        lambda: len(fig7.totals("tso")) == 3 and fig7.totals("tso"),
+        30,
+        "decrypted",
+        alive=fig7.net.check_alive,
     )
     before = fig7.status("tso")
 
@@ -174,7 +192,7 @@ def test_bad_input_is_refused_with_reasons_and_changes_nothing(fig7: SimNet) -> 
         base = before["refused"]
         return {k: got.get(k, 0) - base.get(k, 0) for k in wanted}
 
-    fig7.net.wait_for(lambda: refused() == wanted, 30, f"refusals {wanted}")
+    wait_until(lambda: refused() == wanted, 30, f"refusals {wanted}", alive=fig7.net.check_alive)
     after = fig7.status("tso")
     assert after["log"] == before["log"], "refused input must not change the log"
     assert fig7.totals("tso") == totals
@@ -190,10 +208,14 @@ def test_bad_input_is_refused_with_reasons_and_changes_nothing(fig7: SimNet) -> 
         gw_key = SimGateway(Identity.generate(f"gw-{site}"), site, ("m1",)).gateway_key()
         facts[n] = fig7.net.sign("ra1", SiteRegistration("ra1", n, site, gw_key, ("m1",)))
     fig7.publish([("mlg/v1/facts/site/ra1/3", facts[3], True)])
-    fig7.net.wait_for(lambda: fig7.status("tso")["held"] == 1, 30, "fact 3 held")
+    wait_until(
+        lambda: fig7.status("tso")["held"] == 1, 30, "fact 3 held", alive=fig7.net.check_alive
+    )
     sites = {s["site"] for s in fig7.net.get("tso", "/api/registry")["sites"]}
     assert sites == {"site1", "site2", "site3"}
     fig7.publish([("mlg/v1/facts/site/ra1/2", facts[2], True)])
-    fig7.net.wait_for(lambda: fig7.status("tso")["held"] == 0, 30, "held fact applied")
+    wait_until(
+        lambda: fig7.status("tso")["held"] == 0, 30, "held fact applied", alive=fig7.net.check_alive
+    )
     sites = {s["site"] for s in fig7.net.get("tso", "/api/registry")["sites"]}
     assert sites == {"site1", "site1b", "site1c", "site2", "site3"}

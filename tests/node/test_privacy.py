@@ -8,6 +8,7 @@ import base64
 
 import pytest
 
+from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import ReadingsBatch, open_body, parse
 from tests.support.sim import SimNet, db_bytes
 
@@ -23,10 +24,11 @@ def test_figure7_each_node_decrypts_exactly_its_groups(fig7: SimNet) -> None:
     fig7.wait_accepted(("tso", "ac1", "ra1"), len(items))
     for node, sites in FIG7_READS.items():
         expected = {(site, slot) for site in sites for slot in slots}
-        fig7.net.wait_for(
+        wait_until(
             lambda n=node, e=expected: set(fig7.totals(n)) == e,  # type: ignore[misc]
             30,
             f"{node} decrypts {sites}",
+            alive=fig7.net.check_alive,
         )
         totals = fig7.totals(node)
         for gw in fig7.gateways.values():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import DrDeclaration
 from tests.node.conftest import fig7_nodes
 from tests.support.sim import SimNet, db_bytes, retained
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def _wait_sim(sim: SimNet, t: float) -> None:
-    sim.net.wait_for(lambda: sim.sim_now() >= t, 60, f"simulated time {t}")
+    wait_until(lambda: sim.sim_now() >= t, 60, f"simulated time {t}", alive=sim.net.check_alive)
 
 
 def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -> None:
@@ -34,7 +35,12 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
             "targets": {"ac1": 100},
         }
         sim.net.post("tso", "/api/commands", command)
-        sim.net.wait_for(lambda: sim.net.get("ra1", "/api/commands"), 30, "the command at ra1")
+        wait_until(
+            lambda: sim.net.get("ra1", "/api/commands"),
+            30,
+            "the command at ra1",
+            alive=sim.net.check_alive,
+        )
         sim.net.post("ra1", "/api/declarations", {"command": "c1", "sites": {"site1": 400}})
         sim.net.publish_fact("ra2", DrDeclaration("ra2", "c1", 1, (("site2", (350,)),)))
         _wait_sim(sim, start + 120)
@@ -54,7 +60,9 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
             done = [r for r in rows if r["reported"] == r["declared"] == 2 or r["kind"] == "ac"]
             return rows if len(rows) == len(done) and any(r["actual_wh"] for r in rows) else []
 
-        tso = sim.net.wait_for(lambda: settled("tso"), 30, "results on the TSO's node")
+        tso = wait_until(
+            lambda: settled("tso"), 30, "results on the TSO's node", alive=sim.net.check_alive
+        )
         by = {(r["slot"], r["kind"], r["scope"]): r for r in tso}
         assert set(by) == {
             (s, k, o)
@@ -78,7 +86,9 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
                 "shortfall_wh": 0,
             }
         ]
-        ra1 = sim.net.wait_for(lambda: settled("ra1"), 30, "results on RA(1)'s node")
+        ra1 = wait_until(
+            lambda: settled("ra1"), 30, "results on RA(1)'s node", alive=sim.net.check_alive
+        )
         assert [r for r in ra1 if r["scope"] == "ra1"] == [r for r in tso if r["scope"] == "ra1"]
         assert {r["scope"] for r in ra1} == {"ra1"}  # RA(1) cannot settle what it cannot read
 
@@ -100,10 +110,11 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
         assert secret in db_bytes(sim.net.db("tso"))
         sim.net.post("tso", "/api/shred", {"site": "site1", "epoch": 0})
         for node in ("tso", "ac1", "ra1"):
-            sim.net.wait_for(
+            wait_until(
                 lambda n=node: sim.status(n)["shredded"] == [{"site": "site1", "epoch": 0}],  # type: ignore[misc]
                 30,
                 f"{node} shreds",
+                alive=sim.net.check_alive,
             )
             assert not [r for r in sim.net.get(node, "/api/totals") if r["site"] == "site1"]
         assert sim.net.get("tso", "/api/results?command=c1")["results"] == tso

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +22,7 @@ from firmware.emulator.line import Framing, Outcome, PtyLine, serve
 from firmware.modbus_rtu import Slave
 from gateway.config import load_config
 from gateway.run import Gateway
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import GroupKey, Identity, load_public
 from ledger_node.wire import HighWaterMark, ReadingsBatch, SlotPayload, open_message, seal
@@ -41,15 +42,6 @@ public_key = "keys/tso.key.pub"
 public_key = "keys/ac1.key.pub"
 """
 """Config tables trusting the TSO and ra1, confirming by the marks of tso and ac1."""
-
-
-def wait_for(cond: Callable[[], object], timeout_s: float, what: str, step: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(step)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def make_keys(work: Path, *parties: str) -> Path:
@@ -285,7 +277,7 @@ class Emulator:
     def start(self) -> None:
         with (self.work / "emulator.log").open("ab") as log:
             self.proc = subprocess.Popen(self.args, stdout=log, stderr=log)
-        wait_for(self.link.exists, 10, "the emulator's device")
+        wait_until(self.link.exists, 10, "the emulator's device")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -19,6 +19,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from ledger_node.localnet.network import FIGURE_7, LocalNet
+from ledger_node.localnet.wait import wait_until
 from ledger_node.network.genesis import make_genesis
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import (
@@ -280,10 +281,11 @@ class SimNet:
     def wait_accepted(self, nodes: tuple[str, ...], count: int) -> None:
         """Wait until each of `nodes` has accepted `count` readings batches."""
         for node in nodes:
-            self.net.wait_for(
+            wait_until(
                 lambda n=node: self.accepted(n) >= count,  # type: ignore[misc]
                 30,
                 f"{node} accepts {count}",
+                alive=self.net.check_alive,
             )
 
     def totals(self, node: str) -> dict[tuple[str, int], int]:

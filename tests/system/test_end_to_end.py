@@ -25,6 +25,7 @@ from ledger_node.ledger.store import connect
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.chain import Chain, Site
 from ledger_node.localnet.demo import NODES, SITES
+from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import seal
 from tests.support.sim import db_bytes
 from tests.system.conftest import SLOT_S, SPEED
@@ -65,7 +66,7 @@ def test_bad_messages_are_rejected_counted_and_harmless(chain: Chain) -> None:
         got = chain.net.get("tso", "/api/status")["refused"]
         return {k: v for k, v in got.items() if k in wanted}
 
-    chain.net.wait_for(lambda: refused() == wanted, 20, f"refusals {wanted}")
+    wait_until(lambda: refused() == wanted, 20, f"refusals {wanted}", alive=chain.net.check_alive)
     log = chain.net.log_path("tso").read_text()
     for reason in wanted:
         assert f"refused ({reason})" in log
@@ -89,7 +90,12 @@ def test_outboxes_empty_only_once_the_nodes_commit(chain: Chain) -> None:
             for site, o in at_stop.items()
         )
 
-    chain.wait(published_two_more, 60, "two more batches published by every gateway")
+    wait_until(
+        published_two_more,
+        60,
+        "two more batches published by every gateway",
+        alive=chain.check_alive,
+    )
     waiting = {site: chain.gateway_status(site) for site in SITES}
     for site, doc in waiting.items():
         o = doc["outbox"]
@@ -98,7 +104,7 @@ def test_outboxes_empty_only_once_the_nodes_commit(chain: Chain) -> None:
     for name in NODES:
         chain.net.start_node(name)
     for name in NODES:
-        chain.net.wait_for(chain.net._api_up(name), 30, f"{name}'s API")
+        wait_until(chain.net._api_up(name), 30, f"{name}'s API", alive=chain.net.check_alive)
 
     def drained() -> bool:
         for site, doc in waiting.items():
@@ -108,7 +114,9 @@ def test_outboxes_empty_only_once_the_nodes_commit(chain: Chain) -> None:
                 return False
         return True
 
-    chain.wait(drained, 60, "the outboxes to drain into the restarted nodes")
+    wait_until(
+        drained, 60, "the outboxes to drain into the restarted nodes", alive=chain.check_alive
+    )
     slots = _assert_equal_to_truth(chain, 1)
     assert slots == list(range(slots[0], slots[-1] + SLOT_S, SLOT_S))  # none missing
     for gw in chain.net.get("tso", "/api/status")["gateways"]:
@@ -136,12 +144,22 @@ def test_a_moved_site_seals_with_the_new_epoch_only_the_new_ra_reads(
         c.start_nodes()
         c.register_sites()
         c.start_gateways()
-        c.wait(lambda: c.totals("ra1"), 60, "a first slot at RA(1)")
+        wait_until(lambda: c.totals("ra1"), 60, "a first slot at RA(1)", alive=c.check_alive)
         c.net.post("tso", "/api/site-moves", {"site": "site1", "ra": "ra2"})
-        c.wait(lambda: c.gateway_status("site1")["daemon"]["epoch"] == 1, 30, "epoch 1")
-        c.wait(lambda: len(c.totals("ra2")) >= 2, 60, "two slots at RA(2)")
+        wait_until(
+            lambda: c.gateway_status("site1")["daemon"]["epoch"] == 1,
+            30,
+            "epoch 1",
+            alive=c.check_alive,
+        )
+        wait_until(lambda: len(c.totals("ra2")) >= 2, 60, "two slots at RA(2)", alive=c.check_alive)
         ra1, ra2 = set(c.totals("ra1")), set(c.totals("ra2"))
-        c.wait(lambda: set(c.totals("tso")) >= ra1 | ra2, 30, "the TSO to have them all")
+        wait_until(
+            lambda: set(c.totals("tso")) >= ra1 | ra2,
+            30,
+            "the TSO to have them all",
+            alive=c.check_alive,
+        )
         assert not ra1 & ra2  # each reading is for one of them
         assert max(ra1) < min(ra2)  # a clean cut at the move
         groups = {
