@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from firmware.emulator.truth import read_truth
+from gateway.config import BusConfig, ControlConfig
+from gateway.config_file import MeterEntry, write_config
 from ledger_node.localnet.network import FIGURE_7, LocalNet, OrgSpec, terminate
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
+from ledger_node.shared.mqtt import MqttSettings
 from ledger_node.wire import GatewayKey, SiteRegistration
 
 METER = "m1"
@@ -131,45 +134,21 @@ class Chain:
 
     def _gateway_config(self, site: str) -> None:
         spec = self.sites[site]
-        trust = ['tso = "keys/tso.key.pub"']
-        if spec.controlled:
-            trust.append(f'ras = ["keys/{spec.ra}.key.pub"]')
-        confirm = "".join(
-            f'\n[[confirm.node]]\npublic_key = "keys/{n}.key.pub"\n' for n in self.nodes
-        )
-        control = f'\n[control]\nmeter = "{METER}"\n' if spec.controlled else ""
-        (self.work / f"gateway-{site}.toml").write_text(
-            f"""[gateway]
-id = "gw-{site}"
-site = "{site}"
-key = "keys/gw-{site}.key"
-state_dir = "gateway-{site}"
-slot_seconds = {self.slot_s}
-
-[trust]
-{chr(10).join(trust)}
-
-[confirm]
-quorum = {self.quorum}
-{confirm}
-[mqtt]
-host = "127.0.0.1"
-port = {self.broker_port}
-protocol = "{self.protocol}"
-
-[[bus]]
-name = "rs485-0"
-port = "{self.work / f"meter-{site}"}"
-baud = 9600
-timeout_s = 0.3
-
-[[meter]]
-id = "{METER}"
-bus = "rs485-0"
-unit = {METER_UNIT}
-model = "{spec.model}"
-poll_seconds = 1.0
-{control}"""
+        write_config(
+            self.gateway_config(site),
+            gateway_id=f"gw-{site}",
+            site=site,
+            key_path=Path(f"keys/gw-{site}.key"),
+            state_dir=Path(f"gateway-{site}"),
+            slot_seconds=self.slot_s,
+            tso=Path("keys/tso.key.pub"),
+            ras=[Path(f"keys/{spec.ra}.key.pub")] if spec.controlled else [],
+            confirm_nodes=[Path(f"keys/{n}.key.pub") for n in self.nodes],
+            quorum=self.quorum,
+            mqtt=MqttSettings("127.0.0.1", self.broker_port, protocol=self.protocol),
+            buses=[BusConfig("rs485-0", port=str(self.work / f"meter-{site}"), timeout_s=0.3)],
+            meters=[MeterEntry(METER, METER_UNIT, spec.model)],
+            control=ControlConfig(METER, coil=None, register=None) if spec.controlled else None,
         )
 
     def gateway_config(self, site: str) -> Path:

@@ -14,6 +14,7 @@ from pathlib import Path
 import nacl.secret
 import nacl.signing
 
+from gateway.config_file import MeterEntry
 from gateway.db import Database
 from gateway.outbox import Outbox
 from gateway.seal import Sealer
@@ -23,7 +24,7 @@ from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import GroupKey, Identity
 from ledger_node.wire import pedersen
 from tests.bench.result import Figure, Result
-from tests.support.gateway import MeterSpec, gateway_config
+from tests.support.gateway import gateway_config
 
 N = 400
 METERS = 4
@@ -117,8 +118,8 @@ def _memory(work: Path) -> Result:
     gateway = None
     try:
         wait_until(link.exists, 10, "the emulator's device", step=0.05)
-        specs = [MeterSpec(f"m{u}", u) for u in range(1, RSS_METERS + 1)]
-        gateway_config(work, broker.port, {"rs485-0": str(link)}, specs, 60, poll_s=2.0)
+        specs = [MeterEntry(f"m{u}", u, poll_seconds=2.0) for u in range(1, RSS_METERS + 1)]
+        gateway_config(work, broker.port, {"rs485-0": str(link)}, specs, 60)
         with (work / "gateway.log").open("wb") as log:
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "run", "-c", "gateway.toml", *clock],

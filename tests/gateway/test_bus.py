@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from firmware.emulator.truth import read_truth
+from gateway.config_file import MeterEntry
 from gateway.meters import load_model
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.wait import wait_until
@@ -20,7 +21,6 @@ from tests.support.gateway import (
     Collector,
     Emulator,
     GatewayProcess,
-    MeterSpec,
     clock_args,
     gateway_config,
     make_keys,
@@ -42,8 +42,8 @@ def site(tmp_path: Path, broker: Broker) -> Iterator[Site]:
     clock = clock_args(SPEED)
     link = tmp_path / "rs485-0"
     emulator = Emulator(tmp_path, link, PROFILES, clock, SLOT_S)
-    meters = [MeterSpec("m1", 1), MeterSpec("m2", 2), MeterSpec("m3", 3, "adapter")]
-    meters.append(MeterSpec("dead", 9))  # nothing answers at unit 9
+    meters = [MeterEntry("m1", 1), MeterEntry("m2", 2), MeterEntry("m3", 3, "adapter")]
+    meters.append(MeterEntry("dead", 9))  # nothing answers at unit 9
     gateway_config(tmp_path, broker.port, {"rs485-0": str(link)}, meters, SLOT_S, timeout_s=0.1)
     collector = Collector(broker.port, make_keys(tmp_path))
     gateway = GatewayProcess(tmp_path, clock)

@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from gateway.config import load_config
+from gateway.config import BusConfig, ControlConfig, load_config
+from gateway.config_file import MeterEntry, write_config
 from gateway.errors import ConfigError, GatewayError
 from gateway.run import Gateway
 from ledger_node.shared.clock import SystemClock
 from ledger_node.shared.keys import Identity
-from tests.support.gateway import TRUST_TSO_RA1_TWO_NODES, MeterSpec, gateway_config, make_keys
+from ledger_node.shared.mqtt import MqttSettings
+from tests.support.gateway import gateway_config, make_keys
+
+TRUST_TSO_RA1_TWO_NODES = """
+[trust]
+tso = "keys/tso.key.pub"
+ras = ["keys/ra1.key.pub"]
+
+[confirm]
+quorum = 2
+[[confirm.node]]
+public_key = "keys/tso.key.pub"
+[[confirm.node]]
+public_key = "keys/ac1.key.pub"
+"""
+"""Config tables trusting the TSO and ra1, confirming by the marks of tso and ac1."""
 
 FULL = (
     TRUST_TSO_RA1_TWO_NODES
@@ -46,14 +63,17 @@ meter = "m2"
 )
 
 
-def _write(tmp_path: Path, extra: str = "", **kw: object) -> Path:
+def _write(tmp_path: Path, extra: str = "", group_key: bool = True) -> Path:
+    """A config with meters m1 (SDM120) and m2 (adapter), and `extra` TOML after them."""
     make_keys(tmp_path, "tso", "ra1", "ac1")
-    meters = [MeterSpec("m1", 1), MeterSpec("m2", 2, "adapter")]
-    return gateway_config(tmp_path, 1883, {"rs485-0": "/dev/ttyUSB0"}, meters, extra=extra, **kw)  # type: ignore[arg-type]
+    meters = [MeterEntry("m1", 1), MeterEntry("m2", 2, "adapter")]
+    path = gateway_config(tmp_path, 1883, {"rs485-0": "/dev/ttyUSB0"}, meters, group_key=group_key)
+    path.write_text(path.read_text() + "\n" + extra)
+    return path
 
 
 def test_a_complete_config(tmp_path: Path) -> None:
-    cfg = load_config(_write(tmp_path, FULL, seal=""))
+    cfg = load_config(_write(tmp_path, FULL, group_key=False))
     assert cfg.tso is not None and cfg.tso.name == "tso"
     assert [r.name for r in cfg.ras] == ["ra1"]
     assert [n.name for n in cfg.confirm_nodes] == ["tso", "ac1"] and cfg.quorum == 2
@@ -110,9 +130,9 @@ def test_bad_values_name_their_key(tmp_path: Path, extra: str, message: str) -> 
 
 def test_the_group_key_file_is_only_for_a_gateway_without_a_tso(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"seal\.group_key is required"):
-        load_config(_write(tmp_path, seal=""))
+        load_config(_write(tmp_path, group_key=False))
     tso = '[trust]\ntso = "keys/tso.key.pub"\n'
-    cfg = load_config(_write(tmp_path, tso, seal=""))
+    cfg = load_config(_write(tmp_path, tso, group_key=False))
     assert cfg.group_key_path is None
     # With a TSO, batches sealed with the file's key would be unreadable on the ledger.
     with pytest.raises(ConfigError, match=r"seal\.group_key cannot be used with \[trust\] tso"):
@@ -125,7 +145,9 @@ def test_dr_control_needs_the_tso_and_the_ras_it_takes_orders_from(tmp_path: Pat
     with pytest.raises(ConfigError, match=needs):
         load_config(_write(tmp_path, control))
     with pytest.raises(ConfigError, match=needs):
-        load_config(_write(tmp_path, '[trust]\ntso = "keys/tso.key.pub"\n' + control, seal=""))
+        load_config(
+            _write(tmp_path, '[trust]\ntso = "keys/tso.key.pub"\n' + control, group_key=False)
+        )
 
 
 def test_a_key_for_another_gateway_is_refused_at_start(tmp_path: Path) -> None:
@@ -135,3 +157,74 @@ def test_a_key_for_another_gateway_is_refused_at_start(tmp_path: Path) -> None:
     Identity.generate("gw-other").save(tmp_path / "keys" / "gw-site1.key")
     with pytest.raises(GatewayError, match="gw-other"):
         Gateway(load_config(path), SystemClock())
+
+
+def test_the_written_config_reads_back_as_written(tmp_path: Path) -> None:
+    """`write_config` with every option it takes, strings and paths with quotes,
+    backslashes and control characters among them: `load_config` reads each value back."""
+    make_keys(tmp_path, "tso", "ra1", "ac1")
+    odd = 'st"a\\te\tü'
+    mqtt = MqttSettings(
+        host="broker.example.net",
+        port=8883,
+        client_id="c1",
+        prefix="p/v1",
+        keepalive_s=5,
+        protocol="3.1.1",
+        ca_file=Path("tls/ca.pem"),
+        cert_file=Path("tls/client.pem"),
+        key_file=Path("tls/client.key"),
+        username='u"1',
+        password="p\\w",
+    )
+    buses = [
+        BusConfig(
+            "rs485-0",
+            port='/dev/tty"0\\',
+            baud=19200,
+            parity="E",
+            stopbits=2,
+            timeout_s=0.3,
+            retries=2,
+            retry_budget=5,
+            unit_pause_s=0.005,
+            reopen_after=3,
+        ),
+        BusConfig("tcp-0", host="10.0.0.7", tcp_port=5020),
+    ]
+    control = ControlConfig("m1", coil=None, register=7, on=2, off=3)
+    path = write_config(
+        tmp_path / "gateway.toml",
+        gateway_id="gw-site1",
+        site="site1",
+        key_path=Path("keys/gw-site1.key"),
+        state_dir=Path(odd),
+        slot_seconds=30,
+        mqtt=mqtt,
+        buses=buses,
+        meters=[MeterEntry("m1", 1, "adapter", poll_seconds=2.0), MeterEntry("m2", 2, bus="tcp-0")],
+        tso=Path("keys/tso.key.pub"),
+        ras=[Path("keys/ra1.key.pub")],
+        confirm_nodes=[Path("keys/tso.key.pub"), Path("keys/ac1.key.pub")],
+        quorum=2,
+        outbox_max_bytes=8192,
+        retry_s=5.0,
+        unconfirmed_alarm_s=60.0,
+        control=control,
+    )
+    cfg = load_config(path)
+    assert (cfg.gateway_id, cfg.site, cfg.slot_seconds) == ("gw-site1", "site1", 30)
+    assert (cfg.key_path, cfg.state_dir) == (tmp_path / "keys/gw-site1.key", tmp_path / odd)
+    tls = {k: tmp_path / "tls" / f for k, f in (("ca_file", "ca.pem"), ("cert_file", "client.pem"))}
+    assert cfg.mqtt == replace(mqtt, key_file=tmp_path / "tls/client.key", **tls)
+    assert cfg.buses == tuple(buses)
+    assert [(m.id, m.unit, m.model.name, m.bus, m.poll_seconds) for m in cfg.meters] == [
+        ("m1", 1, "adapter", "rs485-0", 2.0),
+        ("m2", 2, "sdm120", "tcp-0", 1.0),
+    ]
+    assert cfg.tso is not None and cfg.tso.name == "tso"
+    assert [r.name for r in cfg.ras] == ["ra1"]
+    assert [n.name for n in cfg.confirm_nodes] == ["tso", "ac1"] and cfg.quorum == 2
+    assert (cfg.outbox_max_bytes, cfg.retry_s, cfg.unconfirmed_alarm_s) == (8192, 5.0, 60.0)
+    assert cfg.control == control
+    assert cfg.group_key_path is None

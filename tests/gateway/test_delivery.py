@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from firmware.emulator.truth import read_truth
+from gateway.config_file import MeterEntry
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
@@ -23,24 +24,15 @@ from tests.support.gateway import (
     Collector,
     Emulator,
     GatewayProcess,
-    MeterSpec,
     clock_args,
     gateway_config,
     make_keys,
+    public_key,
 )
 
 pytestmark = pytest.mark.slow
 SLOT_S = 30
 PROFILES = ["1:sdm120:steps:1200,2400,4800", "2:adapter:steps:720,3600"]
-CONFIRM = """
-[confirm]
-quorum = 1
-[[confirm.node]]
-public_key = "keys/tso.key.pub"
-
-[outbox]
-retry_s = 2
-"""
 
 
 def _setup(work: Path, port: int, speed: float) -> tuple[list[str], Emulator, Collector]:
@@ -48,8 +40,9 @@ def _setup(work: Path, port: int, speed: float) -> tuple[list[str], Emulator, Co
     clock = clock_args(speed)
     link = work / "rs485-0"
     emulator = Emulator(work, link, PROFILES, clock, SLOT_S)
-    meters = [MeterSpec("m1", 1), MeterSpec("m2", 2, "adapter")]
-    gateway_config(work, port, {"rs485-0": str(link)}, meters, SLOT_S, extra=CONFIRM)
+    meters = [MeterEntry("m1", 1), MeterEntry("m2", 2, "adapter")]
+    confirm = {"confirm_nodes": [public_key("tso")], "quorum": 1, "retry_s": 2}
+    gateway_config(work, port, {"rs485-0": str(link)}, meters, SLOT_S, **confirm)
     node = Identity.load(keys / "tso.key")
     return clock, emulator, Collector(port, keys, node=node)
 

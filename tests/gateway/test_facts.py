@@ -21,7 +21,8 @@ from firmware.emulator.dr import ControlledLoad
 from firmware.emulator.profiles import Constant
 from firmware.emulator.s0 import EmulatedAdapter
 from firmware.modbus_rtu import Slave
-from gateway.config import load_config
+from gateway.config import ControlConfig, load_config
+from gateway.config_file import MeterEntry
 from gateway.status import collect, render
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.wait import wait_until
@@ -38,13 +39,12 @@ from ledger_node.wire import (
 from tests.support.gateway import (
     GATEWAY,
     SITE,
-    TRUST_TSO_RA1_TWO_NODES,
     Collector,
     DeviceServer,
     InProcessGateway,
-    MeterSpec,
     gateway_config,
     make_keys,
+    public_key,
 )
 
 pytestmark = pytest.mark.slow
@@ -81,18 +81,6 @@ def _signed(who: Identity, body: bytes) -> bytes:
     return seal(body, who.name, who.signing_key)
 
 
-EXTRA = (
-    TRUST_TSO_RA1_TWO_NODES
-    + """
-[outbox]
-retry_s = 1
-
-[control]
-meter = "m1"
-"""
-)
-
-
 def _status_text(config: Path) -> str:
     """What `mlg-gateway status` prints."""
     return render(collect(load_config(config)))
@@ -111,10 +99,15 @@ def _site(tmp_path: Path, broker: Broker, key_first: bool):  # type: ignore[no-u
         tmp_path,
         broker.port,
         {"rs485-0": str(tmp_path / "bus")},
-        [MeterSpec("m1", 1, "adapter")],
+        [MeterEntry("m1", 1, "adapter")],
         SLOT_S,
-        EXTRA,
-        seal="",
+        group_key=False,
+        tso=public_key("tso"),
+        ras=[public_key("ra1")],
+        confirm_nodes=[public_key("tso"), public_key("ac1")],
+        quorum=2,
+        retry_s=1,
+        control=ControlConfig("m1", coil=None, register=None),
     )
     ids = {n: Identity.load(keys / f"{n}.key") for n in ("tso", "ac1", "ra1", "ra2", GATEWAY)}
     collector = Collector(broker.port, keys, node=ids["tso"])

@@ -20,6 +20,7 @@ from firmware.emulator.dr import ControlledLoad
 from firmware.emulator.meter import EmulatedMeter
 from firmware.emulator.profiles import Constant
 from firmware.modbus_rtu import Slave
+from gateway.config_file import MeterEntry
 from gateway.meters import load_model
 from ledger_node.localnet.broker import Broker, free_port
 from ledger_node.localnet.wait import wait_until
@@ -29,9 +30,9 @@ from tests.support.gateway import (
     Collector,
     DeviceServer,
     InProcessGateway,
-    MeterSpec,
     gateway_config,
     make_keys,
+    public_key,
 )
 
 pytestmark = pytest.mark.slow
@@ -96,7 +97,7 @@ def test_line_and_value_faults_give_flags_and_never_a_wrong_total(
     ]
     server = DeviceServer(slaves, tmp_path / "bus")
     meters = [
-        MeterSpec(name, unit) for unit, name in enumerate(("flaky", "reset", "jump", "nan"), 1)
+        MeterEntry(name, unit) for unit, name in enumerate(("flaky", "reset", "jump", "nan"), 1)
     ]
     config = gateway_config(
         tmp_path, broker.port, {"rs485-0": str(tmp_path / "bus")}, meters, slot_s
@@ -139,18 +140,16 @@ def test_a_full_outbox_refuses_with_an_alarm_and_loses_nothing(
     )
     port = free_port()  # no broker there yet
     keys = make_keys(tmp_path, "tso")
-    extra = """
-[confirm]
-[[confirm.node]]
-public_key = "keys/tso.key.pub"
-
-[outbox]
-max_bytes = 4096
-retry_s = 1
-unconfirmed_alarm_s = 25
-"""
     config = gateway_config(
-        tmp_path, port, {"rs485-0": str(tmp_path / "bus")}, [MeterSpec("m1", 1)], slot_s, extra
+        tmp_path,
+        port,
+        {"rs485-0": str(tmp_path / "bus")},
+        [MeterEntry("m1", 1)],
+        slot_s,
+        confirm_nodes=[public_key("tso")],
+        outbox_max_bytes=4096,
+        retry_s=1,
+        unconfirmed_alarm_s=25,
     )
     caplog.set_level(logging.INFO, logger="mlg.gateway")
     gateway = InProcessGateway(config, clock)

@@ -17,6 +17,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.config_file import MeterEntry
 from ledger_node.localnet.broker import find_mosquitto, free_port, wait_for_port
 from ledger_node.localnet.wait import wait_until
 from tests.support.gateway import (
@@ -24,7 +25,6 @@ from tests.support.gateway import (
     Collector,
     Emulator,
     GatewayProcess,
-    MeterSpec,
     clock_args,
     gateway_config,
     make_keys,
@@ -100,7 +100,9 @@ def parts(tmp_path: Path) -> Iterator[tuple[AclBroker, GatewayProcess, Emulator]
     broker = AclBroker(tmp_path / "broker", port)
     clock = clock_args(10.0)
     emulator = Emulator(tmp_path, tmp_path / "bus", ["1:sdm120:constant:1200"], clock, SLOT_S)
-    gateway_config(tmp_path, port, {"rs485-0": str(tmp_path / "bus")}, [MeterSpec("m1", 1)], SLOT_S)
+    gateway_config(
+        tmp_path, port, {"rs485-0": str(tmp_path / "bus")}, [MeterEntry("m1", 1)], SLOT_S
+    )
     gateway = GatewayProcess(tmp_path, clock)
     yield broker, gateway, emulator
     gateway.stop()

@@ -13,14 +13,15 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from gateway.config_file import MeterEntry
 from gateway.db import open_readonly
 from gateway.outbox import read_stats
 from ledger_node.localnet.broker import find_mosquitto, free_port, wait_for_port
 from ledger_node.localnet.wait import wait_until
+from ledger_node.shared.mqtt import MqttSettings
 from tests.support.gateway import (
     Emulator,
     GatewayProcess,
-    MeterSpec,
     clock_args,
     gateway_config,
 )
@@ -69,11 +70,16 @@ def test_the_gateway_publishes_over_tls_with_its_client_certificate(tmp_path: Pa
         broker = subprocess.Popen([mosquitto, "-c", str(conf)], stdout=log, stderr=log)
     clock = clock_args(10.0)
     emulator = Emulator(tmp_path, tmp_path / "bus", ["1:sdm120:constant:1200"], clock, 30)
-    tls = 'ca_file = "tls/ca.pem"\ncert_file = "tls/client.pem"\nkey_file = "tls/client.key"\n'
-    config = gateway_config(
-        tmp_path, port, {"rs485-0": str(tmp_path / "bus")}, [MeterSpec("m1", 1)], 30
+    tls = MqttSettings(
+        port=port,
+        keepalive_s=5,
+        ca_file=Path("tls/ca.pem"),
+        cert_file=Path("tls/client.pem"),
+        key_file=Path("tls/client.key"),
     )
-    config.write_text(config.read_text().replace("keepalive_s = 5\n", "keepalive_s = 5\n" + tls))
+    gateway_config(
+        tmp_path, port, {"rs485-0": str(tmp_path / "bus")}, [MeterEntry("m1", 1)], 30, mqtt=tls
+    )
     gateway = GatewayProcess(tmp_path, clock)
     try:
         wait_for_port(port)

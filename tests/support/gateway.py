@@ -1,6 +1,7 @@
-"""Shared parts of the gateway tests: configs, an MQTT collector that can act as a ledger
-node (publishing signed high-water marks), Modbus devices served on real pseudo-terminals
-in a thread, and the emulator as a child process."""
+"""Shared parts of the gateway tests: keys and configs (written by `gateway.config_file`),
+an MQTT collector that can act as a ledger node (publishing signed high-water marks),
+Modbus devices served on real pseudo-terminals in a thread, and the emulator as a child
+process."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -20,28 +22,17 @@ from paho.mqtt.properties import Properties
 
 from firmware.emulator.line import Framing, Outcome, PtyLine, serve
 from firmware.modbus_rtu import Slave
-from gateway.config import load_config
+from gateway.config import BusConfig, load_config
+from gateway.config_file import MeterEntry, write_config
 from gateway.run import Gateway
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import GroupKey, Identity, load_public
+from ledger_node.shared.mqtt import MqttSettings
 from ledger_node.wire import HighWaterMark, ReadingsBatch, SlotPayload, open_message, seal
 
 SITE = "site1"
 GATEWAY = "gw-site1"
-TRUST_TSO_RA1_TWO_NODES = """
-[trust]
-tso = "keys/tso.key.pub"
-ras = ["keys/ra1.key.pub"]
-
-[confirm]
-quorum = 2
-[[confirm.node]]
-public_key = "keys/tso.key.pub"
-[[confirm.node]]
-public_key = "keys/ac1.key.pub"
-"""
-"""Config tables trusting the TSO and ra1, confirming by the marks of tso and ac1."""
 
 
 def make_keys(work: Path, *parties: str) -> Path:
@@ -56,62 +47,43 @@ def make_keys(work: Path, *parties: str) -> Path:
     return keys
 
 
-@dataclass(frozen=True)
-class MeterSpec:
-    id: str
-    unit: int
-    model: str = "sdm120"
-    bus: str = "rs485-0"
+def public_key(name: str) -> Path:
+    """`name`'s public key file in `make_keys`'s folder, as a config names it."""
+    return Path(f"keys/{name}.key.pub")
 
 
 def gateway_config(
     work: Path,
     broker_port: int,
     buses: dict[str, str],
-    meters: Sequence[MeterSpec],
+    meters: Sequence[MeterEntry],
     slot_s: int = 30,
-    extra: str = "",
-    seal: str = 'group_key = "keys/site1.group"',
+    *,
     timeout_s: float = 0.2,
-    poll_s: float = 1.0,
+    group_key: bool = True,
+    mqtt: MqttSettings | None = None,
+    **options: Any,
 ) -> Path:
-    """Write `work/gateway.toml`; `buses` maps bus names to serial devices."""
+    """Write `work/gateway.toml` for the site's gateway, its keys in `work/keys`.
+
+    `buses` maps bus names to serial devices (19200 baud); with `group_key` it seals with
+    the site's key file; `mqtt` defaults to the broker on `broker_port`; `options` are
+    `write_config`'s (trust, confirm, outbox, control).
+    """
     make_keys(work)
-    text = f"""[gateway]
-id = "{GATEWAY}"
-site = "{SITE}"
-key = "keys/{GATEWAY}.key"
-state_dir = "state"
-slot_seconds = {slot_s}
-
-[seal]
-{seal}
-
-[mqtt]
-host = "127.0.0.1"
-port = {broker_port}
-keepalive_s = 5
-"""
-    for name, device in buses.items():
-        text += f"""
-[[bus]]
-name = "{name}"
-port = "{device}"
-baud = 19200
-timeout_s = {timeout_s}
-"""
-    for m in meters:
-        text += f"""
-[[meter]]
-id = "{m.id}"
-bus = "{m.bus}"
-unit = {m.unit}
-model = "{m.model}"
-poll_seconds = {poll_s}
-"""
-    path = work / "gateway.toml"
-    path.write_text(text + "\n" + extra)
-    return path
+    return write_config(
+        work / "gateway.toml",
+        gateway_id=GATEWAY,
+        site=SITE,
+        key_path=Path(f"keys/{GATEWAY}.key"),
+        state_dir=Path("state"),
+        slot_seconds=slot_s,
+        group_key_path=Path(f"keys/{SITE}.group") if group_key else None,
+        mqtt=mqtt or MqttSettings(port=broker_port, keepalive_s=5),
+        buses=[BusConfig(n, port=d, baud=19200, timeout_s=timeout_s) for n, d in buses.items()],
+        meters=meters,
+        **options,
+    )
 
 
 @dataclass
