@@ -1,7 +1,10 @@
-"""Fixtures of every area: a real Mosquitto on a free loopback port."""
+"""What every area uses: a real Mosquitto on a free loopback port, and our command lines
+run as child processes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,3 +33,18 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     """Mosquitto for one test."""
     with mosquitto(tmp_path / "broker") as b:
         yield b
+
+
+def run_module(
+    module: str, *args: str, cwd: Path | None = None, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module ARGS` in `cwd`, its output captured as text; its exit code is the
+    caller's to check."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )

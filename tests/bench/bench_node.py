@@ -31,7 +31,7 @@ from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import SiteRegistration, parse, pedersen
 from tests.bench.result import Figure, Result
-from tests.support.sim import SimGateway
+from tests.support.sim import SimGateway, sign
 
 GATEWAYS = 50
 BATCHES = 12_000
@@ -190,7 +190,7 @@ def _open(work: Path) -> dict[str, float]:
         ledger.start(genesis)
         for n, gw in enumerate(gateways, start=1):
             reg = SiteRegistration("ra1", n, gw.site, gw.gateway_key(), gw.meters)
-            ledger.admit(_sign(ra, reg), "mqtt")
+            ledger.admit(sign(ra, reg), "mqtt")
         for key in ledger.author_epochs():
             for gw in gateways:
                 gw.take_epoch_key(key)
@@ -216,12 +216,6 @@ def _open(work: Path) -> dict[str, float]:
     db.close()
     stored = (_db_bytes(work / "member.sqlite") - size_before) / len(readings)
     return {"rate": opened * METERS / elapsed, "bare": bare, "stored_per_reading": stored}
-
-
-def _sign(identity: Identity, message: SiteRegistration) -> bytes:
-    from ledger_node.wire import seal  # noqa: PLC0415 - bench-only set-up
-
-    return seal(message.to_body(), identity.name, identity.signing_key)
 
 
 def run() -> list[Result]:

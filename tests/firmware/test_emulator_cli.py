@@ -16,6 +16,7 @@ import pytest
 from pymodbus.client import ModbusSerialClient, ModbusTcpClient
 
 from firmware.emulator.truth import read_truth
+from tests.conftest import run_module
 
 
 @contextmanager
@@ -153,14 +154,7 @@ energy_start_kwh = 7
 )
 def test_usage_errors_exit_2_with_a_message(tmp_path: Path, args: list[str], message: str) -> None:
     (tmp_path / "emulator.toml").write_text("")
-    result = subprocess.run(
-        [sys.executable, "-m", "firmware.emulator.cli", *args],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_module("firmware.emulator.cli", *args, cwd=tmp_path, timeout_s=30)
     assert result.returncode == 2, result.stderr
     assert message in result.stderr
 
@@ -169,13 +163,6 @@ def test_config_errors_name_the_key(tmp_path: Path) -> None:
     (tmp_path / "emulator.toml").write_text(
         '[[line]]\nname = "a"\n[[line.meter]]\nunit = 1\nprofle = "constant:5"\n'
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "firmware.emulator.cli", "-c", "emulator.toml"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    result = run_module("firmware.emulator.cli", "-c", "emulator.toml", cwd=tmp_path, timeout_s=30)
     assert result.returncode == 2
     assert "unknown key line[0].meter[0].profle" in result.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from gateway.config_file import MeterEntry
 from gateway.meters import load_model
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.wait import wait_until
+from tests.conftest import run_module
 from tests.support.gateway import (
     Collector,
     Emulator,
@@ -111,13 +111,7 @@ def test_an_unplugged_adapter_is_reopened(site: Site) -> None:
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "gateway.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_module("gateway.cli", *args)
 
 
 def test_read_and_scan_commands(tmp_path: Path) -> None:

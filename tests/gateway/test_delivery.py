@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -20,6 +18,7 @@ from gateway.config_file import MeterEntry
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
+from tests.conftest import run_module
 from tests.support.gateway import (
     Collector,
     Emulator,
@@ -48,13 +47,7 @@ def _setup(work: Path, port: int, speed: float) -> tuple[list[str], Emulator, Co
 
 
 def _status(work: Path) -> dict:  # type: ignore[type-arg]
-    out = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "status", "-c", str(work / "gateway.toml"), "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run_module("gateway.cli", "status", "-c", str(work / "gateway.toml"), "--json")
     assert out.returncode in (0, 1), out.stderr
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 

@@ -6,33 +6,20 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-import nacl.public
-import nacl.utils
+from nacl.utils import random
 
 from gateway.db import Database
 from gateway.facts import DrPlan, EpochKeys
 from gateway.trust import Trust
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
-from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, Message, WrappedKey, seal
+from ledger_node.wire import DrCommand, DrDeclaration
+from tests.gateway.conftest import epoch_key
+from tests.support.sim import sign
 
 SITE = "site1"
 SLOT_S = 60
 T0 = 1_800_000_000
-
-
-def _signed(who: Identity, message: Message) -> bytes:
-    return seal(message.to_body(), who.name, who.signing_key)
-
-
-def _epoch_key(ids: dict[str, Identity], gw: Identity, epoch: int, ra: str) -> EpochKey:
-    key = nacl.utils.random(32)
-    members = tuple(sorted(("tso", "ac1", ra)))
-    wrapped = tuple(
-        WrappedKey(p.name, bytes(nacl.public.SealedBox(p.public.box_key).encrypt(key)))
-        for p in [*(ids[m] for m in members), gw]
-    )
-    return EpochKey("tso", SITE, epoch, gw.name, members, wrapped)
 
 
 def test_only_the_sites_current_ra_switches_it(tmp_path: Path) -> None:
@@ -47,18 +34,20 @@ def test_only_the_sites_current_ra_switches_it(tmp_path: Path) -> None:
     for command, ra in (("cmd1", "ra1"), ("cmd2", "ra2")):
         cmd = DrCommand("tso", command, start, start + SLOT_S, SLOT_S, start - SLOT_S, 20,
                         (("ac1", 500),))  # fmt: skip
-        assert plan.offer_command(trust, _signed(ids["tso"], cmd))
+        assert plan.offer_command(trust, sign(ids["tso"], cmd))
         decl = DrDeclaration(ra, command, 1, ((SITE, (100,)),))
-        assert plan.offer_declaration(trust, _signed(ids[ra], decl))
+        assert plan.offer_declaration(trust, sign(ids[ra], decl))
 
     # No epoch key yet: the configured RAs are all the gateway knows.
     assert [w.command for w in plan.windows()] == ["cmd1", "cmd2"]
     # Epoch 0: the site is RA(1)'s; RA(2)'s declaration for it does not count.
-    assert keys.offer(trust, _signed(ids["tso"], _epoch_key(ids, gw, 0, "ra1"))) == 0
+    key0 = epoch_key(SITE, 0, random(32), [ids[m] for m in ("ac1", "ra1", "tso")], gw)
+    assert keys.offer(trust, sign(ids["tso"], key0)) == 0
     assert keys.members() == {"tso", "ac1", "ra1"}
     assert [w.command for w in plan.windows()] == ["cmd1"]
     # The site moves to RA(2): the TSO's epoch 1 names it, and the old RA stops counting.
-    assert keys.offer(trust, _signed(ids["tso"], _epoch_key(ids, gw, 1, "ra2"))) == 1
+    key1 = epoch_key(SITE, 1, random(32), [ids[m] for m in ("ac1", "ra2", "tso")], gw)
+    assert keys.offer(trust, sign(ids["tso"], key1)) == 1
     assert [w.command for w in plan.windows()] == ["cmd2"]
     db.close()
 

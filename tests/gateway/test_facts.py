@@ -12,7 +12,6 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import nacl.public
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
@@ -28,14 +27,8 @@ from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import ScaledClock
 from ledger_node.shared.keys import GroupKey, Identity
-from ledger_node.wire import (
-    DrCommand,
-    DrDeclaration,
-    EpochKey,
-    HighWaterMark,
-    WrappedKey,
-    seal,
-)
+from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, HighWaterMark
+from tests.gateway.conftest import epoch_key
 from tests.support.gateway import (
     GATEWAY,
     SITE,
@@ -46,6 +39,7 @@ from tests.support.gateway import (
     make_keys,
     public_key,
 )
+from tests.support.sim import sign
 
 pytestmark = pytest.mark.slow
 SLOT_S = 10
@@ -77,8 +71,9 @@ def _publish(port: int, messages: list[tuple[str, bytes]]) -> None:
     client.loop_stop()
 
 
-def _signed(who: Identity, body: bytes) -> bytes:
-    return seal(body, who.name, who.signing_key)
+def _epoch_key(ids: dict[str, Identity], epoch: int, key: bytes) -> EpochKey:
+    """The site's epoch `epoch`, for AC(1), RA(1), the TSO and the gateway."""
+    return epoch_key(SITE, epoch, key, [ids[m] for m in ("ac1", "ra1", "tso")], ids[GATEWAY])
 
 
 def _status_text(config: Path) -> str:
@@ -113,7 +108,7 @@ def _site(tmp_path: Path, broker: Broker, key_first: bool):  # type: ignore[no-u
     collector = Collector(broker.port, keys, node=ids["tso"])
     if key_first:
         key0 = _epoch_key(ids, 0, collector.group_keys[0].key)
-        _publish(broker.port, [(EPOCH_TOPIC.format(0), _signed(ids["tso"], key0.to_body()))])
+        _publish(broker.port, [(EPOCH_TOPIC.format(0), sign(ids["tso"], key0))])
     gateway = InProcessGateway(config, clock)
     try:
         yield gateway, config, collector, ids, clock, adapter
@@ -142,9 +137,9 @@ def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # typ
     _publish(
         broker.port,
         [
-            (f"mlg/v1/hwm/ac1/{GATEWAY}", _signed(stranger, good.to_body())),
-            (f"mlg/v1/hwm/tso/{GATEWAY}", _signed(ids["ac1"], good.to_body())),
-            (f"mlg/v1/hwm/ac1/{GATEWAY}", _signed(ids["ac1"], other_gw.to_body())),
+            (f"mlg/v1/hwm/ac1/{GATEWAY}", sign(stranger, good)),
+            (f"mlg/v1/hwm/tso/{GATEWAY}", sign(ids["ac1"], good)),
+            (f"mlg/v1/hwm/ac1/{GATEWAY}", sign(ids["ac1"], other_gw)),
             (f"mlg/v1/hwm/ac1/{GATEWAY}", b"\x00not an envelope"),
             # Over the limit by a little: delivered, then refused unparsed. Over the MQTT
             # maximum packet size the gateway announced: the broker does not even send it.
@@ -161,27 +156,15 @@ def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # typ
         "oversize": 1,
     }
     assert gw.outbox.stats().last_confirmed_seq is None  # none of them counted
-    _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", _signed(ids["ac1"], good.to_body()))])
+    _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", sign(ids["ac1"], good))])
     wait_until(lambda: gw.outbox.stats().last_confirmed_seq == 1, 30, "seqs 0 and 1 confirmed")
     pending = [p.seq for p in gw.outbox.pending()]
     assert pending and min(pending) == 2  # the rest waits for the second node
     # A node that has seen seq 999: our state must be an old backup; never sign below it.
     ahead = HighWaterMark("ac1", GATEWAY, 1000, (), int(time.time()) + 1)
-    _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", _signed(ids["ac1"], ahead.to_body()))])
+    _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", sign(ids["ac1"], ahead))])
     wait_until(lambda: gw.outbox.stats().next_seq >= 1000, 30, "the seq to move past 999")
     wait_until(lambda: max(collector.seqs()) >= 1000, 30, "a batch with seq 1000")
-
-
-def _epoch_key(
-    ids: dict[str, Identity], epoch: int, key: bytes, gateway: str = GATEWAY
-) -> EpochKey:
-    members = ("ac1", "ra1", "tso")
-    wrapped = tuple(
-        WrappedKey(n, bytes(nacl.public.SealedBox(ids[n].public.box_key).encrypt(key)))
-        for n in (*members, gateway)
-        if n in ids
-    )
-    return EpochKey("tso", SITE, epoch, gateway, members, wrapped)
 
 
 def test_slots_before_the_first_epoch_key_are_held_durably_then_sealed(
@@ -210,11 +193,8 @@ def test_slots_before_the_first_epoch_key_are_held_durably_then_sealed(
             _publish(
                 broker.port,
                 [
-                    (
-                        EPOCH_TOPIC.format(5),
-                        _signed(ids["tso"], _epoch_key(ids, 5, key5.key).to_body()),
-                    ),
-                    (EPOCH_TOPIC.format(6), _signed(ids["ra1"], forged.to_body())),
+                    (EPOCH_TOPIC.format(5), sign(ids["tso"], _epoch_key(ids, 5, key5.key))),
+                    (EPOCH_TOPIC.format(6), sign(ids["ra1"], forged)),
                 ],
             )
             wait_until(lambda: gw.outbox.stats().waiting_for_key == 0, 30, "the held slots sealed")
@@ -254,14 +234,14 @@ def test_a_declared_dr_window_switches_the_coil_and_is_recorded(site) -> None:  
     _publish(
         broker.port,
         [
-            ("mlg/v1/facts/dr_command/tso/cmd1", _signed(ids["tso"], cmd.to_body())),
-            ("mlg/v1/facts/dr_command/tso/cmd2", _signed(ids["tso"], late_cmd.to_body())),
-            ("mlg/v1/facts/dr_declaration/ra1/cmd1", _signed(ids["ra1"], decl.to_body())),
+            ("mlg/v1/facts/dr_command/tso/cmd1", sign(ids["tso"], cmd)),
+            ("mlg/v1/facts/dr_command/tso/cmd2", sign(ids["tso"], late_cmd)),
+            ("mlg/v1/facts/dr_declaration/ra1/cmd1", sign(ids["ra1"], decl)),
             # Another RA's declarations are not even subscribed to; one under ra1's name is
             # refused.
-            ("mlg/v1/facts/dr_declaration/ra2/cmd1", _signed(ids["ra2"], unknown_ra.to_body())),
-            ("mlg/v1/facts/dr_declaration/ra1/cmd9", _signed(ids["ra2"], unknown_ra.to_body())),
-            ("mlg/v1/facts/dr_declaration/ra1/cmd2", _signed(ids["ra1"], late.to_body())),
+            ("mlg/v1/facts/dr_declaration/ra2/cmd1", sign(ids["ra2"], unknown_ra)),
+            ("mlg/v1/facts/dr_declaration/ra1/cmd9", sign(ids["ra2"], unknown_ra)),
+            ("mlg/v1/facts/dr_declaration/ra1/cmd2", sign(ids["ra1"], late)),
         ],
     )
     wait_until(lambda: len(adapter.switches) >= 2, 90, "the coil switched on and off")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.config_file import MeterEntry
 from ledger_node.localnet.broker import find_mosquitto, free_port, wait_for_port
 from ledger_node.localnet.wait import wait_until
+from tests.conftest import run_module
 from tests.support.gateway import (
     GATEWAY,
     Collector,
@@ -129,13 +129,7 @@ def test_refused_pubacks_are_failures_and_nothing_is_lost(
         "refused PUBACKs",
     )
     assert "broker refused batch seq 0" in gateway.log() and "Not authorized" in gateway.log()
-    out = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "status", "--json", "-c", f"{tmp_path}/gateway.toml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run_module("gateway.cli", "status", "--json", "-c", f"{tmp_path}/gateway.toml")
     stored = json.loads(out.stdout)["outbox"]
     assert stored["last_confirmed_seq"] is None and stored["depth"] >= 2  # none confirmed
     # The ACL is fixed: every stored batch goes out and is confirmed, none lost.
@@ -166,13 +160,7 @@ def test_birth_and_last_will_carry_the_boot_counter(
         wait_until(lambda: ("offline", 2, "stopped") in watcher.states(), 30, "the clean death")
     finally:
         watcher.close()
-    shown = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "status", "-c", f"{tmp_path}/gateway.toml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    shown = run_module("gateway.cli", "status", "-c", f"{tmp_path}/gateway.toml")
     assert shown.returncode == 0, shown.stderr  # no alarm
     assert "boot 2, stopped cleanly" in shown.stdout
     assert "DISCONNECTED" in shown.stdout and "last confirmed seq" in shown.stdout

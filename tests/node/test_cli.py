@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,19 +13,14 @@ from ledger_node.localnet.wait import wait_until
 from ledger_node.network.genesis import load_genesis
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import EpochKey, HighWaterMark, open_body, open_message, parse
+from tests.conftest import run_module
 from tests.support.sim import SimNet, retained
 
 pytestmark = pytest.mark.slow
 
 
 def _mlg(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ledger_node.interfaces.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_module("ledger_node.interfaces.cli", *args, timeout_s=60)
 
 
 def test_proofs_status_and_high_water_marks(fig7: SimNet, tmp_path: Path) -> None:

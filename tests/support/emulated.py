@@ -12,23 +12,18 @@ from pymodbus.client import ModbusSerialClient
 
 from firmware.emulator.config import EmulatorSpec
 from firmware.emulator.runner import Emulator
-from ledger_node.shared.clock import Clock
+from ledger_node.shared.clock import Clock, FixedClock
 
 T0 = 1_800_000_030.0
 """A fixed instant (UTC s), 30 s into a minute slot."""
 
 
-class StillClock:
-    """Time stands at `t` until the test sets it."""
+class StillClock(FixedClock):
+    """Time stands at `t` until the test sets it; `wait` lets the emulator's threads run
+    for a moment instead of moving time on."""
 
     def __init__(self, t: float = T0) -> None:
-        self.t = t
-
-    def now(self) -> float:
-        return self.t
-
-    def sleep(self, seconds: float) -> None:
-        self.t += max(seconds, 0.0)
+        super().__init__(t)
 
     def wait(self, event: threading.Event, seconds: float) -> bool:
         return event.wait(0.01)

@@ -25,11 +25,13 @@ from firmware.modbus_rtu import Slave
 from gateway.config import BusConfig, load_config
 from gateway.config_file import MeterEntry, write_config
 from gateway.run import Gateway
+from ledger_node.localnet.network import terminate
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import GroupKey, Identity, load_public
 from ledger_node.shared.mqtt import MqttSettings
-from ledger_node.wire import HighWaterMark, ReadingsBatch, SlotPayload, open_message, seal
+from ledger_node.wire import HighWaterMark, ReadingsBatch, SlotPayload, open_message
+from tests.support.sim import sign
 
 SITE = "site1"
 GATEWAY = "gw-site1"
@@ -156,7 +158,7 @@ class Collector:
             nxt += 1
         above = tuple(s for s in seqs if s > nxt)[:256]
         mark = HighWaterMark(self.node.name, gateway, nxt, above, int(time.time()))
-        raw = seal(mark.to_body(), self.node.name, self.node.signing_key)
+        raw = sign(self.node, mark)
         self.client.publish(f"mlg/v1/hwm/{self.node.name}/{gateway}", raw, qos=1, retain=True)
 
     def seqs(self) -> list[int]:
@@ -292,14 +294,8 @@ class GatewayProcess:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc)
 
     def log(self) -> str:
         return (self.work / "gateway.log").read_text()

@@ -14,8 +14,6 @@ ledger nodes as processes (`ledger_node/chain.py`, the demo's chain).
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import nacl.signing
@@ -27,6 +25,7 @@ from ledger_node.localnet.chain import Chain, Site
 from ledger_node.localnet.demo import NODES, SITES
 from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import seal
+from tests.conftest import run_module
 from tests.support.sim import db_bytes
 from tests.system.conftest import SLOT_S, SPEED
 
@@ -121,13 +120,7 @@ def test_outboxes_empty_only_once_the_nodes_commit(chain: Chain) -> None:
     assert slots == list(range(slots[0], slots[-1] + SLOT_S, SLOT_S))  # none missing
     for gw in chain.net.get("tso", "/api/status")["gateways"]:
         assert gw["missing_below_last"] == 0 and gw["equivocations"] == 0, gw
-    text = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "status", "-c", str(chain.gateway_config("site1"))],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    ).stdout
+    text = run_module("gateway.cli", "status", "-c", str(chain.gateway_config("site1"))).stdout
     assert "confirmed by: the marks of 2 of 3 nodes; tso next seq" in text, text
 
 
@@ -179,20 +172,8 @@ def test_a_moved_site_seals_with_the_new_epoch_only_the_new_ra_reads(
 
 
 def test_demo_runs_the_dr_sequence_and_reports_agreement(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ledger_node.localnet.demo",
-            "--slots",
-            "3",
-            "--workdir",
-            str(tmp_path),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    result = run_module(
+        "ledger_node.localnet.demo", "--slots", "3", "--workdir", str(tmp_path), timeout_s=180
     )
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout

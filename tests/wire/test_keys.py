@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from ledger_node.shared.errors import KeyFileError
 from ledger_node.shared.keys import GroupKey, Identity, load_public
+from tests.conftest import run_module
 
 
 def _mode(path: Path) -> int:
@@ -26,8 +25,8 @@ def test_keygen_cli_creates_0600_and_refuses_to_overwrite(
     tmp_path: Path, module: str, name: str
 ) -> None:
     key = tmp_path / "keys" / f"{name}.key"
-    cmd = [sys.executable, "-m", module, "keygen", "--id", name, "--out", str(key)]
-    first = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    cmd = [module, "keygen", "--id", name, "--out", str(key)]
+    first = run_module(*cmd)
     assert first.returncode == 0, first.stderr
     assert _mode(key) == 0o600
     public = json.loads(first.stdout)
@@ -41,7 +40,7 @@ def test_keygen_cli_creates_0600_and_refuses_to_overwrite(
     assert secret["x25519_secret"] not in first.stdout + first.stderr
     content = key.read_bytes()
 
-    second = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    second = run_module(*cmd)
     assert second.returncode == 1
     assert "exists; refusing to overwrite" in second.stderr
     assert key.read_bytes() == content
