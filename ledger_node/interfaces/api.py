@@ -35,7 +35,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ledger_node.contract import settlement
 from ledger_node.interfaces import authoring, status
-from ledger_node.ledger import proofs
+from ledger_node.ledger import load_command, proofs
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
 from ledger_node.shared.errors import MeterledgerError
@@ -143,7 +143,7 @@ class Api:
         if path == "/api/commands":
             out = []
             for (cid,) in db.execute("SELECT id FROM commands ORDER BY t_start").fetchall():
-                cmd = settlement.load_command(db, cid)
+                cmd = load_command(db, cid)
                 assert cmd is not None
                 out.append(
                     {
