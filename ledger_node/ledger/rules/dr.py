@@ -61,20 +61,29 @@ def command(state: LedgerState, a: Arrival) -> int | None:
     return pos
 
 
-def _revision(
-    state: LedgerState, table: str, who: str, command_id: str, rev: int, author: str
+def _revised(
+    state: LedgerState, a: Arrival, table: str, who: str, label: str, content: object
 ) -> int | None:
-    """Check `rev` against the held revision; the first fact's pos for an equivocation
-    (same rev, other bytes), else None."""
+    """Keep a revised fact for a command (a declaration, an AS report) in `table`, keyed by
+    command and author (column `who`): a newer revision replaces the held one, an older is
+    refused (`stale`), the same revision with other bytes is kept as evidence (None)."""
+    m = a.message
+    command_id, rev, author = m.command, m.rev, m.author  # type: ignore[attr-defined]
     row = state.db.execute(
         f"SELECT rev, pos FROM {table} WHERE command=? AND {who}=?",  # noqa: S608
         (command_id, author),
     ).fetchone()
-    if row is None or rev > row[0]:
+    if row is not None and rev < row[0]:
+        raise Refused(STALE, f"revision {rev} is older than the held {row[0]}")
+    if row is not None and rev == row[0]:
+        state.equivocation(a, f"{label}:{command_id}:{rev}", int(row[1]))
         return None
-    if rev == row[0]:
-        return int(row[1])
-    raise Refused(STALE, f"revision {rev} is older than the held {row[0]}")
+    pos = state.append(a)
+    state.db.execute(
+        f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?)",  # noqa: S608
+        (command_id, author, rev, pos, json.dumps(content)),
+    )
+    return pos
 
 
 def declaration(state: LedgerState, a: Arrival) -> int | None:
@@ -97,16 +106,9 @@ def declaration(state: LedgerState, a: Arrival) -> int | None:
             raise Refused(NOT_ALLOWED, f"site {site} belongs to {holder.ra}, not {decl.by}")
         if len(baseline) not in (1, slots):
             raise Refused(NOT_ALLOWED, f"site {site}: {len(baseline)} baselines for {slots} slots")
-    first = _revision(state, "declarations", "ra", decl.command, decl.rev, decl.by)
-    if first is not None:
-        state.equivocation(a, f"declaration:{decl.command}:{decl.rev}", first)
-        return None
-    pos = state.append(a)
-    state.db.execute(
-        "INSERT OR REPLACE INTO declarations VALUES (?, ?, ?, ?, ?)",
-        (decl.command, decl.by, decl.rev, pos, json.dumps(decl.sites)),
-    )
-    state.changes.commands.add(decl.command)
+    pos = _revised(state, a, "declarations", "ra", "declaration", decl.sites)
+    if pos is not None:
+        state.changes.commands.add(decl.command)
     return pos
 
 
@@ -121,13 +123,4 @@ def as_report(state: LedgerState, a: Arrival) -> int | None:
     outside = [s for s, _ in report.slots if s not in window]
     if outside:
         raise Refused(NOT_ALLOWED, f"slot {outside[0]} is not a slot of {cmd.id}")
-    first = _revision(state, "as_reports", "author", report.command, report.rev, report.by)
-    if first is not None:
-        state.equivocation(a, f"as_report:{report.command}:{report.rev}", first)
-        return None
-    pos = state.append(a)
-    state.db.execute(
-        "INSERT OR REPLACE INTO as_reports VALUES (?, ?, ?, ?, ?)",
-        (report.command, report.by, report.rev, pos, json.dumps(report.slots)),
-    )
-    return pos
+    return _revised(state, a, "as_reports", "author", "as_report", report.slots)
