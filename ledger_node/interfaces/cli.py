@@ -39,6 +39,11 @@ from ledger_node.shared.cli import (
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.shared.keys import GroupKey, Identity, load_public
 
+Parser = argparse.ArgumentParser
+Handler = Callable[[argparse.Namespace], int]
+Cmd = Callable[..., Parser]
+"""`cmd(name, help, handler, config=True)`: a sub-command's parser."""
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -65,11 +70,6 @@ def _parser() -> argparse.ArgumentParser:
     _inspect_parsers(cmd)
     _author_parsers(cmd)
     return p
-
-
-Parser = argparse.ArgumentParser
-Handler = Callable[[argparse.Namespace], int]
-Cmd = Callable[..., Parser]
 
 
 def _setup_parsers(cmd: Cmd) -> None:

@@ -100,6 +100,7 @@ class Command:
     route: str
     """The API's POST path."""
     fact: type[Message]
+    """The type of fact it authors (the API's answer names its `TYPE`)."""
     author: Author
     """Builds, signs and admits the fact from the request's fields (in the node's worker)."""
     help: str
@@ -107,6 +108,7 @@ class Command:
     request: Callable[[argparse.Namespace], Mapping[str, Any] | Request] | None = None
     """The CLI's request from its arguments: a JSON object, or a `Request` of `content`."""
     content: str = JSON
+    """The media type of the body it takes: `JSON` or `CSV`."""
     read: Reader = json_object
     """The request's fields from the HTTP query and body."""
 
