@@ -20,6 +20,7 @@ Coil 0 switches the DR relay (on = load shed).
 """
 
 from . import counter_store, settings
+from .compat import const
 from .counter_store import CounterStore
 from .pulses import PulseCounter
 from .registers import COIL, HOLDING, ILLEGAL_VALUE, RegisterBank
@@ -29,13 +30,13 @@ TYPE_CHECKING = False  # type checkers take it as true; MicroPython has no typin
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-POWER = 0x000C
-IMPORT_ENERGY = 0x0048
-STATUS = 0x0180
-FLASH_WRITES = 0x0182
-BOUNCES = 0x0184
-PULSES = 0x0186
-N_INPUT = 0x0188
+POWER = const(0x000C)
+IMPORT_ENERGY = const(0x0048)
+STATUS = const(0x0180)
+FLASH_WRITES = const(0x0182)
+BOUNCES = const(0x0184)
+PULSES = const(0x0186)
+N_INPUT = const(0x0188)
 
 # name, address, words, type, scale (register value × scale is Wh, W or a count)
 INPUT_MAP = (
@@ -47,17 +48,17 @@ INPUT_MAP = (
     ("pulses", PULSES, 2, "uint32", 1),
 )
 
-H_UNIT = 0
-H_BAUD = 1
-H_PARITY = 2
-H_PPK = 3
-H_DEBOUNCE = 4
-H_ENERGY = 5  # and 6
-N_HOLDING = 7
-HOLDING_SETTINGS = ("unit", "baud", "parity", "pulses_per_kwh", "debounce_ms")
+H_UNIT = const(0)
+H_BAUD = const(1)
+H_PARITY = const(2)
+H_PPK = const(3)
+H_DEBOUNCE = const(4)
+H_ENERGY = const(5)  # and 6
+N_HOLDING = const(7)
+HOLDING_SETTINGS = const(("unit", "baud", "parity", "pulses_per_kwh", "debounce_ms"))
 
-DR_COIL = 0
-RELAY_ON = 0x0040  # status bit
+DR_COIL = const(0)
+RELAY_ON = const(0x0040)  # status bit
 
 STATUS_BITS = (
     ("counter_missing", counter_store.MISSING),
@@ -69,11 +70,11 @@ STATUS_BITS = (
     ("relay_on", RELAY_ON),
 )
 
-RESERVE_PULSES = 20
+RESERVE_PULSES = const(20)
 """Headroom of each counter write: one flash write per ~18 pulses; after a power loss
 the count resumes at most this many pulses high (status bit counter_resumed)."""
-MARGIN_PULSES = 2
-UWH_PER_KWH = 1_000_000_000
+MARGIN_PULSES = const(2)
+_UWH_PER_KWH = const(1_000_000_000)
 
 
 class Adapter(RegisterBank):
@@ -125,7 +126,7 @@ class Adapter(RegisterBank):
         return self.store.status | self.settings.status | relay
 
     def _set_pulse_value(self, ppk: int) -> None:
-        self._uwh_per_pulse = UWH_PER_KWH // ppk
+        self._uwh_per_pulse = _UWH_PER_KWH // ppk
         self.store.reserve = RESERVE_PULSES * self._uwh_per_pulse
         self.store.margin = MARGIN_PULSES * self._uwh_per_pulse
 

@@ -11,11 +11,12 @@ import machine
 import micropython
 
 from . import pinmap, ticks
+from .compat import const
 
 micropython.alloc_emergency_exception_buf(100)
 
-PARITY = (None, 0, 1)  # settings index N, E, O → machine.UART's parity argument
-WATCHDOG_MS = 8000
+_PARITY = const((None, 0, 1))  # settings index N, E, O → machine.UART's parity argument
+_WATCHDOG_MS = const(8000)
 
 
 class Board:
@@ -48,7 +49,7 @@ class Board:
         self._uart.init(
             baudrate=baud,
             bits=8,
-            parity=PARITY[parity],
+            parity=_PARITY[parity],
             stop=1,
             tx=machine.Pin(self.pins.tx),
             rx=machine.Pin(self.pins.rx),
@@ -94,7 +95,7 @@ class Board:
         return 1 if on == self.pins.relay_active_high else 0
 
     def start_watchdog(self) -> None:
-        self._wdt = machine.WDT(timeout=WATCHDOG_MS)
+        self._wdt = machine.WDT(timeout=_WATCHDOG_MS)
 
     def feed_watchdog(self) -> None:
         if self._wdt is not None:

@@ -13,16 +13,17 @@ every count that was ever reported.
 """
 
 from . import records, ticks
+from .compat import const
 
-MAGIC = "MLC1"
+_MAGIC = const("MLC1")
 
 # Status bits, as the adapter reports them.
-MISSING = 0x0001  # a counter copy was missing at boot (on first boot: both)
-CORRUPT = 0x0002  # a counter copy failed its check at boot; kept as counterN.dat.bad
-RESUMED = 0x0004  # resumed from a ceiling after an unclean stop: up to one reserve high
-WRITE_FAILED = 0x0008  # the last write to flash failed; retried every RETRY_MS
+MISSING = const(0x0001)  # a counter copy was missing at boot (on first boot: both)
+CORRUPT = const(0x0002)  # a counter copy failed its check at boot; kept as counterN.dat.bad
+RESUMED = const(0x0004)  # resumed from a ceiling after an unclean stop: up to one reserve high
+WRITE_FAILED = const(0x0008)  # the last write to flash failed; retried every RETRY_MS
 
-RETRY_MS = 10_000
+RETRY_MS = const(10_000)
 
 
 class CounterStore:
@@ -48,7 +49,7 @@ class CounterStore:
             data = records.read(path)
             if data is None:
                 continue
-            rec = records.unseal(data, MAGIC, 3)
+            rec = records.unseal(data, _MAGIC, 3)
             if rec is None or rec[0] < 1 or rec[1] < 0:
                 bad += 1
                 self._keep_bad(path)
@@ -98,7 +99,7 @@ class CounterStore:
     def _write(self, uwh: int, clean: int) -> bool:
         seq = self.seq + 1
         try:
-            records.write_atomic(self.paths[seq % 2], records.seal(MAGIC, [seq, uwh, clean]))
+            records.write_atomic(self.paths[seq % 2], records.seal(_MAGIC, [seq, uwh, clean]))
         except OSError:
             self.status |= WRITE_FAILED
             return False

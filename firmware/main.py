@@ -7,10 +7,11 @@ the Pico (`run()`, started by the root `main.py`) and in tests with a stand-in b
 import os
 
 from .adapter import Adapter
+from .compat import const
 from .modbus_rtu import Framer, Slave, frame_gap_s
 
-PINS = "/pins.json"
-STATE_DIR = "/state"
+_PINS = const("/pins.json")
+_STATE_DIR = const("/state")
 
 
 def gap_us(baud: int, parity: int) -> int:
@@ -53,7 +54,7 @@ class Runner:
         board.feed_watchdog()
 
 
-def run(pins: str = PINS, state_dir: str = STATE_DIR) -> None:
+def run(pins: str = _PINS, state_dir: str = _STATE_DIR) -> None:
     """Run the adapter until stopped (Ctrl-C over USB stores the exact count first)."""
     from . import board, pinmap  # noqa: PLC0415 (only the board has `machine`)
 

@@ -7,6 +7,7 @@ answered. `Framer` cuts the byte stream into frames at 3.5 character times of si
 """
 
 from . import ticks
+from .compat import const
 from .crc import check, crc16
 from .registers import (
     COIL,
@@ -18,11 +19,11 @@ from .registers import (
     RegisterBank,
 )
 
-BROADCAST = 0
-MAX_READ_REGISTERS = 125
-MAX_WRITE_REGISTERS = 123
-MAX_READ_COILS = 2000
-MAX_FRAME = 256
+_BROADCAST = const(0)
+_MAX_READ_REGISTERS = const(125)
+_MAX_WRITE_REGISTERS = const(123)
+_MAX_READ_COILS = const(2000)
+MAX_FRAME = const(256)
 
 
 def char_time_s(baud: int, bits_per_char: int = 11) -> float:
@@ -101,7 +102,7 @@ class Slave:
             self.crc_errors += 1
             return None
         unit = frame[0]
-        if unit not in (self.unit_id, BROADCAST):
+        if unit not in (self.unit_id, _BROADCAST):
             return None
         self.frames += 1
         fc = frame[1]
@@ -115,7 +116,7 @@ class Slave:
                 return self._write_coil(unit, frame, address, value)
             if fc == 6:
                 return self._write_registers(unit, frame, address, 1, frame[4:6])
-            if unit == BROADCAST:
+            if unit == _BROADCAST:
                 return None  # reads are never broadcast
             return self._read(unit, fc, address, value)
         if fc == 16:
@@ -123,7 +124,7 @@ class Slave:
                 return self._reply_exception(unit, fc, ILLEGAL_VALUE)
             address = (frame[2] << 8) | frame[3]
             count = (frame[4] << 8) | frame[5]
-            if not 1 <= count <= MAX_WRITE_REGISTERS or frame[6] != 2 * count:
+            if not 1 <= count <= _MAX_WRITE_REGISTERS or frame[6] != 2 * count:
                 return self._reply_exception(unit, fc, ILLEGAL_VALUE)
             if n != 7 + 2 * count:
                 return self._reply_exception(unit, fc, ILLEGAL_VALUE)
@@ -132,7 +133,7 @@ class Slave:
 
     def _read(self, unit: int, fc: int, address: int, count: int) -> memoryview | None:
         if fc == 1:
-            if not 1 <= count <= MAX_READ_COILS:
+            if not 1 <= count <= _MAX_READ_COILS:
                 return self._reply_exception(unit, fc, ILLEGAL_VALUE)
             if self.bank.offset(COIL, address, count) < 0:
                 return self._reply_exception(unit, fc, ILLEGAL_ADDRESS)
@@ -145,7 +146,7 @@ class Slave:
                 if coils[address + i]:
                     tx[3 + i // 8] |= 1 << (i % 8)
             return self._finish(unit, fc, nbytes)
-        if not 1 <= count <= MAX_READ_REGISTERS:
+        if not 1 <= count <= _MAX_READ_REGISTERS:
             return self._reply_exception(unit, fc, ILLEGAL_VALUE)
         kind = INPUT if fc == 4 else HOLDING
         start = self.bank.offset(kind, address, count)
@@ -188,7 +189,7 @@ class Slave:
         return self._echo(unit, frame)
 
     def _echo(self, unit: int, frame: bytes) -> memoryview | None:
-        if unit == BROADCAST:
+        if unit == _BROADCAST:
             return None
         tx = self._tx
         tx[0:6] = frame[0:6]  # unit, fc, address, value or count
@@ -196,7 +197,7 @@ class Slave:
 
     def _reply_exception(self, unit: int, fc: int, code: int) -> memoryview | None:
         self.exceptions += 1
-        if unit == BROADCAST:
+        if unit == _BROADCAST:
             return None
         tx = self._tx
         tx[0] = unit

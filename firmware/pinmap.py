@@ -7,9 +7,11 @@ driver enable (and, tied to it, its inverted receiver enable).
 
 import json
 
+from .compat import const
+
 # RP2040 pins each UART's TX and RX can be routed to (datasheet, GPIO function table).
 UART_PINS = {0: ((0, 12, 16, 28), (1, 13, 17, 29)), 1: ((4, 8, 20, 24), (5, 9, 21, 25))}
-N_GPIO = 30
+_N_GPIO = const(30)
 
 
 class PinMapError(ValueError):
@@ -20,9 +22,9 @@ class PinMap:
     def __init__(self, obj: dict) -> None:
         uart = _table(obj, "uart")
         self.uart_id = _int(uart, "uart.id", 0, 1)
-        self.tx = _int(uart, "uart.tx", 0, N_GPIO - 1)
-        self.rx = _int(uart, "uart.rx", 0, N_GPIO - 1)
-        self.de = _int(uart, "uart.de", 0, N_GPIO - 1)
+        self.tx = _int(uart, "uart.tx", 0, _N_GPIO - 1)
+        self.rx = _int(uart, "uart.rx", 0, _N_GPIO - 1)
+        self.de = _int(uart, "uart.de", 0, _N_GPIO - 1)
         tx_ok, rx_ok = UART_PINS[self.uart_id]
         if self.tx not in tx_ok:
             raise PinMapError(
@@ -33,12 +35,12 @@ class PinMap:
                 "uart.rx: GPIO %d is not an RX pin of UART%d" % (self.rx, self.uart_id)
             )
         s0 = _table(obj, "s0")
-        self.s0 = _int(s0, "s0.pin", 0, N_GPIO - 1)
+        self.s0 = _int(s0, "s0.pin", 0, _N_GPIO - 1)
         self.s0_pull_up = _bool(s0, "s0.pull_up")
         relay = _table(obj, "relay")
-        self.relay = _int(relay, "relay.pin", 0, N_GPIO - 1)
+        self.relay = _int(relay, "relay.pin", 0, _N_GPIO - 1)
         self.relay_active_high = _bool(relay, "relay.active_high")
-        self.led = _int(_table(obj, "led"), "led.pin", 0, N_GPIO - 1)
+        self.led = _int(_table(obj, "led"), "led.pin", 0, _N_GPIO - 1)
         used = [self.tx, self.rx, self.de, self.s0, self.relay, self.led]
         for pin in used:
             if used.count(pin) > 1:

@@ -9,13 +9,14 @@ either edge, are ignored and counted in `bounces`. IEC 62053-31 pulses last at l
 """
 
 from . import ticks
+from .compat import const
 
-LOW = 0
-HIGH = 1
+LOW = const(0)
+HIGH = const(1)
 
-MIN_DEBOUNCE_MS = 1
-MAX_DEBOUNCE_MS = 30
-IDLE_POWER_MS = 3_600_000
+MIN_DEBOUNCE_MS = const(1)
+MAX_DEBOUNCE_MS = const(30)
+_IDLE_POWER_MS = const(3_600_000)
 """No pulse for an hour: the power is reported as 0 W."""
 
 
@@ -46,7 +47,7 @@ class PulseCounter:
         interval after an hour without pulses (before the tick difference could wrap)."""
         if ticks.diff(now_ms, self._raw_since) >= self.debounce_ms:
             self._settle(self._raw, self._raw_since)
-        if self.interval_ms and ticks.diff(now_ms, self.last_pulse_ms) > IDLE_POWER_MS:
+        if self.interval_ms and ticks.diff(now_ms, self.last_pulse_ms) > _IDLE_POWER_MS:
             self.interval_ms = 0
 
     def _settle(self, level: int, since_ms: int) -> None:
@@ -56,7 +57,7 @@ class PulseCounter:
         if level == LOW:
             if self.pulses:
                 gap = ticks.diff(since_ms, self.last_pulse_ms)
-                self.interval_ms = gap if 0 < gap <= IDLE_POWER_MS else 0
+                self.interval_ms = gap if 0 < gap <= _IDLE_POWER_MS else 0
             self.pulses += 1
             self.last_pulse_ms = since_ms
 
@@ -66,7 +67,7 @@ class PulseCounter:
         if self.interval_ms <= 0:
             return 0.0
         since = ticks.diff(now_ms, self.last_pulse_ms)
-        if since > IDLE_POWER_MS:
+        if since > _IDLE_POWER_MS:
             return 0.0
         span = since if since > self.interval_ms else self.interval_ms
         # One pulse is 1000 / ppk Wh; W = Wh * 3600 s/h / (span_ms / 1000 ms/s).

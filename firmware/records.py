@@ -7,9 +7,10 @@ its comma, so a torn, truncated or bit-flipped file is detected, never misread.
 
 import os
 
+from .compat import const
 from .crc import crc16
 
-MAX_RECORD = 128
+_MAX_RECORD = const(128)
 
 
 def seal(magic: str, fields: list) -> bytes:
@@ -46,7 +47,7 @@ def read(path: str) -> bytes | None:
     """The file's first bytes (enough for any record), or None when it does not exist."""
     try:
         with open(path, "rb") as f:
-            return f.read(MAX_RECORD + 1)
+            return f.read(_MAX_RECORD + 1)
     except OSError:
         # Error numbers differ between filesystems (littlefs, POSIX, Emscripten): ask
         # whether the file is there rather than decode why it could not be opened.

@@ -7,13 +7,15 @@ to them in `written`.
 
 import struct
 
-ILLEGAL_FUNCTION = 1
-ILLEGAL_ADDRESS = 2
-ILLEGAL_VALUE = 3
+from .compat import const
 
-INPUT = 0
-HOLDING = 1
-COIL = 2
+ILLEGAL_FUNCTION = const(1)
+ILLEGAL_ADDRESS = const(2)
+ILLEGAL_VALUE = const(3)
+
+INPUT = const(0)
+HOLDING = const(1)
+COIL = const(2)
 
 
 class RegisterBank:

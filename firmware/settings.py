@@ -6,28 +6,33 @@ defaults too, with status bit `CORRUPT` set, never a silent reset.
 """
 
 from . import records
+from .compat import const
 
-MAGIC = "MLS1"
-CORRUPT = 0x0010  # status bit: the settings file failed its check; defaults in use
-SAVE_FAILED = 0x0020  # status bit: a changed setting could not be stored; in use until reboot
+_MAGIC = const("MLS1")
 
-BAUDS = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
-PARITIES = ("N", "E", "O")  # index = the holding register's value
+# Status bits, as the adapter reports them.
+CORRUPT = const(0x0010)  # the settings file failed its check; defaults in use
+SAVE_FAILED = const(0x0020)  # a changed setting could not be stored; in use until reboot
+
+_BAUDS = const((1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200))
+_PARITIES = const(("N", "E", "O"))  # index = the holding register's value
 
 # name: (default, lowest, highest), in the order of the record and the holding registers.
-FIELDS = (
-    ("unit", 1, 1, 247),
-    ("baud", 9600, 1200, 115200),
-    ("parity", 0, 0, 2),
-    ("pulses_per_kwh", 1000, 1, 50000),
-    ("debounce_ms", 10, 1, 30),
+_FIELDS = const(
+    (
+        ("unit", 1, 1, 247),
+        ("baud", 9600, 1200, 115200),
+        ("parity", 0, 0, 2),
+        ("pulses_per_kwh", 1000, 1, 50000),
+        ("debounce_ms", 10, 1, 30),
+    )
 )
 
 
 def valid(name: str, value: int) -> bool:
     if name == "baud":
-        return value in BAUDS
-    for field in FIELDS:
+        return value in _BAUDS
+    for field in _FIELDS:
         if field[0] == name:
             return field[2] <= value <= field[3]
     return False
@@ -36,12 +41,12 @@ def valid(name: str, value: int) -> bool:
 class Settings:
     def __init__(self, path: str) -> None:
         self.path = path
-        self.values = [f[1] for f in FIELDS]
+        self.values = [f[1] for f in _FIELDS]
         self.status = 0
 
     def get(self, name: str) -> int:
-        for i in range(len(FIELDS)):
-            if FIELDS[i][0] == name:
+        for i in range(len(_FIELDS)):
+            if _FIELDS[i][0] == name:
                 return self.values[i]
         raise KeyError(name)
 
@@ -49,8 +54,8 @@ class Settings:
         data = records.read(self.path)
         if data is None:
             return
-        rec = records.unseal(data, MAGIC, len(FIELDS))
-        if rec is None or not all(valid(FIELDS[i][0], rec[i]) for i in range(len(FIELDS))):
+        rec = records.unseal(data, _MAGIC, len(_FIELDS))
+        if rec is None or not all(valid(_FIELDS[i][0], rec[i]) for i in range(len(_FIELDS))):
             self.status |= CORRUPT
             return
         self.values = rec
@@ -59,11 +64,11 @@ class Settings:
         """Set and store one value; False (nothing changed) when it is out of range."""
         if not valid(name, value):
             return False
-        for i in range(len(FIELDS)):
-            if FIELDS[i][0] == name and self.values[i] != value:
+        for i in range(len(_FIELDS)):
+            if _FIELDS[i][0] == name and self.values[i] != value:
                 self.values[i] = value
                 try:
-                    records.write_atomic(self.path, records.seal(MAGIC, self.values))
+                    records.write_atomic(self.path, records.seal(_MAGIC, self.values))
                     self.status &= ~SAVE_FAILED
                 except OSError:
                     self.status |= SAVE_FAILED

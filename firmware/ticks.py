@@ -5,9 +5,11 @@ the host passes `monotonic` time masked to the same period, and the logic only e
 subtracts ticks through `diff`.
 """
 
-PERIOD = 1 << 30
-_MASK = PERIOD - 1
-_HALF = PERIOD >> 1
+from .compat import const
+
+PERIOD = const(1 << 30)
+_MASK = const(PERIOD - 1)
+_HALF = const(PERIOD >> 1)
 
 
 def diff(a: int, b: int) -> int:

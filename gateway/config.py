@@ -1,6 +1,8 @@
 """The gateway's TOML configuration, validated with errors that name the key.
 
-Paths are relative to the config file's folder. A complete example::
+(Over 400 lines because this docstring is the reference of every option, kept beside the
+code that reads them.) Paths are relative to the config file's folder. A complete
+example::
 
     [gateway]
     id = "gw-site1"

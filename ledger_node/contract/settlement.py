@@ -31,19 +31,14 @@ from ledger_node.contract.dr1 import (
     settle,
 )
 from ledger_node.ledger.admission import Ledger
+from ledger_node.ledger.arrival import Changes
 from ledger_node.ledger.registry import Registry
+from ledger_node.ledger.rules import load_command
 from ledger_node.wire import DrCommand, DrDeclaration, ReadingsBatch, open_body, parse
 
 
 def _message(raw: bytes) -> Any:
     return open_body(parse(raw, max(len(raw), 1)))
-
-
-def load_command(db: sqlite3.Connection, command: str) -> DrCommand | None:
-    row = db.execute(
-        "SELECT l.envelope FROM commands c JOIN log l ON l.pos = c.pos WHERE c.id=?", (command,)
-    ).fetchone()
-    return None if row is None else _message(row[0])
 
 
 def load_declarations(db: sqlite3.Connection, command: str) -> dict[str, DrDeclaration]:
@@ -76,11 +71,22 @@ class Settlement:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.db = ledger.db
+        self._commands: set[str] = set()
+        self._slots: set[int] = set()
+
+    def note(self, changes: Changes) -> None:
+        """Take what a committed transaction changed: its commands and opened slots."""
+        self._commands |= changes.commands
+        self._slots |= changes.opened_slots
+
+    def note_all(self) -> None:
+        """Settle every held command again (at start)."""
+        self._commands.update(row[0] for row in self.db.execute("SELECT id FROM commands"))
 
     def dirty(self) -> set[str]:
         """Commands whose results may have changed since the last call."""
-        commands = set(self.ledger.changed_commands)
-        slots = self.ledger.opened_slots
+        commands, slots = self._commands, self._slots
+        self._commands, self._slots = set(), set()
         if slots:
             lo, hi = min(slots), max(slots)
             for cid, start, end in self.db.execute(
@@ -88,8 +94,6 @@ class Settlement:
             ).fetchall():
                 if any(start <= s < end for s in slots):
                     commands.add(cid)
-        self.ledger.changed_commands.clear()
-        slots.clear()
         return commands
 
     def inputs(self, command: DrCommand) -> Inputs:

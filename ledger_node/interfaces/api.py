@@ -17,7 +17,10 @@ GET  /api/totals[?site=S]            per site and slot: Wh and meters (readable 
 GET  /api/control[?command=ID]       DR control actions the gateways recorded in their
                                      sealed batches (readable sites), oldest first
 POST /api/orgs, /api/orgs/remove, /api/sites, /api/site-moves, /api/commands,
-     /api/declarations, /api/as-reports (JSON, or CSV with ?command=ID), /api/shred
+     /api/declarations, /api/as-reports (JSON, or CSV with ?command=ID), /api/shred:
+     the authoring commands of `commands.COMMANDS`, whose rows say what each takes
+
+`GETS` is the table of GET routes; `call_node` is the other end, for the CLI.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ import json
 import logging
 import sqlite3
 import threading
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -34,10 +39,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ledger_node.contract import settlement
-from ledger_node.interfaces import authoring, status
-from ledger_node.ledger import proofs
+from ledger_node.interfaces import commands, status
+from ledger_node.interfaces.commands import Query, param
+from ledger_node.ledger import load_command, proofs
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
+from ledger_node.network.config import NodeConfig
 from ledger_node.shared.errors import MeterledgerError
 
 if TYPE_CHECKING:
@@ -52,15 +59,6 @@ class ApiError(MeterledgerError):
     def __init__(self, status: HTTPStatus, message: str) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _q(query: dict[str, list[str]], key: str, required: bool = True) -> str | None:
-    values = query.get(key)
-    if not values:
-        if required:
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"query parameter {key!r} is required")
-        return None
-    return values[0]
 
 
 def totals(db: sqlite3.Connection, site: str | None) -> list[dict[str, Any]]:
@@ -85,6 +83,82 @@ def control_actions(db: sqlite3.Connection, command: str | None) -> list[dict[st
     return [dict(zip(keys, row, strict=True)) | {"ok": bool(row[7])} for row in rows]
 
 
+def results(db: sqlite3.Connection, command: str, scope: str | None = None) -> dict[str, Any]:
+    """A DR command's results per slot and scope (all scopes if None) and its rewards."""
+    return {
+        "results": settlement.results(db, command, scope=scope),
+        "rewards": settlement.rewards(db, command),
+    }
+
+
+def registry(db: sqlite3.Connection) -> dict[str, Any]:
+    reg = Registry(db)
+    return {
+        "network": reg.network,
+        "contract": reg.contract,
+        "orgs": [
+            {"id": o.org.id, "role": o.org.role, "ac": o.org.ac, "active": o.active}
+            for o in reg.orgs.values()
+        ],
+        "sites": [
+            {
+                "site": s.site,
+                "ra": s.ra,
+                "gateway": s.gateway.id,
+                "meters": list(s.meters),
+                "group": list(reg.group(s.site)[0]),
+            }
+            for s in reg.sites.values()
+        ],
+    }
+
+
+def dr_commands(db: sqlite3.Connection) -> list[dict[str, Any]]:
+    """Every DR command, oldest start first, with each RA's newest declaration."""
+    out = []
+    for (cid,) in db.execute("SELECT id FROM commands ORDER BY t_start").fetchall():
+        cmd = load_command(db, cid)
+        assert cmd is not None
+        out.append(
+            {
+                "id": cmd.id,
+                "start": cmd.start,
+                "end": cmd.end,
+                "slot_s": cmd.slot_s,
+                "gate_closure": cmd.gate_closure,
+                "price_yen_per_kwh": cmd.price_yen_per_kwh,
+                "targets": dict(cmd.targets),
+                "declarations": {
+                    ra: {"rev": d.rev, "sites": {s: list(b) for s, b in d.sites}}
+                    for ra, d in settlement.load_declarations(db, cid).items()
+                },
+            }
+        )
+    return out
+
+
+def _proof(db: sqlite3.Connection, me: str, txid: str) -> dict[str, Any]:
+    try:
+        return proofs.inclusion(db, me, bytes.fromhex(txid))
+    except ValueError:
+        raise ApiError(HTTPStatus.BAD_REQUEST, "txid must be hex") from None
+
+
+def _consistency(db: sqlite3.Connection, me: str, query: Query) -> dict[str, Any]:
+    to = param(query, "to", required=False)
+    old = int(param(query, "from") or 0)
+    return proofs.consistency(db, me, old, None if to is None else int(to))
+
+
+def _reconciliation(db: sqlite3.Connection, me: str, query: Query) -> list[dict[str, Any]]:
+    org = param(query, "org", required=False) or me
+    rows = settlement.reconcile(db, param(query, "command") or "", org)
+    return [
+        {"slot": r.slot, "ledger_wh": r.ledger_wh, "as_wh": r.as_wh, "status": r.status}
+        for r in rows
+    ]
+
+
 class Api:
     """Request handling, separate from the HTTP plumbing so the CLI can reuse it."""
 
@@ -96,124 +170,50 @@ class Api:
         self.node = node
         self.now = clock_now
 
-    def get(self, path: str, query: dict[str, list[str]]) -> Any:
+    def get(self, path: str, query: Query) -> Any:
+        handler = GETS.get(path)
         db = connect(self.db_path, readonly=True)
         try:
-            return self._get(db, path, query)
+            if handler is None:
+                raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path}")
+            return handler(db, self, query)
         finally:
             db.close()
 
-    def _get(self, db: sqlite3.Connection, path: str, query: dict[str, list[str]]) -> Any:
-        if path == "/api/status":
-            return status.gather(db, self.me, self.now())
-        if path == "/api/log":
-            s = status.gather(db, self.me, self.now())
-            return s["log"]
-        if path == "/api/proof":
-            txid = _q(query, "txid") or ""
-            try:
-                return proofs.inclusion(db, self.me, bytes.fromhex(txid))
-            except ValueError:
-                raise ApiError(HTTPStatus.BAD_REQUEST, "txid must be hex") from None
-        if path == "/api/consistency":
-            to = _q(query, "to", required=False)
-            return proofs.consistency(
-                db, self.me, int(_q(query, "from") or 0), None if to is None else int(to)
-            )
-        if path == "/api/registry":
-            registry = Registry(db)
-            return {
-                "network": registry.network,
-                "contract": registry.contract,
-                "orgs": [
-                    {"id": o.org.id, "role": o.org.role, "ac": o.org.ac, "active": o.active}
-                    for o in registry.orgs.values()
-                ],
-                "sites": [
-                    {
-                        "site": s.site,
-                        "ra": s.ra,
-                        "gateway": s.gateway.id,
-                        "meters": list(s.meters),
-                        "group": list(registry.group(s.site)[0]),
-                    }
-                    for s in registry.sites.values()
-                ],
-            }
-        if path == "/api/commands":
-            out = []
-            for (cid,) in db.execute("SELECT id FROM commands ORDER BY t_start").fetchall():
-                cmd = settlement.load_command(db, cid)
-                assert cmd is not None
-                out.append(
-                    {
-                        "id": cmd.id,
-                        "start": cmd.start,
-                        "end": cmd.end,
-                        "slot_s": cmd.slot_s,
-                        "gate_closure": cmd.gate_closure,
-                        "price_yen_per_kwh": cmd.price_yen_per_kwh,
-                        "targets": dict(cmd.targets),
-                        "declarations": {
-                            ra: {"rev": d.rev, "sites": {s: list(b) for s, b in d.sites}}
-                            for ra, d in settlement.load_declarations(db, cid).items()
-                        },
-                    }
-                )
-            return out
-        if path == "/api/results":
-            command = _q(query, "command") or ""
-            return {
-                "results": settlement.results(
-                    db, command, scope=_q(query, "scope", required=False)
-                ),
-                "rewards": settlement.rewards(db, command),
-            }
-        if path == "/api/reconciliation":
-            org = _q(query, "org", required=False) or self.me
-            rows = settlement.reconcile(db, _q(query, "command") or "", org)
-            return [
-                {"slot": r.slot, "ledger_wh": r.ledger_wh, "as_wh": r.as_wh, "status": r.status}
-                for r in rows
-            ]
-        if path == "/api/totals":
-            return totals(db, _q(query, "site", required=False))
-        if path == "/api/control":
-            return control_actions(db, _q(query, "command", required=False))
-        raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path}")
-
-    def post(self, path: str, query: dict[str, list[str]], body: bytes, content_type: str) -> Any:
+    def post(self, path: str, query: Query, body: bytes, content_type: str) -> Any:
         if self.node is None:
             raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the node is not running")
-        if path == "/api/as-reports" and "csv" in content_type:
-            command = _q(query, "command") or ""
-            slots = authoring.parse_as_csv(body.decode("utf-8-sig", errors="replace"))
-            return self._author(lambda ledger: authoring.as_report(ledger, command, slots))
-        try:
-            obj = json.loads(body or b"{}")
-        except ValueError as exc:
-            raise ApiError(HTTPStatus.BAD_REQUEST, f"the body is not JSON: {exc}") from None
-        if not isinstance(obj, dict):
-            raise ApiError(HTTPStatus.BAD_REQUEST, "the body must be a JSON object")
-        handlers: dict[str, Callable[[Any, dict[str, Any]], dict[str, Any]]] = {
-            "/api/orgs": authoring.org_add,
-            "/api/orgs/remove": authoring.org_remove,
-            "/api/sites": authoring.site,
-            "/api/site-moves": authoring.site_move,
-            "/api/commands": authoring.command,
-            "/api/declarations": authoring.declaration,
-            "/api/as-reports": authoring.as_report_json,
-            "/api/shred": authoring.shred,
-        }
-        handler = handlers.get(path)
-        if handler is None:
+        command = commands.route(path, content_type)
+        # An unknown path's body is read as JSON all the same: a bad body is a 400 first.
+        fields = (commands.json_object if command is None else command.read)(query, body)
+        if command is None:
             raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path}")
-        return self._author(lambda ledger: handler(ledger, obj))
+        author = command.author
+        return self._author(lambda ledger: author(ledger, fields))
 
     def _author(self, fn: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
         assert self.node is not None
         node = self.node
         return node.submit(lambda: fn(node.ledger))
+
+
+Get = Callable[[sqlite3.Connection, Api, Query], Any]
+
+GETS: dict[str, Get] = {
+    "/api/status": lambda db, api, q: status.gather(db, api.me, api.now()),
+    "/api/log": lambda db, api, q: status.gather(db, api.me, api.now())["log"],
+    "/api/proof": lambda db, api, q: _proof(db, api.me, param(q, "txid") or ""),
+    "/api/consistency": lambda db, api, q: _consistency(db, api.me, q),
+    "/api/registry": lambda db, api, q: registry(db),
+    "/api/commands": lambda db, api, q: dr_commands(db),
+    "/api/results": lambda db, api, q: results(
+        db, param(q, "command") or "", param(q, "scope", required=False)
+    ),
+    "/api/reconciliation": lambda db, api, q: _reconciliation(db, api.me, q),
+    "/api/totals": lambda db, api, q: totals(db, param(q, "site", required=False)),
+    "/api/control": lambda db, api, q: control_actions(db, param(q, "command", required=False)),
+}
+"""The GET routes: each answers from a read-only connection to the node's database."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -281,3 +281,52 @@ class ApiServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# -- the other end: commands that call the running node ------------------------------------------
+
+
+def write_address(path: Path, host: str, port: int) -> None:
+    """Write the API's address for other commands (atomically: new file, then rename)."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"{host}:{port}\n")
+    tmp.replace(path)
+
+
+def node_url(cfg: NodeConfig, path: str) -> str:
+    """`path` on the API of the node of `cfg` (on the port it wrote, when configured as 0)."""
+    if cfg.api is None:
+        raise MeterledgerError("api.listen is off in the config: these commands need the API")
+    host, port = cfg.api
+    if port == 0:  # any free port: the running node wrote the one it got
+        try:
+            host, _, text = cfg.api_addr_path.read_text().strip().rpartition(":")
+            port = int(text)
+        except (OSError, ValueError):
+            raise MeterledgerError(
+                f"api.listen has port 0 and {cfg.api_addr_path} names no port: is the node running?"
+            ) from None
+    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - we connect, not listen
+        host = "127.0.0.1"
+    return f"http://{host}:{port}{path}"
+
+
+def call_node(cfg: NodeConfig, path: str, body: bytes, content_type: str) -> Any:
+    """POST `body` to the node of `cfg` and return its JSON answer; its error as ours."""
+    request = urllib.request.Request(  # noqa: S310 - http to the configured node only
+        node_url(cfg, path), data=body, method="POST", headers={"Content-Type": content_type}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", str(exc))
+        except ValueError:
+            message = str(exc)
+        raise MeterledgerError(message) from None
+    except urllib.error.URLError as exc:
+        raise MeterledgerError(
+            f"cannot reach the node at {node_url(cfg, '')}: {exc.reason}"
+            " (is `mlg-node run` running?)"
+        ) from None

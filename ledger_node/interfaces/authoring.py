@@ -1,4 +1,4 @@
-"""Facts this node's organisation writes, from a request (the API and the CLI use these).
+"""Facts this node's organisation writes, from a request (`commands.COMMANDS` names them).
 
 Each function builds the fact from plain values, numbers it (registry `n`, revision
 `rev`) from what the ledger holds, signs it as this node and admits it like any other
@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -211,7 +210,3 @@ def parse_as_csv(text: str) -> dict[int, int]:
     if not slots:
         raise RequestError("the CSV has no rows")
     return slots
-
-
-def dumps(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()

@@ -8,24 +8,22 @@ import json
 import signal
 import sys
 import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from contextlib import closing
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from ledger_node.contract import settlement
 from ledger_node.contract.dr1 import CONTRACT_VERSION, TotalCheckError
-from ledger_node.interfaces import status
-from ledger_node.interfaces.api import Api, ApiServer, totals
-from ledger_node.interfaces.authoring import parse_as_csv, parse_time
+from ledger_node.interfaces import commands, status
+from ledger_node.interfaces.api import Api, ApiServer, call_node, results, totals, write_address
 from ledger_node.interfaces.verify import verify
 from ledger_node.ledger import proofs
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
-from ledger_node.network.config import NodeConfig, load_config
+from ledger_node.network.config import load_config
 from ledger_node.network.genesis import make_genesis
 from ledger_node.network.node import Node
 from ledger_node.shared.cli import (
@@ -41,6 +39,11 @@ from ledger_node.shared.cli import (
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.shared.keys import GroupKey, Identity, load_public
 
+Parser = argparse.ArgumentParser
+Handler = Callable[[argparse.Namespace], int]
+Cmd = Callable[..., Parser]
+"""`cmd(name, help, handler, config=True)`: a sub-command's parser."""
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -54,24 +57,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def cmd(name: str, help_text: str, config: bool = True) -> argparse.ArgumentParser:
-        c: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+    def cmd(name: str, help_text: str, handler: Handler, config: bool = True) -> Parser:
+        """A sub-command `name` that `main` runs with `handler`."""
+        c: Parser = sub.add_parser(name, help=help_text, description=help_text)
+        c.set_defaults(handler=handler)
         if config:
             c.add_argument("-c", "--config", type=Path, required=True, help="node TOML config")
         return c
 
-    add_keygen_parser(sub, "node")
+    add_keygen_parser(sub, "node").set_defaults(handler=keygen)
     _setup_parsers(cmd)
     _inspect_parsers(cmd)
     _author_parsers(cmd)
     return p
 
 
-Cmd = Callable[..., argparse.ArgumentParser]
-
-
 def _setup_parsers(cmd: Cmd) -> None:
-    g = cmd("genesis", "create the network's signed genesis file (the TSO, once)", config=False)
+    g = cmd("genesis", "create the network's signed genesis file (the TSO, once)", _genesis, False)
     g.add_argument("--key", type=Path, required=True, help="the TSO's secret key file")
     g.add_argument("--network", required=True, help="network id, e.g. jp-east-1")
     g.add_argument(
@@ -85,78 +87,51 @@ def _setup_parsers(cmd: Cmd) -> None:
         help="an organisation: its .pub file, ac or ra, and an RA's AC (repeatable)",
     )
     g.add_argument("--out", type=Path, required=True, help="genesis file to create")
-    gk = cmd("group-key", "create a data key file for a gateway without ledger nodes", False)
+    gk = cmd(
+        "group-key", "create a data key file for a gateway without ledger nodes", _group_key, False
+    )
     gk.add_argument("--site", required=True, help="site id")
     gk.add_argument("--epoch", type=int, default=0, help="key epoch (0)")
     gk.add_argument("--out", type=Path, required=True, metavar="FILE", help="key file to create")
-    run = cmd("run", "run the node until SIGTERM or SIGINT")
+    run = cmd("run", "run the node until SIGTERM or SIGINT", _run)
     add_clock_options(run)
 
 
 def _inspect_parsers(cmd: Cmd) -> None:
-    st = cmd("status", "node, groups, log, checkpoint, peers, counts, gateways")
+    st = cmd("status", "node, groups, log, checkpoint, peers, counts, gateways", _status)
     st.add_argument("--json", action="store_true", help="print JSON")
     add_clock_options(st)
-    t = cmd("totals", "per-slot totals of the sites this node can read")
+    t = cmd("totals", "per-slot totals of the sites this node can read", _totals)
     t.add_argument("--site", help="only this site")
     t.add_argument("--json", action="store_true", help="print JSON")
-    r = cmd("results", "a DR command's results, rewards and AS reconciliation")
+    r = cmd("results", "a DR command's results, rewards and AS reconciliation", _results)
     r.add_argument("--command", dest="dr_command", required=True, help="DR command id")
     r.add_argument("--json", action="store_true", help="print JSON")
-    pr = cmd("prove", "print an inclusion proof of a transaction (JSON)")
+    pr = cmd("prove", "print an inclusion proof of a transaction (JSON)", _prove)
     pr.add_argument("txid", help="transaction id (hex)")
-    co = cmd("consistency", "print a consistency proof between two log sizes (JSON)")
+    co = cmd("consistency", "print a consistency proof between two log sizes (JSON)", _consistency)
     co.add_argument("--from", dest="old", type=int, required=True, help="older size")
     co.add_argument("--to", dest="new", type=int, help="newer size (default: the log's size)")
-    cp = cmd("check-proof", "check a proof printed by prove or consistency", config=False)
+    cp = cmd("check-proof", "check a proof printed by prove or consistency", _check_proof, False)
     cp.add_argument("proof", type=Path, help="proof file (- for stdin)")
     cp.add_argument("--node-key", type=Path, help="the node's .pub file: check its checkpoint too")
-    ct = cmd("check-total", "check a published result's Pedersen total against this node's data")
+    ct = cmd(
+        "check-total",
+        "check a published result's Pedersen total against this node's data",
+        _check_total,
+    )
     ct.add_argument(
         "result", type=Path, help="a result as JSON (one of `results --json`), - for stdin"
     )
-    cmd("verify", "replay the log and re-check everything derived from it")
+    cmd("verify", "replay the log and re-check everything derived from it", _verify)
 
 
 def _author_parsers(cmd: Cmd) -> None:
-    def api_cmd(name: str, help_text: str) -> argparse.ArgumentParser:
-        c: argparse.ArgumentParser = cmd(name, help_text + " (through the running node's API)")
-        return c
-
-    oa = api_cmd("org-add", "TSO: add an AC or an RA")
-    oa.add_argument("--pub", type=Path, required=True, help="its .pub file")
-    oa.add_argument("--role", choices=("ac", "ra"), required=True)
-    oa.add_argument("--ac", help="an RA's AC")
-    orm = api_cmd("org-remove", "TSO: remove an AC or an RA")
-    orm.add_argument("--id", required=True)
-    si = api_cmd("site", "RA: register (or update) one of its sites")
-    si.add_argument("--site", required=True)
-    si.add_argument("--gateway", type=Path, required=True, help="the gateway's .pub file")
-    si.add_argument("--meter", action="append", required=True, help="meter id (repeatable)")
-    sm = api_cmd("site-move", "TSO: move a site to another RA")
-    sm.add_argument("--site", required=True)
-    sm.add_argument("--to", required=True, help="the new RA")
-    dc = api_cmd("command", "TSO: issue a DR command")
-    dc.add_argument("--id", required=True)
-    dc.add_argument("--start", required=True, help="UTC s or ISO 8601 with offset")
-    dc.add_argument("--end", required=True, help="UTC s or ISO 8601 with offset")
-    dc.add_argument("--slot-s", type=int, default=1800, help="slot length, s (1800)")
-    dc.add_argument("--gate-closure", required=True, help="declarations accepted until then")
-    dc.add_argument("--price", type=int, required=True, help="yen per kWh delivered")
-    dc.add_argument(
-        "--target", action="append", required=True, metavar="AC=WH", help="reduction per slot"
-    )
-    de = api_cmd("declare", "RA: declare the sites responding to a command, with baselines")
-    de.add_argument("--command", dest="dr_command", required=True)
-    de.add_argument(
-        "--site", action="append", required=True, metavar="SITE=WH", help="baseline per slot"
-    )
-    ar = api_cmd("as-report", "RA/AC: submit the aggregation system's own totals (CSV)")
-    ar.add_argument("--command", dest="dr_command", required=True)
-    ar.add_argument("--csv", type=Path, required=True, help="header slot,wh (or slot,kwh)")
-    sh = api_cmd("shred", "TSO: destroy an epoch's data key on every replica")
-    sh.add_argument("--site", required=True)
-    sh.add_argument("--epoch", type=int, required=True)
+    for c in commands.COMMANDS:
+        if c.verb is not None:
+            p = cmd(c.verb, c.help + " (through the running node's API)", partial(_author, c))
+            for a in c.args:
+                p.add_argument(*a.flags, **a.options)
 
 
 # -- offline commands ----------------------------------------------------------------------------
@@ -196,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
     if cfg.api is not None:
         server = ApiServer(Api(cfg.db_path, cfg.node_id, node, clock.now), *cfg.api)
         server.start()
-        _write_addr(cfg.api_addr_path, f"{cfg.api[0]}:{server.port}")
+        write_address(cfg.api_addr_path, cfg.api[0], server.port)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -247,12 +222,12 @@ def _totals(args: argparse.Namespace) -> int:
 def _results(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     with closing(connect(cfg.db_path, readonly=True)) as db:
-        rows = settlement.results(db, args.dr_command)
-        rewards = settlement.rewards(db, args.dr_command)
+        doc = results(db, args.dr_command)
+        rows, rewards = doc["results"], doc["rewards"]
         scopes = sorted({r["scope"] for r in rows})
         recon = {s: settlement.reconcile(db, args.dr_command, s) for s in scopes}
     if args.json:
-        print(json.dumps({"results": rows, "rewards": rewards}, indent=2, sort_keys=True))
+        print(json.dumps(doc, indent=2, sort_keys=True))
         return EXIT_OK
     if not rows:
         print(f"no results for {args.dr_command} on this node (not declared, or not readable here)")
@@ -358,125 +333,22 @@ def _verify(args: argparse.Namespace) -> int:
 # -- commands through the running node's API ------------------------------------------------------
 
 
-def _write_addr(path: Path, addr: str) -> None:
-    """Write the API's address for other commands (atomically: new file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(addr + "\n")
-    tmp.replace(path)
-
-
-def _api_url(cfg: NodeConfig, path: str) -> str:
-    if cfg.api is None:
-        raise MeterledgerError("api.listen is off in the config: these commands need the API")
-    host, port = cfg.api
-    if port == 0:  # any free port: the running node wrote the one it got
-        try:
-            host, _, text = cfg.api_addr_path.read_text().strip().rpartition(":")
-            port = int(text)
-        except (OSError, ValueError):
-            raise MeterledgerError(
-                f"api.listen has port 0 and {cfg.api_addr_path} names no port: is the node running?"
-            ) from None
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - we connect, not listen
-        host = "127.0.0.1"
-    return f"http://{host}:{port}{path}"
-
-
-def _post(cfg: NodeConfig, path: str, body: bytes, content_type: str = "application/json") -> Any:
-    request = urllib.request.Request(  # noqa: S310 - http to the configured node only
-        _api_url(cfg, path), data=body, method="POST", headers={"Content-Type": content_type}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", str(exc))
-        except ValueError:
-            message = str(exc)
-        raise MeterledgerError(message) from None
-    except urllib.error.URLError as exc:
-        raise MeterledgerError(
-            f"cannot reach the node at {_api_url(cfg, '')}: {exc.reason}"
-            " (is `mlg-node run` running?)"
-        ) from None
-
-
-def _author(args: argparse.Namespace) -> int:
+def _author(command: commands.Command, args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    c = args.command
-    if c == "as-report":
-        text = args.csv.read_text(encoding="utf-8-sig")
-        parse_as_csv(text)  # refuse a bad file before sending it
-        out = _post(cfg, f"/api/as-reports?command={args.dr_command}", text.encode(), "text/csv")
-    else:
-        path, body = _request(args)
-        out = _post(cfg, path, json.dumps(body).encode())
+    assert command.request is not None
+    request = command.request(args)
+    if not isinstance(request, commands.Request):
+        request = commands.Request(json.dumps(request).encode())
+    path = f"{command.route}?{request.query}" if request.query else command.route
+    out = call_node(cfg, path, request.body, command.content)
     print(f"{out['type']} accepted as entry {out['pos']}, txid {out['txid']}")
     return EXIT_OK
-
-
-def _request(args: argparse.Namespace) -> tuple[str, dict[str, Any]]:
-    c = args.command
-    if c == "org-add":
-        return "/api/orgs", {
-            "public": load_public(args.pub).to_json(),
-            "role": args.role,
-            "ac": args.ac,
-        }
-    if c == "org-remove":
-        return "/api/orgs/remove", {"id": args.id}
-    if c == "site":
-        gw = load_public(args.gateway).to_json()
-        return "/api/sites", {"site": args.site, "gateway": gw, "meters": args.meter}
-    if c == "site-move":
-        return "/api/site-moves", {"site": args.site, "ra": args.to}
-    if c == "command":
-        targets = dict(_pair(t) for t in args.target)
-        return "/api/commands", {
-            "id": args.id,
-            "start": parse_time(args.start),
-            "end": parse_time(args.end),
-            "slot_s": args.slot_s,
-            "gate_closure": parse_time(args.gate_closure),
-            "price_yen_per_kwh": args.price,
-            "targets": targets,
-        }
-    if c == "declare":
-        return "/api/declarations", {
-            "command": args.dr_command,
-            "sites": dict(_pair(s) for s in args.site),
-        }
-    if c == "shred":
-        return "/api/shred", {"site": args.site, "epoch": args.epoch}
-    raise AssertionError(c)
-
-
-def _pair(text: str) -> tuple[str, int]:
-    name, sep, value = text.partition("=")
-    if not sep or not value.isdigit():
-        raise MeterledgerError(f"{text!r}: expected NAME=INTEGER")
-    return name, int(value)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     setup_logging(args.verbose)
-    handlers = {
-        "keygen": keygen,
-        "genesis": _genesis,
-        "group-key": _group_key,
-        "run": _run,
-        "status": _status,
-        "totals": _totals,
-        "results": _results,
-        "prove": _prove,
-        "consistency": _consistency,
-        "check-proof": _check_proof,
-        "check-total": _check_total,
-        "verify": _verify,
-    }
-    handler = handlers.get(args.command, _author)
+    handler: Handler = args.handler
     return run_cli("mlg-node", lambda: handler(args))
 
 

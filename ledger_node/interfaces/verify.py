@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 
 from ledger_node.contract.dr1 import TotalCheckError
 from ledger_node.contract.settlement import Settlement, check_result, results
-from ledger_node.ledger.admission import Ledger, LedgerSettings
+from ledger_node.ledger import Ledger, LedgerSettings
+from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.store import DERIVED_TABLES, connect
 from ledger_node.ledger.txlog import MerkleLog
 from ledger_node.network.witness import slot_digest
@@ -50,7 +51,7 @@ def verify(
         ledger = Ledger(scratch, me, clock, LedgerSettings(max_message_bytes=16 * 1024 * 1024))
         with ledger.transaction():
             replayed = _replay(db, ledger, clock, report, progress)
-            while replayed and ledger.open_sealed(10_000):
+            while replayed and open_sealed(ledger, 10_000):
                 pass
         if replayed:
             _compare_tree(db, scratch, report)
@@ -123,7 +124,7 @@ def _replay_shredded(
     ).fetchone()
     if row is None or row[4] is None or kind != "epoch_key":
         return False
-    ledger.replay_shredded(txid, kind, author, bytes(row[4]), (row[0], row[1], row[2], row[3]))
+    ledger.replay_shredded(txid, author, bytes(row[4]), (row[0], row[1], row[2], row[3]))
     return True
 
 

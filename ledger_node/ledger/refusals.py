@@ -27,6 +27,8 @@ SHREDDED = "shredded"
 """An epoch key that was shredded before it arrived."""
 PENDING_FULL = "pending_full"
 """Too many facts are waiting for a predecessor."""
+GATE_CLOSED = "gate_closed"
+"""A declaration that arrived after its command's gate closure."""
 
 
 class Refused(MeterledgerError):
@@ -35,6 +37,10 @@ class Refused(MeterledgerError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+class Replay(Exception):
+    """The fact is already held (the same bytes, or its key with the same txid): a no-op."""
 
 
 class Held(MeterledgerError):

@@ -1,13 +1,14 @@
 """The running node: MQTT in, one writer thread, MQTT and HTTP out.
 
 paho's network thread only queues incoming messages. The worker takes what has arrived
-(a burst of up to `BURST` messages), admits each inside one SQLite transaction (each in
-its own savepoint, so a failure costs one message, not the burst), commits, and only
-then acknowledges every message of the burst (PUBACK) and publishes what the burst
-produced: high-water marks, co-signatures, anti-entropy requests and answers, facts this
-node authored. If the commit itself fails (disk full), nothing is acknowledged and the
-burst is tried again. Between bursts the worker decrypts what its groups allow, closes
-slots, signs checkpoints, settles DR commands and, on the TSO's node, starts new epochs.
+(a burst of up to `BURST` messages), admits them inside one SQLite transaction (if a bug
+fails the burst, its messages are taken again one by one, so it costs one message),
+commits, acts on the record of what the transaction changed, and only then acknowledges
+every message of the burst (PUBACK) and publishes what the burst produced: high-water
+marks, co-signatures, anti-entropy requests and answers, facts this node authored. If the
+commit itself fails (disk full), nothing is acknowledged and the burst is tried again.
+Between bursts the worker decrypts what its groups allow, closes slots, signs
+checkpoints, settles DR commands and, on the TSO's node, starts new epochs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ import paho.mqtt.client as mqtt
 
 from ledger_node.contract.dr1 import CONTRACTS
 from ledger_node.contract.settlement import Settlement
-from ledger_node.ledger.admission import Ledger, LedgerSettings
+from ledger_node.ledger import Ledger, LedgerSettings
+from ledger_node.ledger.arrival import Changes
+from ledger_node.ledger.decrypt import open_sealed
+from ledger_node.ledger.rekey import author_epochs
 from ledger_node.ledger.store import connect, purge_wal
 from ledger_node.network.antientropy import AntiEntropy
 from ledger_node.network.config import NodeConfig
@@ -104,11 +108,9 @@ class Node:
         self.sync = AntiEntropy(self.ledger, cfg.max_message_bytes, cfg.sync_every_s)
         self.sync.urgent = {row[0] for row in self.db.execute("SELECT peer FROM peers")}
         self.settlement = Settlement(self.ledger)
+        self.settlement.note_all()
         self.marks = SeqMarks(self.db, self.me.name)
-        self.ledger.registry_changed = True  # the TSO checks its epochs once at start
-        self.ledger.changed_commands.update(
-            row[0] for row in self.db.execute("SELECT id FROM commands")
-        )
+        self._epochs_due = True  # the TSO checks its epochs once at start
         self.mqtt = cfg.mqtt
         self.topics = Topics(cfg.mqtt.prefix)
         self.queue: queue.Queue[Inbound | Call] = queue.Queue(QUEUE_LIMIT)
@@ -222,7 +224,7 @@ class Node:
 
     def _burst(self, items: list[Inbound | Call]) -> None:
         try:
-            with self.ledger.transaction():
+            with self.ledger.transaction() as changes:
                 for item in items:
                     self._handle(item)
         except sqlite3.OperationalError as exc:
@@ -230,7 +232,7 @@ class Node:
             return
         except Exception:  # a bug met one of the messages: find it, one by one
             log.warning("a burst of %d failed; taking its messages one by one", len(items))
-            self._forget_burst()
+            self._after.clear()
             for i, item in enumerate(items):
                 try:
                     self._single(item)
@@ -238,13 +240,15 @@ class Node:
                     self._failed(items[i:], exc)
                     items = items[:i]
                     break
+        else:
+            self._committed(changes)
         for item in items:
             if isinstance(item, Inbound):
                 if item.qos:
                     self._client.ack(item.mid, item.qos)
             else:
                 item.done.set()
-        self._flush()
+        self._publish_after()
 
     def _failed(self, items: list[Inbound | Call], exc: sqlite3.Error) -> None:
         """The database itself failed (disk full, I/O): nothing is acknowledged; the
@@ -254,19 +258,15 @@ class Node:
             exc,
             len(items),
         )
-        self._forget_burst()
+        self._after.clear()
         self._retry = items
         time.sleep(1.0)
 
-    def _forget_burst(self) -> None:
-        self._after.clear()
-        self.ledger.authored.clear()
-        self.ledger.new_batches.clear()
-
     def _single(self, item: Inbound | Call) -> None:
         try:
-            with self.ledger.transaction():
+            with self.ledger.transaction() as changes:
                 self._handle(item)
+            self._committed(changes)
         except sqlite3.OperationalError:
             raise
         except Exception as exc:
@@ -344,21 +344,23 @@ class Node:
         for peer, request in self.sync.on_response(message):
             self._after.append((self.topics.sync(peer), request, False))
 
-    def _flush(self) -> None:
-        """Publish what the committed work produced."""
-        ledger = self.ledger
-        for message, raw in ledger.authored:
+    def _committed(self, changes: Changes) -> None:
+        """Act on what a committed transaction changed: publish the facts this node
+        authored, move the gateways' marks, note what to settle and re-key."""
+        for message, raw in changes.authored:
             self.publish(self.topics.fact(message), raw, retain=True)
             if isinstance(message, EpochShred):  # the wrapped key leaves the broker too
                 key = EpochKey(message.by, message.site, message.epoch, "", (), ())
                 self.publish(self.topics.fact(key), b"", retain=True)
-        ledger.authored.clear()
-        if ledger.shredded_now:
-            ledger.shredded_now = False
+        if changes.shredded:
             purge_wal(self.db)
-        for b in ledger.new_batches:
+        for b in changes.batches:
             self.marks.add(b.gateway, b.seq)
-        ledger.new_batches.clear()
+        self.settlement.note(changes)
+        self._epochs_due |= changes.registry
+
+    def _publish_after(self) -> None:
+        """Publish the answers and co-signatures the committed work produced."""
         after, self._after = self._after, []
         for topic, payload, retain in after:
             self.publish(topic, payload, retain)
@@ -375,13 +377,14 @@ class Node:
     def _periodic(self) -> None:
         ledger = self.ledger
         if ledger.has_sealed_to_open and self._every("open", 0.05):
-            with self.ledger.transaction():
-                ledger.open_sealed(128)
-        if ledger.registry_changed and self._every("epochs", 0.5):
-            ledger.registry_changed = False
-            with self.ledger.transaction():
-                ledger.author_epochs()
-            self._flush()
+            with ledger.transaction() as changes:
+                open_sealed(ledger, 128)
+            self._committed(changes)
+        if self._epochs_due and self._every("epochs", 0.5):
+            self._epochs_due = False
+            with ledger.transaction() as changes:
+                author_epochs(ledger)
+            self._committed(changes)
         if self._every("marks", 0.25):
             now = self.clock.now()
             for gateway in self.marks.due():

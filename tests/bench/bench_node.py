@@ -22,7 +22,7 @@ from pathlib import Path
 
 import nacl.utils
 
-from ledger_node.ledger.admission import Ledger, LedgerSettings
+from ledger_node.ledger import Ledger, LedgerSettings, author_epochs, open_sealed
 from ledger_node.ledger.store import connect, counters
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.network import FIGURE_7, LocalNet
@@ -191,7 +191,7 @@ def _open(work: Path) -> dict[str, float]:
         for n, gw in enumerate(gateways, start=1):
             reg = SiteRegistration("ra1", n, gw.site, gw.gateway_key(), gw.meters)
             ledger.admit(sign(ra, reg), "mqtt")
-        for key in ledger.author_epochs():
+        for key in author_epochs(ledger):
             for gw in gateways:
                 gw.take_epoch_key(key)
     items = _batches(gateways, OPEN_BATCHES, time.time())
@@ -203,7 +203,7 @@ def _open(work: Path) -> dict[str, float]:
     opened = 0
     while True:
         with ledger.transaction():
-            done = ledger.open_sealed(256)
+            done = open_sealed(ledger, 256)
         if not done:
             break
         opened += done

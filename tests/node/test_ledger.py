@@ -14,7 +14,7 @@ import pytest
 from ledger_node.interfaces import authoring
 from ledger_node.interfaces.api import control_actions
 from ledger_node.interfaces.verify import verify
-from ledger_node.ledger.admission import Ledger, LedgerSettings, Outcome
+from ledger_node.ledger import Ledger, LedgerSettings, Outcome, author_epochs, open_sealed
 from ledger_node.ledger.store import connect, counters
 from ledger_node.network.witness import slot_digest
 from ledger_node.shared.clock import FixedClock
@@ -71,11 +71,9 @@ class Net:
 
     def epochs(self) -> list[EpochKey]:
         tso = self.ledgers["tso"]
-        with tso.transaction():
-            made = tso.author_epochs()
-        raws = [raw for _, raw in tso.authored]
-        tso.authored.clear()
-        self.everywhere(raws)
+        with tso.transaction() as changes:
+            made = author_epochs(tso)
+        self.everywhere([raw for _, raw in changes.authored])
         for key in made:
             for gw in self.fig.gateways.values():
                 gw.take_epoch_key(key)
@@ -84,7 +82,7 @@ class Net:
     def open(self, name: str) -> None:
         ledger = self.ledgers[name]
         with ledger.transaction():
-            while ledger.open_sealed():
+            while open_sealed(ledger):
                 pass
 
 
@@ -116,7 +114,7 @@ def test_registry_facts_apply_in_their_authors_order_whatever_the_arrival(tmp_pa
     sites_a = a.ledgers["tso"].registry.sites
     sites_b = b.ledgers["tso"].registry.sites
     assert sites_a == sites_b and sites_b["site1"].ra == "ra1"
-    assert b.ledgers["tso"].pending == 0
+    assert b.ledgers["tso"].pending.size == 0
     assert _count(b.ledgers["tso"], "held:out_of_order") == 1
 
 
@@ -203,12 +201,12 @@ def test_an_epoch_key_before_its_site_is_held_then_applied(tmp_path: Path) -> No
     regs = n.fig.registrations()
     n.admit("tso", regs[0])
     tso = n.ledgers["tso"]
-    with tso.transaction():
-        (key,) = tso.author_epochs()
-    raw = tso.authored[0][1]
+    with tso.transaction() as changes:
+        (key,) = author_epochs(tso)
+    raw = changes.authored[0][1]
     assert n.admit("ac1", raw).status == "held"  # ac1 has not seen site1 yet
     assert n.admit("ac1", regs[0]).ok
-    assert n.ledgers["ac1"].pending == 0
+    assert n.ledgers["ac1"].pending.size == 0
     assert ("site1", 0) in n.ledgers["ac1"].groups.boxes
     assert key.site == "site1"
 
@@ -292,8 +290,8 @@ def test_dr_control_actions_are_read_by_members_only_and_shredded_with_the_readi
     assert any(p.startswith("derived table control_actions") for p in report.problems)
     # Shredding site1's epoch erases what its gateway did along with what it measured.
     tso = net.ledgers["tso"]
-    with tso.transaction():
+    with tso.transaction() as changes:
         authoring.shred(tso, {"site": "site1", "epoch": 0})
-    net.everywhere([raw for _, raw in tso.authored])
+    net.everywhere([raw for _, raw in changes.authored])
     assert seen("ra1") == []
     assert seen("tso") == [("site3", 1, T0 - 118, True)]

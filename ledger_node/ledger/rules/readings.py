@@ -1,0 +1,68 @@
+"""Readings batches: from a registered gateway for its own site and meters, within the
+slot's acceptance window; one per (gateway, seq), another with the same key is evidence.
+
+The batch is stored as ciphertext (``sealed``, or ``shredded`` when its epoch's key is
+gone); `decrypt` opens it later on the nodes of its group.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ledger_node.ledger.arrival import Arrival, BatchInfo
+from ledger_node.ledger.refusals import FUTURE, LATE, NOT_ALLOWED, Refused, Replay
+from ledger_node.ledger.state import LedgerState
+from ledger_node.wire import ReadingsBatch
+
+
+def readings(state: LedgerState, a: Arrival) -> int | None:
+    batch = a.message
+    assert isinstance(batch, ReadingsBatch)
+    registry, settings = state.registry, state.settings
+    site_id = registry.gateway_sites.get(batch.gateway)
+    if site_id is None:
+        raise Refused(NOT_ALLOWED, f"{batch.gateway} is not a registered gateway")
+    if site_id != batch.site:
+        raise Refused(NOT_ALLOWED, f"{batch.gateway} is registered for {site_id}")
+    site = registry.sites[site_id]
+    unknown = [c.meter for c in batch.commitments if c.meter not in site.meters]
+    if unknown:
+        raise Refused(NOT_ALLOWED, f"meter {unknown[0]} is not registered for {site_id}")
+    end = batch.slot_start + batch.slot_seconds
+    if a.live:
+        if a.at > end + settings.late_after_s:
+            raise Refused(LATE, f"slot {batch.slot_start} closed at {end + settings.late_after_s}")
+        if end > a.at + settings.future_slack_s:
+            raise Refused(FUTURE, f"slot {batch.slot_start} ends in the future ({end})")
+    pos = state.log.size
+    shredded = (batch.site, batch.epoch) in state.groups.shredded
+    try:
+        state.db.execute(
+            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                pos,
+                batch.gateway,
+                batch.seq,
+                batch.site,
+                batch.slot_start,
+                batch.slot_seconds,
+                batch.epoch,
+                "shredded" if shredded else "sealed",
+            ),
+        )
+    except sqlite3.IntegrityError:
+        if state.log.pos_of(a.txid) is not None:
+            raise Replay from None
+        first = state.db.execute(
+            "SELECT pos FROM batches WHERE gateway=? AND seq=?", (batch.gateway, batch.seq)
+        ).fetchone()[0]
+        state.equivocation(a, f"seq:{batch.seq}", first, batch.slot_start)
+        state.db.execute("UPDATE batches SET state='equivocated' WHERE pos=?", (first,))
+        state.touch_slot(batch.slot_start, end)
+        return None
+    state.append(a)
+    state.touch_slot(batch.slot_start, end)
+    state.changes.batches.append(BatchInfo(batch.gateway, batch.seq, batch.slot_start))
+    if (batch.site, batch.epoch) in state.groups.boxes:
+        state.openable.add((batch.site, batch.epoch))
+    return pos
