@@ -14,10 +14,8 @@ from firmware.emulator.config import EmulatorSpec, LineSpec, MeterSpec
 from firmware.emulator.line import PtyLine
 from firmware.emulator.s0 import EmulatedAdapter
 from gateway.meters import load_model, plan_blocks
-from tests.firmware.conftest import f32
+from tests.firmware.conftest import ROOT, f32
 from tests.support.emulated import StillClock, running
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_firmware_map_and_gateway_table_agree() -> None:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-MPY = ROOT / "tests" / "mpy"
+from tests.firmware.conftest import MPY, ROOT, micropython
+
 VECTORS = sorted((ROOT / "tests" / "vectors" / "modbus").glob("*.json"))
 SCRIPTS: dict[str, list[Path]] = {
     "fw_vectors.py": VECTORS,
@@ -27,19 +27,6 @@ SCRIPTS: dict[str, list[Path]] = {
     "fw_runner.py": [],
     "fw_pinmap.py": [ROOT / "hw" / "pico-adapter" / "pins.json"],
 }
-
-
-def _micropython(script: Path, files: list[Path], tmp: Path) -> subprocess.CompletedProcess[str]:
-    if not (ROOT / "node_modules" / "@micropython").is_dir() or shutil.which("node") is None:
-        pytest.fail("the MicroPython interpreter is not installed: run `make test`")
-    return subprocess.run(
-        ["node", str(MPY / "run.mjs"), str(script), *map(str, files)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
 
 
 def _cpython(script: Path, files: list[Path], tmp: Path) -> subprocess.CompletedProcess[str]:
@@ -62,8 +49,10 @@ def _cpython(script: Path, files: list[Path], tmp: Path) -> subprocess.Completed
 def test_firmware_script(name: str, interpreter: str, tmp_path: Path) -> None:
     script = MPY / name
     files = [MPY / "check.py", *SCRIPTS[name]]
-    run = _micropython if interpreter == "micropython" else _cpython
-    result = run(script, files, tmp_path)
+    if interpreter == "micropython":
+        result = micropython(script, *files)
+    else:
+        result = _cpython(script, files, tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     passed = [line for line in result.stdout.splitlines() if line.startswith("PASS ")]

@@ -5,15 +5,13 @@ them for the RP2040, and their `const` assignments are ones MicroPython's compil
 from __future__ import annotations
 
 import ast
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.firmware.conftest import ROOT, micropython
 
-ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = ROOT / "hw" / "pico-adapter" / "manifest.py"
 BOARD_MODULES = sorted((ROOT / "firmware").glob("*.py"))  # not firmware/emulator/
 
@@ -149,16 +147,7 @@ def test_private_constants_take_no_ram_on_micropython(tmp_path: Path) -> None:
         f"for m in ({', '.join(modules)},):\n"
         "    print(m.__name__, ' '.join(dir(m)))\n"
     )
-    if not (ROOT / "node_modules" / "@micropython").is_dir() or shutil.which("node") is None:
-        pytest.fail("the MicroPython interpreter is not installed: run `make test`")
-    result = subprocess.run(
-        ["node", str(ROOT / "tests" / "mpy" / "run.mjs"), str(script)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-    )
+    result = micropython(script)
     assert result.returncode == 0, result.stdout + result.stderr
     seen = {}
     for line in result.stdout.splitlines():
