@@ -97,41 +97,46 @@ def _table(header: str, keys: Mapping[str, Value | None]) -> str:
 
 def _mqtt(settings: MqttSettings) -> dict[str, Value | None]:
     d = MqttSettings()
-    keys: dict[str, Value | None] = {"host": settings.host, "port": settings.port}
-    for key, value, default in (
-        ("client_id", settings.client_id, d.client_id),
-        ("topic_prefix", settings.prefix, d.prefix),
-        ("keepalive_s", settings.keepalive_s, d.keepalive_s),
-        ("protocol", settings.protocol, d.protocol),
-        ("ca_file", settings.ca_file, d.ca_file),
-        ("cert_file", settings.cert_file, d.cert_file),
-        ("key_file", settings.key_file, d.key_file),
-        ("username", settings.username, d.username),
-        ("password", settings.password, d.password),
-    ):
-        keys[key] = None if value == default else value
-    return keys
+    return {
+        "host": settings.host,
+        "port": settings.port,
+        **_besides_defaults(
+            ("client_id", settings.client_id, d.client_id),
+            ("topic_prefix", settings.prefix, d.prefix),
+            ("keepalive_s", settings.keepalive_s, d.keepalive_s),
+            ("protocol", settings.protocol, d.protocol),
+            ("ca_file", settings.ca_file, d.ca_file),
+            ("cert_file", settings.cert_file, d.cert_file),
+            ("key_file", settings.key_file, d.key_file),
+            ("username", settings.username, d.username),
+            ("password", settings.password, d.password),
+        ),
+    }
 
 
 def _bus(bus: BusConfig) -> dict[str, Value | None]:
     d = BusConfig(bus.name)
-    keys: dict[str, Value | None] = {"name": bus.name}
-    if bus.host is not None:
-        keys |= {"host": bus.host, "port": bus.tcp_port}
-    else:
-        keys["port"] = bus.port
-    for key, value, default in (
-        ("baud", bus.baud, d.baud),
-        ("parity", bus.parity, d.parity),
-        ("stopbits", bus.stopbits, d.stopbits),
-        ("timeout_s", bus.timeout_s, d.timeout_s),
-        ("retries", bus.retries, d.retries),
-        ("retry_budget", bus.retry_budget, d.retry_budget),
-        ("unit_pause_ms", round(bus.unit_pause_s * 1000), round(d.unit_pause_s * 1000)),
-        ("reopen_after", bus.reopen_after, d.reopen_after),
-    ):
-        keys[key] = None if value == default else value
-    return keys
+    tcp = bus.host is not None
+    return {
+        "name": bus.name,
+        "host": bus.host,
+        "port": bus.tcp_port if tcp else bus.port,
+        **_besides_defaults(
+            ("baud", bus.baud, d.baud),
+            ("parity", bus.parity, d.parity),
+            ("stopbits", bus.stopbits, d.stopbits),
+            ("timeout_s", bus.timeout_s, d.timeout_s),
+            ("retries", bus.retries, d.retries),
+            ("retry_budget", bus.retry_budget, d.retry_budget),
+            ("unit_pause_ms", round(bus.unit_pause_s * 1000), round(d.unit_pause_s * 1000)),
+            ("reopen_after", bus.reopen_after, d.reopen_after),
+        ),
+    }
+
+
+def _besides_defaults(*rows: tuple[str, Value | None, Value | None]) -> dict[str, Value | None]:
+    """Each (key, value, default) row's key and value, where the value is not the default."""
+    return {key: value for key, value, default in rows if value != default}
 
 
 def _control(control: ControlConfig) -> dict[str, Value | None]:
