@@ -1,8 +1,8 @@
 # Frozen modules of the Pico adapter's firmware image, in MicroPython's manifest format.
 # From MicroPython's ports/rp2:
 #   make BOARD=RPI_PICO FROZEN_MANIFEST=/path/to/meterledger/hw/pico-adapter/manifest.py
-# Relative paths are from this file's folder. tests/test_firmware_image.py checks that the
-# image freezes every board module and nothing else of ours.
+# Relative paths are from this file's folder. tests/firmware/test_firmware_image.py checks
+# that the image freezes every board module and nothing else of ours.
 
 # The port's own frozen modules: its _boot.py mounts the flash (/pins.json, /state).
 include("$(PORT_DIR)/boards/manifest.py")

@@ -12,10 +12,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.errors import MeterledgerError
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -40,14 +40,16 @@ def find_mosquitto() -> str | None:
 
 
 def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise BrokerError(f"no broker listening on 127.0.0.1:{port} after {timeout_s} s")
+    """Wait until something accepts connections on 127.0.0.1:`port` (BrokerError if not)."""
+
+    def accepts() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+
+    try:
+        wait_until(accepts, timeout_s, f"127.0.0.1:{port}", step=0.05)
+    except TimeoutError:
+        raise BrokerError(f"no broker listening on 127.0.0.1:{port} after {timeout_s} s") from None
 
 
 @dataclass

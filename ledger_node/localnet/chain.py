@@ -21,8 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from firmware.emulator.truth import read_truth
+from gateway.config import BusConfig, ControlConfig
+from gateway.config_file import MeterEntry, write_config
 from ledger_node.localnet.network import FIGURE_7, LocalNet, OrgSpec, terminate
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
+from ledger_node.shared.mqtt import MqttSettings
 from ledger_node.wire import GatewayKey, SiteRegistration
 
 METER = "m1"
@@ -130,45 +134,21 @@ class Chain:
 
     def _gateway_config(self, site: str) -> None:
         spec = self.sites[site]
-        trust = ['tso = "keys/tso.key.pub"']
-        if spec.controlled:
-            trust.append(f'ras = ["keys/{spec.ra}.key.pub"]')
-        confirm = "".join(
-            f'\n[[confirm.node]]\npublic_key = "keys/{n}.key.pub"\n' for n in self.nodes
-        )
-        control = f'\n[control]\nmeter = "{METER}"\n' if spec.controlled else ""
-        (self.work / f"gateway-{site}.toml").write_text(
-            f"""[gateway]
-id = "gw-{site}"
-site = "{site}"
-key = "keys/gw-{site}.key"
-state_dir = "gateway-{site}"
-slot_seconds = {self.slot_s}
-
-[trust]
-{chr(10).join(trust)}
-
-[confirm]
-quorum = {self.quorum}
-{confirm}
-[mqtt]
-host = "127.0.0.1"
-port = {self.broker_port}
-protocol = "{self.protocol}"
-
-[[bus]]
-name = "rs485-0"
-port = "{self.work / f"meter-{site}"}"
-baud = 9600
-timeout_s = 0.3
-
-[[meter]]
-id = "{METER}"
-bus = "rs485-0"
-unit = {METER_UNIT}
-model = "{spec.model}"
-poll_seconds = 1.0
-{control}"""
+        write_config(
+            self.gateway_config(site),
+            gateway_id=f"gw-{site}",
+            site=site,
+            key_path=Path(f"keys/gw-{site}.key"),
+            state_dir=Path(f"gateway-{site}"),
+            slot_seconds=self.slot_s,
+            tso=Path("keys/tso.key.pub"),
+            ras=[Path(f"keys/{spec.ra}.key.pub")] if spec.controlled else [],
+            confirm_nodes=[Path(f"keys/{n}.key.pub") for n in self.nodes],
+            quorum=self.quorum,
+            mqtt=MqttSettings("127.0.0.1", self.broker_port, protocol=self.protocol),
+            buses=[BusConfig("rs485-0", port=str(self.work / f"meter-{site}"), timeout_s=0.3)],
+            meters=[MeterEntry(METER, METER_UNIT, spec.model)],
+            control=ControlConfig(METER, coil=None, register=None) if spec.controlled else None,
         )
 
     def gateway_config(self, site: str) -> Path:
@@ -217,7 +197,7 @@ poll_seconds = 1.0
             )
         for site in self.sites:
             device = self.work / f"meter-{site}"
-            self.wait(device.exists, 10, "serial devices")
+            wait_until(device.exists, 10, "serial devices", alive=self.check_alive)
 
     def start_nodes(self) -> None:
         self.net.start()
@@ -249,7 +229,7 @@ poll_seconds = 1.0
                 fact = SiteRegistration(spec.ra, signed[spec.ra], site, key, (METER,))
                 self.net.publish_fact(spec.ra, fact)
         for node in self.nodes:
-            self.wait(self._holds_keys(node), 60, f"{node}'s epoch keys")
+            wait_until(self._holds_keys(node), 60, f"{node}'s epoch keys", alive=self.check_alive)
 
     def _holds_keys(self, node: str) -> Callable[[], bool]:
         return lambda: (
@@ -259,19 +239,6 @@ poll_seconds = 1.0
     def sim_now(self) -> float:
         """The chain's clock (UTC s, accelerated)."""
         return self.net.origin + (time.time() - self.net.origin) * self.speed
-
-    def wait(self, check: Callable[[], Any], timeout_s: float, what: str) -> Any:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                value = check()
-            except (OSError, ValueError, KeyError):
-                value = None
-            if value:
-                return value
-            time.sleep(0.2)
-        raise RuntimeError(f"waited {timeout_s} s for {what}; logs are in {self.work}")
 
     def check_alive(self) -> None:
         self.net.check_alive()

@@ -42,6 +42,7 @@ from typing import Any
 
 from ledger_node.localnet.broker import Broker, BrokerError
 from ledger_node.localnet.chain import Chain, Site
+from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import DrDeclaration
 
 NODES = ("tso", "ac1", "ra1")
@@ -93,7 +94,9 @@ def issue_command(chain: Chain) -> int:
             "targets": {"ac1": per_slot(TARGET_WH, slot_s)},
         },
     )
-    chain.wait(lambda: net.get("ra1", "/api/commands"), 30, "the command at RA(1)")
+    wait_until(
+        lambda: net.get("ra1", "/api/commands"), 30, "the command at RA(1)", alive=chain.check_alive
+    )
     baselines = {site: per_slot(wh, slot_s) for site, wh in BASELINES.items()}
     net.post(
         "ra1", "/api/declarations", {"command": COMMAND, "sites": {"site1": baselines["site1"]}}
@@ -185,7 +188,9 @@ def show_control(chain: Chain, start: int) -> bool:
         done = [r for r in rows if r["ok"]]
         return rows if {r["state"] for r in done} == {0, 1} else []
 
-    actions = chain.wait(switched, 30, "the relay's switches in the ledger")
+    actions = wait_until(
+        switched, 30, "the relay's switches in the ledger", alive=chain.check_alive
+    )
     print("\nDR control at site1 (sealed by gw-site1, decrypted on the TSO's node):")
     for a in actions:
         edge = f"window {'opens' if a['state'] else 'closes'} {_hms(start if a['state'] else end)}"
@@ -225,7 +230,12 @@ def show_contract(chain: Chain, start: int) -> bool:
 
     # RA(1) reconciles against its own node's results: both must have every reading.
     for node in ("tso", "ra1"):
-        chain.wait(functools.partial(settled, node), 30, f"the contract's results on {node}")
+        wait_until(
+            functools.partial(settled, node),
+            30,
+            f"the contract's results on {node}",
+            alive=chain.check_alive,
+        )
     target = per_slot(TARGET_WH, chain.slot_s)
     print(f"\nDR command {COMMAND} to AC(1), target {target} Wh per slot; on the TSO's node:")
     tso = net.get("tso", f"/api/results?command={COMMAND}")
@@ -259,7 +269,7 @@ def show_contract(chain: Chain, start: int) -> bool:
         rows = net.get("ra1", f"/api/reconciliation?command={COMMAND}")
         return [r for r in rows if r["as_wh"] is not None and r["ledger_wh"] is not None]
 
-    recon = chain.wait(reconciled, 30, "RA(1)'s reconciliation")
+    recon = wait_until(reconciled, 30, "RA(1)'s reconciliation", alive=chain.check_alive)
     statuses = {r["status"] for r in recon}
     print(f"RA(1) AS report vs ledger, slot by slot: {', '.join(r['status'] for r in recon)}")
     ok = ok and statuses == {"equal"}
@@ -286,8 +296,13 @@ def show_witnesses(chain: Chain) -> bool:
         )
 
     for node in NODES:
-        with contextlib.suppress(RuntimeError):  # shown as it stands
-            chain.wait(lambda n=node: witnessed(n), 20, f"{node}'s witnesses")  # type: ignore[misc]
+        with contextlib.suppress(TimeoutError, RuntimeError):  # shown as it stands
+            wait_until(
+                lambda n=node: witnessed(n),  # type: ignore[misc]
+                20,
+                f"{node}'s witnesses",
+                alive=chain.check_alive,
+            )
     ok = True
     for node in NODES:
         s = chain.net.get(node, "/api/status")
@@ -364,10 +379,11 @@ def run_demo(args: argparse.Namespace, work: Path) -> int:
             )
             return 1
         # The slot after the window carries the relay's off switch in its batch.
-        chain.wait(
+        wait_until(
             lambda: end in chain.common_slots(),
             (COMMAND_SLOTS + 5) * slot_s / args.speed + 45,
             "the command's window and the slot after it",
+            alive=chain.check_alive,
         )
         window = list(range(start, end, slot_s))
         agree = compare(chain, slots[: args.slots], window)

@@ -17,18 +17,17 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from ledger_node.localnet.wait import wait_until
 from ledger_node.network.config import api_addr_path
 from ledger_node.network.genesis import make_genesis
 from ledger_node.shared.keys import Identity
 from ledger_node.shared.mqtt import MqttSettings, make_client
 from ledger_node.wire import Message, seal
 from ledger_node.wire.topics import Topics
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -150,7 +149,7 @@ class LocalNet:
         for name in self.nodes:
             self.start_node(name)
         for name in self.nodes:
-            self.wait_for(self._api_up(name), 30, f"{name}'s API")
+            wait_until(self._api_up(name), 30, f"{name}'s API", alive=self.check_alive)
 
     def _api_up(self, name: str) -> Callable[[], Any]:
         return lambda: self.get(name, "/api/log")
@@ -209,22 +208,6 @@ class LocalNet:
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read())
-
-    def wait_for(self, check: Callable[[], T], timeout_s: float, what: str) -> T:
-        """Poll `check` until it returns something truthy without raising."""
-        deadline = time.monotonic() + timeout_s
-        last: BaseException | None = None
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                value = check()
-            except (OSError, ValueError, KeyError, AssertionError) as exc:
-                last = exc
-            else:
-                if value:
-                    return value
-            time.sleep(0.2)
-        raise TimeoutError(f"{what}: not after {timeout_s} s ({last})")
 
     def mqtt_settings(self) -> MqttSettings:
         return MqttSettings(port=self.broker_port, protocol=self.protocol)

@@ -16,7 +16,7 @@ from firmware.emulator.config import EmulatorSpec, LineSpec, MeterSpec
 from firmware.emulator.line import Framing, PtyLine
 from ledger_node.shared.clock import SystemClock
 from tests.bench.result import Figure, Result
-from tests.emulated import client, running
+from tests.support.emulated import client, running
 
 SECONDS = 3.0
 CASES = (

@@ -14,15 +14,17 @@ from pathlib import Path
 import nacl.secret
 import nacl.signing
 
+from gateway.config_file import MeterEntry
 from gateway.db import Database
 from gateway.outbox import Outbox
 from gateway.seal import Sealer
 from gateway.slots import SlotEnergy
 from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import GroupKey, Identity
 from ledger_node.wire import pedersen
 from tests.bench.result import Figure, Result
-from tests.gateway_support import MeterSpec, gateway_config
+from tests.support.gateway import gateway_config
 
 N = 400
 METERS = 4
@@ -115,11 +117,9 @@ def _memory(work: Path) -> Result:
     )
     gateway = None
     try:
-        deadline = time.monotonic() + 10
-        while not link.exists() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        specs = [MeterSpec(f"m{u}", u) for u in range(1, RSS_METERS + 1)]
-        gateway_config(work, broker.port, {"rs485-0": str(link)}, specs, 60, poll_s=2.0)
+        wait_until(link.exists, 10, "the emulator's device", step=0.05)
+        specs = [MeterEntry(f"m{u}", u, poll_seconds=2.0) for u in range(1, RSS_METERS + 1)]
+        gateway_config(work, broker.port, {"rs485-0": str(link)}, specs, 60)
         with (work / "gateway.log").open("wb") as log:
             gateway = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "run", "-c", "gateway.toml", *clock],

@@ -26,11 +26,12 @@ from ledger_node.ledger import Ledger, LedgerSettings, author_epochs, open_seale
 from ledger_node.ledger.store import connect, counters
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.network import FIGURE_7, LocalNet
+from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import SiteRegistration, parse, pedersen
 from tests.bench.result import Figure, Result
-from tests.sim import SimGateway
+from tests.support.sim import SimGateway, sign
 
 GATEWAYS = 50
 BATCHES = 12_000
@@ -120,7 +121,12 @@ def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], Path]:
     ]
     net.publish(facts)
     net.start()
-    net.wait_for(lambda: len(net.get("ra1", "/api/registry")["sites"]) == GATEWAYS, 60, "sites")
+    wait_until(
+        lambda: len(net.get("ra1", "/api/registry")["sites"]) == GATEWAYS,
+        60,
+        "sites",
+        alive=net.check_alive,
+    )
     net.stop()  # its session stays at the broker and queues what is published now
     _bare_subscriber(broker.port, None)
     print(f"   sealing {BATCHES} batches of {METERS} meters from {GATEWAYS} gateways", flush=True)
@@ -184,7 +190,7 @@ def _open(work: Path) -> dict[str, float]:
         ledger.start(genesis)
         for n, gw in enumerate(gateways, start=1):
             reg = SiteRegistration("ra1", n, gw.site, gw.gateway_key(), gw.meters)
-            ledger.admit(_sign(ra, reg), "mqtt")
+            ledger.admit(sign(ra, reg), "mqtt")
         for key in author_epochs(ledger):
             for gw in gateways:
                 gw.take_epoch_key(key)
@@ -210,12 +216,6 @@ def _open(work: Path) -> dict[str, float]:
     db.close()
     stored = (_db_bytes(work / "member.sqlite") - size_before) / len(readings)
     return {"rate": opened * METERS / elapsed, "bare": bare, "stored_per_reading": stored}
-
-
-def _sign(identity: Identity, message: SiteRegistration) -> bytes:
-    from ledger_node.wire import seal  # noqa: PLC0415 - bench-only set-up
-
-    return seal(message.to_body(), identity.name, identity.signing_key)
 
 
 def run() -> list[Result]:

@@ -1,0 +1,2 @@
+"""The board code (under MicroPython and CPython) and its frozen image, the adapter's
+register map, and the meter emulator."""

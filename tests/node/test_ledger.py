@@ -1,0 +1,297 @@
+"""The ledger's rules, in process, on real SQLite files: registry order and roles, epoch
+keys, equivocation evidence, bad payloads, lateness, and `verify`'s replay."""
+
+from __future__ import annotations
+
+import stat
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import nacl.secret
+import pytest
+
+from ledger_node.interfaces import authoring
+from ledger_node.interfaces.api import control_actions
+from ledger_node.interfaces.verify import verify
+from ledger_node.ledger import Ledger, LedgerSettings, Outcome, author_epochs, open_sealed
+from ledger_node.ledger.store import connect, counters
+from ledger_node.network.witness import slot_digest
+from ledger_node.shared.clock import FixedClock
+from ledger_node.wire import (
+    ControlAction,
+    DrCommand,
+    EpochKey,
+    MeterCommitment,
+    OrgRemove,
+    ReadingsBatch,
+    SiteMove,
+    SlotPayload,
+    open_body,
+    parse,
+    pedersen,
+)
+from tests.support.sim import Figure7, sign
+
+T0 = 1_800_000_000 - 1_800_000_000 % 60
+
+
+class Net:
+    """Figure 7's facts and one in-process ledger per node."""
+
+    def __init__(
+        self, tmp: Path, nodes: tuple[str, ...] = ("tso", "ra1"), fig: Figure7 | None = None
+    ) -> None:
+        self.fig = Figure7.make() if fig is None else fig
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.clock = FixedClock(T0)
+        self.tmp = tmp
+        self.ledgers: dict[str, Ledger] = {}
+        for name in nodes:
+            party = self.party(name)
+            db = connect(tmp / f"{name}.sqlite")
+            ledger = Ledger(db, party.identity, self.clock, LedgerSettings(late_after_s=600))
+            with ledger.transaction():
+                ledger.start(self.fig.genesis)
+            self.ledgers[name] = ledger
+
+    def party(self, name: str) -> object:
+        f = self.fig
+        return {"tso": f.tso, **f.acs, **f.ras}[name]
+
+    def admit(self, name: str, raw: bytes, source: str = "mqtt") -> Outcome:
+        ledger = self.ledgers[name]
+        with ledger.transaction():
+            return ledger.admit(raw, source, hold_unknown=True)
+
+    def everywhere(self, raws: list[bytes]) -> None:
+        for name in self.ledgers:
+            for raw in raws:
+                self.admit(name, raw)
+
+    def epochs(self) -> list[EpochKey]:
+        tso = self.ledgers["tso"]
+        with tso.transaction() as changes:
+            made = author_epochs(tso)
+        self.everywhere([raw for _, raw in changes.authored])
+        for key in made:
+            for gw in self.fig.gateways.values():
+                gw.take_epoch_key(key)
+        return made
+
+    def open(self, name: str) -> None:
+        ledger = self.ledgers[name]
+        with ledger.transaction():
+            while open_sealed(ledger):
+                pass
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[Net]:
+    n = Net(tmp_path)
+    n.everywhere(n.fig.registrations())
+    n.epochs()
+    yield n
+    for ledger in n.ledgers.values():
+        ledger.db.close()
+
+
+def _count(ledger: Ledger, name: str) -> int:
+    return counters(ledger.db).get(name, 0)
+
+
+def test_registry_facts_apply_in_their_authors_order_whatever_the_arrival(tmp_path: Path) -> None:
+    a = Net(tmp_path / "a")
+    b = Net(tmp_path / "b", fig=a.fig)  # the same facts, two replicas
+    facts = a.fig.registrations()
+    move1 = a.fig.move("site1", "ra2")
+    move2 = a.fig.move("site1", "ra1")
+    a.everywhere([*facts, move1, move2])
+    for raw in (move2, *reversed(facts), move1):
+        outcome = b.admit("tso", raw)
+        assert outcome.status in ("accepted", "held"), outcome
+    assert b.admit("tso", move2).status == "replay"  # held already: a replay too
+    sites_a = a.ledgers["tso"].registry.sites
+    sites_b = b.ledgers["tso"].registry.sites
+    assert sites_a == sites_b and sites_b["site1"].ra == "ra1"
+    assert b.ledgers["tso"].pending.size == 0
+    assert _count(b.ledgers["tso"], "held:out_of_order") == 1
+
+
+def test_roles_and_the_registry_are_enforced(net: Net) -> None:
+    fig = net.fig
+    ra1 = fig.ras["ra1"]
+    as_ra = sign(
+        ra1.identity,
+        DrCommand("ra1", "c9", T0, T0 + 60, 60, T0, 1, (("ac1", 10),)),
+    )
+    outcome = net.admit("tso", as_ra)
+    assert (outcome.status, outcome.reason) == ("refused", "not_allowed")
+    # An RA cannot move a site, nor register another RA's site.
+    move = sign(ra1.identity, SiteMove("ra1", 2, "site2", "ra1"))
+    assert net.admit("tso", move).reason == "not_allowed"
+    # The TSO removes RA(1): its facts are refused from then on, and site1's group
+    # gets a new epoch without it.
+    remove = sign(fig.tso.identity, OrgRemove("tso", fig.tso.next_n(), "ra1"))
+    net.everywhere([remove])
+    made = net.epochs()
+    assert [(k.site, k.epoch, k.members) for k in made] == [("site1", 1, ("ac1", "tso"))]
+    again = sign(ra1.identity, replace(open_body(parse(fig.registrations()[0])), n=5))  # type: ignore[type-var]
+    assert net.admit("tso", again).reason == "not_allowed"
+
+
+def test_registry_equivocation_is_kept_as_evidence(net: Net) -> None:
+    fig = net.fig
+    n = fig.tso.next_n()
+    first = sign(fig.tso.identity, SiteMove("tso", n, "site1", "ra2"))
+    second = sign(fig.tso.identity, SiteMove("tso", n, "site1", "ra3"))
+    assert net.admit("tso", first).ok
+    outcome = net.admit("tso", second)
+    assert outcome.status == "equivocation"
+    assert net.ledgers["tso"].registry.sites["site1"].ra == "ra2"  # the first stands
+    third = sign(fig.tso.identity, SiteMove("tso", n, "site1", "ra1"))
+    assert net.admit("tso", third).reason == "equivocation"
+    rows = net.ledgers["tso"].db.execute("SELECT key FROM equivocations").fetchall()
+    assert rows == [(f"n:{n}",)]  # one variant kept as evidence, the next only counted
+
+
+def test_two_batches_with_one_seq_are_evidence_and_neither_counts(net: Net) -> None:
+    gw = net.fig.gateways["site1"]
+    one = gw.batch(T0 - 120, {"m1": 5, "m2": 6})
+    gw.seq -= 1
+    other = gw.batch(T0 - 120, {"m1": 50, "m2": 60})
+    assert net.admit("ra1", one).ok
+    assert net.admit("ra1", other).status == "equivocation"
+    ledger = net.ledgers["ra1"]
+    net.open("ra1")
+    state = ledger.db.execute("SELECT state FROM batches").fetchall()
+    assert state == [("equivocated",)]
+    digest = slot_digest(ledger.db, T0 - 120)
+    assert digest.count == 2  # both variants: replicas converge whichever came first
+    assert _count(ledger, "refused:equivocation") == 1
+
+
+def test_a_batch_whose_readings_do_not_open_its_commitments_is_flagged(net: Net) -> None:
+    gw = net.fig.gateways["site1"]
+    raw = gw.batch(T0 - 60, {"m1": 5, "m2": 6})
+    batch = open_body(parse(raw))
+    assert isinstance(batch, ReadingsBatch)
+    forged_commit = MeterCommitment("m1", pedersen.commit(7, pedersen.random_blinding()))
+    bad = replace(batch, seq=gw.seq, commitments=(forged_commit, batch.commitments[1]))
+    gw.seq += 1
+    assert net.admit("ra1", sign(gw.identity, bad)).ok  # signed by the gateway: kept
+    net.open("ra1")
+    ledger = net.ledgers["ra1"]
+    assert ledger.db.execute("SELECT state FROM batches").fetchall() == [("bad",)]
+    assert ledger.db.execute("SELECT COUNT(*) FROM readings").fetchone() == (0,)
+    assert _count(ledger, "refused:bad_payload") == 1
+
+
+def test_lateness_is_judged_on_arrival_not_on_fetching_from_a_peer(net: Net) -> None:
+    gw = net.fig.gateways["site2"]
+    old = gw.batch(T0 - 3600, {"m1": 1, "m2": 1})
+    assert net.admit("tso", old).reason == "late"
+    assert net.admit("tso", old, source="sync:ac1").ok  # a peer took it in time
+    future = gw.batch(T0 + 3600, {"m1": 1, "m2": 1})
+    assert net.admit("tso", future).reason == "future"
+
+
+def test_an_epoch_key_before_its_site_is_held_then_applied(tmp_path: Path) -> None:
+    n = Net(tmp_path, ("tso", "ac1"))
+    regs = n.fig.registrations()
+    n.admit("tso", regs[0])
+    tso = n.ledgers["tso"]
+    with tso.transaction() as changes:
+        (key,) = author_epochs(tso)
+    raw = changes.authored[0][1]
+    assert n.admit("ac1", raw).status == "held"  # ac1 has not seen site1 yet
+    assert n.admit("ac1", regs[0]).ok
+    assert n.ledgers["ac1"].pending.size == 0
+    assert ("site1", 0) in n.ledgers["ac1"].groups.boxes
+    assert key.site == "site1"
+
+
+def test_verify_replays_the_log_and_names_a_changed_derived_row(net: Net) -> None:
+    gw = net.fig.gateways["site1"]
+    for k in range(3):
+        assert net.admit("ra1", gw.batch(T0 - 60 * (k + 1), {"m1": k, "m2": 1})).ok
+    net.open("ra1")
+    ledger = net.ledgers["ra1"]
+    path = net.tmp / "ra1.sqlite"
+    me = ledger.me
+    report = verify(connect(path, readonly=True), me)
+    assert report.ok, report.problems
+    with ledger.transaction():
+        ledger.db.execute("UPDATE readings SET wh = wh + 1 WHERE meter='m1'")
+    report = verify(connect(path, readonly=True), me)
+    assert not report.ok
+    assert any(p.startswith("derived table readings") for p in report.problems)
+
+
+def test_a_data_key_is_never_written_to_the_database(net: Net) -> None:
+    ledger = net.ledgers["ra1"]
+    box = ledger.groups.boxes[("site1", 0)]
+    key = bytes(box)  # SecretBox exposes its key as bytes
+    ledger.db.close()
+    raw = b"".join(p.read_bytes() for p in net.tmp.glob("ra1.sqlite*"))
+    assert key not in raw
+    assert isinstance(box, nacl.secret.SecretBox)
+
+
+def test_the_sealed_payload_is_bound_to_its_batch(net: Net) -> None:
+    gw = net.fig.gateways["site1"]
+    raw = gw.batch(T0 - 60, {"m1": 5, "m2": 6})
+    batch = open_body(parse(raw))
+    assert isinstance(batch, ReadingsBatch)
+    payload = gw.sealed[-1][1]
+    moved = SlotPayload(payload.gateway, payload.seq + 1, payload.readings)
+    box = nacl.secret.SecretBox(gw.keys[0]).encrypt(moved.to_bytes())
+    copy = replace(batch, box=bytes(box))
+    assert net.admit("ra1", sign(gw.identity, copy)).ok
+    net.open("ra1")
+    state = net.ledgers["ra1"].db.execute("SELECT state FROM batches").fetchone()
+    assert state == ("bad",)
+
+
+def test_the_database_is_readable_by_its_owner_only(net: Net) -> None:
+    for path in net.tmp.glob("ra1.sqlite*"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+
+
+def test_dr_control_actions_are_read_by_members_only_and_shredded_with_the_readings(
+    net: Net,
+) -> None:
+    on, off = ControlAction("dr-1", 1, T0 - 118, True), ControlAction("dr-1", 0, T0 - 61, False)
+    site1, site3 = net.fig.gateways["site1"], net.fig.gateways["site3"]
+    net.everywhere(
+        [
+            site1.batch(T0 - 120, {"m1": 5, "m2": 6}, control=(on, off)),
+            site3.batch(T0 - 120, {"m1": 1, "m2": 1}, control=(on,)),
+        ]
+    )
+    for name in ("tso", "ra1"):
+        net.open(name)
+
+    def seen(name: str) -> list[tuple[str, int, int, bool]]:
+        rows = control_actions(net.ledgers[name].db, "dr-1")
+        return [(r["site"], r["state"], r["t"], r["ok"]) for r in rows]
+
+    assert seen("ra1") == [("site1", 1, T0 - 118, True), ("site1", 0, T0 - 61, False)]
+    assert seen("tso") == [
+        ("site1", 1, T0 - 118, True),
+        ("site3", 1, T0 - 118, True),
+        ("site1", 0, T0 - 61, False),
+    ]
+    path, me = net.tmp / "ra1.sqlite", net.ledgers["ra1"].me
+    assert verify(connect(path, readonly=True), me).ok
+    with net.ledgers["ra1"].transaction():
+        net.ledgers["ra1"].db.execute("UPDATE control_actions SET ok = 1")
+    report = verify(connect(path, readonly=True), me)
+    assert any(p.startswith("derived table control_actions") for p in report.problems)
+    # Shredding site1's epoch erases what its gateway did along with what it measured.
+    tso = net.ledgers["tso"]
+    with tso.transaction() as changes:
+        authoring.shred(tso, {"site": "site1", "epoch": 0})
+    net.everywhere([raw for _, raw in changes.authored])
+    assert seen("ra1") == []
+    assert seen("tso") == [("site3", 1, T0 - 118, True)]

@@ -1,0 +1,127 @@
+"""The DR contract on figure 7's node processes: results and rewards through the API, a
+declaration after gate closure refused, AC(1)'s total checked by RA(1) from public data,
+and shredding an epoch on every replica."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.wait import wait_until
+from ledger_node.wire import DrDeclaration
+from tests.node.conftest import fig7_nodes
+from tests.support.sim import SimNet, db_bytes, retained
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_sim(sim: SimNet, t: float) -> None:
+    wait_until(lambda: sim.sim_now() >= t, 60, f"simulated time {t}", alive=sim.net.check_alive)
+
+
+def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -> None:
+    with fig7_nodes(tmp_path, broker.port, speed=20.0) as sim:
+        start = (int(sim.sim_now()) // 60 + 2) * 60
+        command = {
+            "id": "c1",
+            "start": start,
+            "end": start + 120,
+            "slot_s": 60,
+            "gate_closure": start,
+            "price_yen_per_kwh": 20,
+            "targets": {"ac1": 100},
+        }
+        sim.net.post("tso", "/api/commands", command)
+        wait_until(
+            lambda: sim.net.get("ra1", "/api/commands"),
+            30,
+            "the command at ra1",
+            alive=sim.net.check_alive,
+        )
+        sim.net.post("ra1", "/api/declarations", {"command": "c1", "sites": {"site1": 400}})
+        sim.net.publish_fact("ra2", DrDeclaration("ra2", "c1", 1, (("site2", (350,)),)))
+        _wait_sim(sim, start + 120)
+        sim.publish(
+            [
+                sim.batch(site, slot, {"m1": 100 + i, "m2": 150})
+                for i, slot in enumerate((start, start + 60))
+                for site in ("site1", "site2", "site3")
+            ]
+        )
+        # After gate closure a declaration is refused, with its reason.
+        late = sim.net.cli("ra1", "declare", "--command", "c1", "--site", "site1=1")
+        assert late.returncode == 1 and "gate_closed" in late.stderr, late.stderr
+
+        def settled(node: str) -> list[dict[str, object]]:
+            rows = sim.net.get(node, "/api/results?command=c1")["results"]
+            done = [r for r in rows if r["reported"] == r["declared"] == 2 or r["kind"] == "ac"]
+            return rows if len(rows) == len(done) and any(r["actual_wh"] for r in rows) else []
+
+        tso = wait_until(
+            lambda: settled("tso"), 30, "results on the TSO's node", alive=sim.net.check_alive
+        )
+        by = {(r["slot"], r["kind"], r["scope"]): r for r in tso}
+        assert set(by) == {
+            (s, k, o)
+            for s in (start, start + 60)
+            for k, o in (("ra", "ra1"), ("ra", "ra2"), ("ac", "ac1"))
+        }
+        first = by[(start, "ac", "ac1")]
+        assert first["actual_wh"] == 250 + 250  # site1 and site2, two meters each
+        assert first["baseline_wh"] == 750 and first["delivered_wh"] == 250
+        assert first["contract"] == "dr-1" and first["target_wh"] == 100
+        rewards = sim.net.get("tso", "/api/results?command=c1")["rewards"]
+        assert rewards == [
+            {
+                "ac": "ac1",
+                "command": "c1",
+                "contract": "dr-1",
+                "credited_wh": 200,
+                "penalised_wh": 0,
+                "price_yen_per_kwh": 20,
+                "reward_yen": 4,
+                "shortfall_wh": 0,
+            }
+        ]
+        ra1 = wait_until(
+            lambda: settled("ra1"), 30, "results on RA(1)'s node", alive=sim.net.check_alive
+        )
+        assert [r for r in ra1 if r["scope"] == "ra1"] == [r for r in tso if r["scope"] == "ra1"]
+        assert {r["scope"] for r in ra1} == {"ra1"}  # RA(1) cannot settle what it cannot read
+
+        # RA(1) checks AC(1)'s total from public data; a total with a reading left out or
+        # altered fails.
+        def check(result: dict[str, object]) -> str:
+            path = tmp_path / "result.json"
+            path.write_text(json.dumps(result))
+            done = sim.net.cli("ra1", "check-total", str(path))
+            return "OK" if done.returncode == 0 else done.stderr
+
+        assert check(first) == "OK"
+        total = dict(first["total"])  # type: ignore[call-overload]
+        assert "leaves out" in check({**first, "total": {**total, "refs": total["refs"][1:]}})
+        assert "altered" in check({**first, "total": {**total, "v_wh": total["v_wh"] + 1}})
+
+        # Shred site1's epoch 0: unreadable on every replica, hashes and totals stay.
+        secret = sim.gateways["site1"].sealed[0][1].readings[0].blinding
+        assert secret in db_bytes(sim.net.db("tso"))
+        sim.net.post("tso", "/api/shred", {"site": "site1", "epoch": 0})
+        for node in ("tso", "ac1", "ra1"):
+            wait_until(
+                lambda n=node: sim.status(n)["shredded"] == [{"site": "site1", "epoch": 0}],  # type: ignore[misc]
+                30,
+                f"{node} shreds",
+                alive=sim.net.check_alive,
+            )
+            assert not [r for r in sim.net.get(node, "/api/totals") if r["site"] == "site1"]
+        assert sim.net.get("tso", "/api/results?command=c1")["results"] == tso
+        assert check(first) == "OK"
+        assert retained(broker.port, "mlg/v1/facts/epoch_key/tso/site1/#", 1, 2.0) == []
+        sim.net.stop()
+        for node in ("tso", "ac1", "ra1"):
+            assert secret not in db_bytes(sim.net.db(node)), f"{node} still holds site1 data"
+            done = sim.net.cli(node, "verify")
+            assert done.returncode == 0, done.stdout + done.stderr

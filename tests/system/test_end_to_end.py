@@ -1,0 +1,203 @@
+"""Meters to ledgers over real pseudo-terminals and a real Mosquitto, no fakes on the way:
+emulated meters (the adapter firmware among them), their gateways as processes, and the
+ledger nodes as processes (`ledger_node/chain.py`, the demo's chain).
+
+- bad input at the nodes is refused, counted and harmless;
+- a gateway's outbox empties only once the nodes have committed its batches (their
+  high-water marks), keeps them while the nodes are down, and drains when they return;
+- a site that moves to another RA gets a new epoch key, which its gateway takes: the old
+  RA cannot read what is sealed with it, the new RA can;
+- the demo runs the seed's DR sequence: the relay switches at the window's edges and the
+  contract's delivered reduction is the load it shed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nacl.signing
+import pytest
+
+from ledger_node.ledger.store import connect
+from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.chain import Chain, Site
+from ledger_node.localnet.demo import NODES, SITES
+from ledger_node.localnet.wait import wait_until
+from ledger_node.wire import seal
+from tests.conftest import run_module
+from tests.support.sim import db_bytes
+from tests.system.conftest import SLOT_S, SPEED
+
+pytestmark = pytest.mark.slow
+
+
+def _assert_equal_to_truth(chain: Chain, count: int) -> list[int]:
+    """Every node holds `count` slots or more, every one of them equal to the truth for
+    every site it reads; returns the slots."""
+    slots = chain.wait_for_slots(count)
+    assert len(slots) >= count, f"only {len(slots)} slots reached every node"
+    truth = chain.truth(slots)
+    for node in NODES:
+        held = chain.totals(node)
+        assert {site for site, _ in held} == chain.reads(node), f"{node} reads {set(held)}"
+        for slot in slots:
+            for site in chain.reads(node):
+                # Every boundary value is a whole Wh: exact equality.
+                assert held[(site, slot)] == truth.get((site, slot)), (node, site, slot)
+    return slots
+
+
+def test_bad_messages_are_rejected_counted_and_harmless(chain: Chain) -> None:
+    before = _assert_equal_to_truth(chain, 2)
+    body = (
+        b'{"box":"","epoch":0,"gw":"gw-site1","meters":[],"seq":999999,'
+        b'"site":"site1","slot":0,"slot_s":60,"type":"readings","v":1}'
+    )
+    forged = seal(body, "gw-site1", nacl.signing.SigningKey.generate())
+    topic = "mlg/v1/readings/site1/gw-site1"
+    chain.net.publish(
+        [(topic, p, False) for p in (b"\x00garbage", forged, b"ML\x01" + bytes(70_000))]
+    )
+    wanted = {"malformed": 1, "bad_signature": 1, "oversize": 1}
+
+    def refused() -> dict[str, int]:
+        got = chain.net.get("tso", "/api/status")["refused"]
+        return {k: v for k, v in got.items() if k in wanted}
+
+    wait_until(lambda: refused() == wanted, 20, f"refusals {wanted}", alive=chain.net.check_alive)
+    log = chain.net.log_path("tso").read_text()
+    for reason in wanted:
+        assert f"refused ({reason})" in log
+    # The node keeps running, valid data keeps arriving, and what it had stays intact.
+    after = _assert_equal_to_truth(chain, len(before) + 2)
+    assert after[: len(before)] == before
+
+
+def test_outboxes_empty_only_once_the_nodes_commit(chain: Chain) -> None:
+    """The broker's PUBACK no longer confirms: with every node stopped, the batches the
+    gateways publish stay in their outboxes; when the nodes return, the outboxes drain
+    and every slot is in the ledger, once, equal to the truth."""
+    _assert_equal_to_truth(chain, 2)
+    chain.net.stop()
+    at_stop = {site: chain.gateway_status(site)["outbox"] for site in SITES}
+
+    def published_two_more() -> bool:
+        # The broker took them (the gateways count what they handed over since boot).
+        return all(
+            chain.gateway_status(site)["daemon"]["broker"]["published"] >= o["next_seq"] + 2
+            for site, o in at_stop.items()
+        )
+
+    wait_until(
+        published_two_more,
+        60,
+        "two more batches published by every gateway",
+        alive=chain.check_alive,
+    )
+    waiting = {site: chain.gateway_status(site) for site in SITES}
+    for site, doc in waiting.items():
+        o = doc["outbox"]
+        assert o["depth"] >= 2, (site, o)
+        assert o["confirmed"] == at_stop[site]["confirmed"], (site, o)  # no node, no confirmation
+    for name in NODES:
+        chain.net.start_node(name)
+    for name in NODES:
+        wait_until(chain.net._api_up(name), 30, f"{name}'s API", alive=chain.net.check_alive)
+
+    def drained() -> bool:
+        for site, doc in waiting.items():
+            o = chain.gateway_status(site)["outbox"]
+            last = o["last_confirmed_seq"]
+            if last is None or last < doc["outbox"]["next_seq"] - 1:
+                return False
+        return True
+
+    wait_until(
+        drained, 60, "the outboxes to drain into the restarted nodes", alive=chain.check_alive
+    )
+    slots = _assert_equal_to_truth(chain, 1)
+    assert slots == list(range(slots[0], slots[-1] + SLOT_S, SLOT_S))  # none missing
+    for gw in chain.net.get("tso", "/api/status")["gateways"]:
+        assert gw["missing_below_last"] == 0 and gw["equivocations"] == 0, gw
+    text = run_module("gateway.cli", "status", "-c", str(chain.gateway_config("site1"))).stdout
+    assert "confirmed by: the marks of 2 of 3 nodes; tso next seq" in text, text
+
+
+def test_a_moved_site_seals_with_the_new_epoch_only_the_new_ra_reads(
+    tmp_path: Path, broker: Broker
+) -> None:
+    """Site1 moves from RA(1) to RA(2), each with its node: the TSO starts epoch 1 without
+    RA(1), the real gateway takes it, and what it seals from then on is readable by RA(2)
+    and not by RA(1); what came before stays RA(1)'s."""
+    site = Site("ra1", "sdm120", "steps:1200,3600,2400")
+    c = Chain(tmp_path, broker.port, SLOT_S, SPEED, {"site1": site}, ("tso", "ra1", "ra2"))
+    try:
+        c.start_emulators()
+        c.start_nodes()
+        c.register_sites()
+        c.start_gateways()
+        wait_until(lambda: c.totals("ra1"), 60, "a first slot at RA(1)", alive=c.check_alive)
+        c.net.post("tso", "/api/site-moves", {"site": "site1", "ra": "ra2"})
+        wait_until(
+            lambda: c.gateway_status("site1")["daemon"]["epoch"] == 1,
+            30,
+            "epoch 1",
+            alive=c.check_alive,
+        )
+        wait_until(lambda: len(c.totals("ra2")) >= 2, 60, "two slots at RA(2)", alive=c.check_alive)
+        ra1, ra2 = set(c.totals("ra1")), set(c.totals("ra2"))
+        wait_until(
+            lambda: set(c.totals("tso")) >= ra1 | ra2,
+            30,
+            "the TSO to have them all",
+            alive=c.check_alive,
+        )
+        assert not ra1 & ra2  # each reading is for one of them
+        assert max(ra1) < min(ra2)  # a clean cut at the move
+        groups = {
+            n: {(g["site"], g["epoch"]) for g in c.net.get(n, "/api/status")["groups"]}
+            for n in ("ra1", "ra2")
+        }
+        assert groups == {"ra1": {("site1", 0)}, "ra2": {("site1", 1)}}
+        c.net.stop()
+        ra2_db = connect(c.net.db("ra2"), readonly=True)
+        secrets = [bytes(r) for (r,) in ra2_db.execute("SELECT r FROM readings")]
+        ra2_db.close()
+        assert len(secrets) >= 2
+        old_ra = db_bytes(c.net.db("ra1"))
+        assert not [s for s in secrets if s in old_ra]  # no blinding of the new epoch at RA(1)
+    finally:
+        c.stop()
+
+
+def test_demo_runs_the_dr_sequence_and_reports_agreement(tmp_path: Path) -> None:
+    result = run_module(
+        "ledger_node.localnet.demo", "--slots", "3", "--workdir", str(tmp_path), timeout_s=180
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "all 3 slot totals agree with the ground truth" in out
+    table = [line for line in out.splitlines() if " site" in line and line.rstrip().endswith("=")]
+    assert len(table) == 9, out  # 3 slots x 3 sites
+    # (2) the relay went on in the window's first slot and off in the slot after it.
+    switches = re.findall(
+        r"relay (on |off) at (\d\d):(\d\d):(\d\d) UTC \(ok\); window (?:opens|closes)"
+        r" (\d\d):(\d\d):(\d\d)",
+        out,
+    )
+    assert [s[0].strip() for s in switches] == ["on", "off"], out
+    for _, *hms in switches:
+        at, edge = (int(h) * 3600 + int(m) * 60 + int(s) for h, m, s in (hms[:3], hms[3:]))
+        assert 0 <= (at - edge) % 86_400 < SLOT_S, out
+    # The load really dropped, and (4) the contract credits exactly what was shed.
+    load = re.search(r"site1's load \(emulator truth\): (\d+) Wh .*; ([\d, ]+) during it", out)
+    assert load is not None, out
+    during = [int(w) for w in load.group(2).split(", ")]
+    assert len(during) == 3 and max(during) < int(load.group(1)), out
+    delivered = re.search(r"RA\(1\)'s delivered reduction per slot: ([\d, ]+) Wh", out)
+    assert delivered is not None, out
+    assert [int(w) for w in delivered.group(1).split(", ")] == [40 - w for w in during], out
+    assert "RA(1) AS report vs ledger, slot by slot: equal, equal, equal" in out
+    assert "checks AC(1)'s total: OK" in out
+    assert re.search(r"gw-site1: sealing with epoch 0; outbox \d+ unconfirmed", out), out

@@ -1,0 +1,1 @@
+"""The protocol and the shared layer: wire and node-fact vectors, Pedersen totals, key files."""
