@@ -2,8 +2,9 @@
 
 `broker` (a Mosquitto or amqtt broker on loopback), `network` (organisations' keys, the
 genesis and the nodes as processes), `chain` (emulators and gateways in front of them),
-`demo` (`mlg-demo`: the brief's figure 7 through the seed paper's DR sequence) and `wait`
-(`wait_until`, the polling loop they and the tests share).
+`demo` (`mlg-demo`: the brief's figure 7 through the seed paper's DR sequence, set out in
+`demo_scenario` and checked by `demo_checks`) and `wait` (`wait_until`, the polling loop
+they and the tests share).
 
 The one layer that may import `gateway` and `firmware`, besides every layer of
 `ledger_node`; nothing imports it but the tests.

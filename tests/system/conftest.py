@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from ledger_node.localnet.chain import Chain
-from ledger_node.localnet.demo import NODES, SITES
+from ledger_node.localnet.demo_scenario import NODES, SITES
 from tests.conftest import mosquitto
 
 SLOT_S = 60

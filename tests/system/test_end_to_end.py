@@ -22,7 +22,7 @@ import pytest
 from ledger_node.ledger.store import connect
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.chain import Chain, Site
-from ledger_node.localnet.demo import NODES, SITES
+from ledger_node.localnet.demo_scenario import NODES, SITES
 from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import seal
 from tests.conftest import run_module
