@@ -15,7 +15,6 @@ from ledger_node.wire import (
     ReadingsBatch,
     SlotPayload,
     pedersen,
-    seal,
 )
 
 
@@ -67,7 +66,7 @@ class Sealer:
             commitments=commitments,
             box=bytes(key.box().encrypt(payload)),
         )
-        envelope = seal(batch.to_body(), self.identity.name, self.identity.signing_key)
+        envelope = batch.seal(self.identity)
         if len(envelope) > self.max_bytes:
             raise GatewayError(
                 f"batch of slot {slot_start} is {len(envelope)} bytes, over the message limit "

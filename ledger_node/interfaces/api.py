@@ -293,6 +293,13 @@ def write_address(path: Path, host: str, port: int) -> None:
     tmp.replace(path)
 
 
+def read_address(path: Path) -> tuple[str, int]:
+    """The (host, port) a running node wrote to `path` (OSError or ValueError while it has
+    not)."""
+    host, _, port = path.read_text().strip().rpartition(":")
+    return host, int(port)
+
+
 def node_url(cfg: NodeConfig, path: str) -> str:
     """`path` on the API of the node of `cfg` (on the port it wrote, when configured as 0)."""
     if cfg.api is None:
@@ -300,8 +307,7 @@ def node_url(cfg: NodeConfig, path: str) -> str:
     host, port = cfg.api
     if port == 0:  # any free port: the running node wrote the one it got
         try:
-            host, _, text = cfg.api_addr_path.read_text().strip().rpartition(":")
-            port = int(text)
+            host, port = read_address(cfg.api_addr_path)
         except (OSError, ValueError):
             raise MeterledgerError(
                 f"api.listen has port 0 and {cfg.api_addr_path} names no port: is the node running?"

@@ -50,7 +50,6 @@ from ledger_node.wire import (
     open_body,
     open_message,
     parse,
-    seal,
     verify,
 )
 from ledger_node.wire.errors import UnknownSignerError
@@ -168,7 +167,7 @@ class Ledger(LedgerState):
 
     def author(self, message: Message) -> Outcome:
         """Sign a fact as this node, admit it, and record it for publishing if accepted."""
-        raw = seal(message.to_body(), self.me.name, self.me.signing_key)
+        raw = message.seal(self.me)
         outcome = self.admit(raw, "local")
         if outcome.ok:
             self.changes.authored.append((message, raw))

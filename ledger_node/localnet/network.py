@@ -21,12 +21,13 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
+from ledger_node.interfaces.api import read_address
 from ledger_node.localnet.wait import wait_until
 from ledger_node.network.config import api_addr_path
 from ledger_node.network.genesis import make_genesis
 from ledger_node.shared.keys import Identity
 from ledger_node.shared.mqtt import MqttSettings, make_client
-from ledger_node.wire import Message, seal
+from ledger_node.wire import Message
 from ledger_node.wire.topics import Topics
 
 
@@ -192,7 +193,7 @@ class LocalNet:
     def api_port(self, name: str) -> int:
         """The port `name`'s API listens on, as the running node wrote it (OSError or
         ValueError while it is not up)."""
-        return int(api_addr_path(self.db(name)).read_text().strip().rpartition(":")[2])
+        return read_address(api_addr_path(self.db(name)))[1]
 
     def get(self, name: str, path: str) -> Any:
         url = f"http://127.0.0.1:{self.api_port(name)}{path}"
@@ -229,7 +230,7 @@ class LocalNet:
 
     def sign(self, org: str, message: Message) -> bytes:
         identity = self.identities[org]
-        return seal(message.to_body(), identity.name, identity.signing_key)
+        return message.seal(identity)
 
     def publish_fact(self, org: str, message: Message) -> bytes:
         """Sign `message` as `org` and put it on its retained fact topic."""

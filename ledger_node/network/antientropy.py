@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from ledger_node.ledger.admission import Ledger
-from ledger_node.wire import SyncEntry, SyncRequest, SyncResponse, seal
+from ledger_node.wire import SyncEntry, SyncRequest, SyncResponse
 from ledger_node.wire.sync import MAX_SYNC_GET, MAX_SYNC_IDS
 
 log = logging.getLogger("mlg.node.sync")
@@ -50,7 +50,7 @@ class AntiEntropy:
         self.fetched = 0
 
     def _sign(self, message: SyncRequest | SyncResponse) -> bytes:
-        return seal(message.to_body(), self.me.name, self.me.signing_key)
+        return message.seal(self.me)
 
     # -- asking ------------------------------------------------------------------------------
 

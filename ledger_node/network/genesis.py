@@ -13,7 +13,7 @@ from pathlib import Path
 from ledger_node.contract.dr1 import CONTRACT_VERSION
 from ledger_node.shared.errors import ConfigError
 from ledger_node.shared.keys import Identity, PublicIdentity
-from ledger_node.wire import Genesis, Org, WireError, open_body, parse, seal
+from ledger_node.wire import Genesis, Org, WireError, open_body, parse
 
 MAX_GENESIS_BYTES = 1024 * 1024
 
@@ -38,7 +38,7 @@ def make_genesis(
         t=int(time.time()) if t is None else t,
         orgs=tuple(sorted(orgs, key=lambda o: o.id)),
     )
-    return seal(genesis.to_body(), tso.name, tso.signing_key)
+    return genesis.seal(tso)
 
 
 def load_genesis(path: Path) -> tuple[bytes, Genesis]:

@@ -47,7 +47,6 @@ from ledger_node.wire import (
     SyncRequest,
     SyncResponse,
     open_message,
-    seal,
 )
 from ledger_node.wire.topics import Topics
 
@@ -311,7 +310,7 @@ class Node:
     def _checkpoint(self, raw: bytes, now: float) -> None:
         cosig = self.witness.on_checkpoint(raw, now)
         if cosig is not None:
-            signed = seal(cosig.to_body(), self.me.name, self.me.signing_key)
+            signed = cosig.seal(self.me)
             self._after.append((self.topics.cosig(cosig.node, self.me.name), signed, True))
         for peer in self.witness.disagreeing:
             self.sync.urgent.add(peer)
@@ -389,7 +388,7 @@ class Node:
             now = self.clock.now()
             for gateway in self.marks.due():
                 mark = self.marks.mark(gateway, now)
-                raw = seal(mark.to_body(), self.me.name, self.me.signing_key)
+                raw = mark.seal(self.me)
                 self.publish(self.topics.hwm(self.me.name, gateway), raw, retain=True)
         if self._every("settle", 1.0):
             dirty = self.settlement.dirty()

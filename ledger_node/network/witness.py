@@ -23,7 +23,6 @@ from ledger_node.wire import (
     Checkpoint,
     Cosignature,
     SlotDigest,
-    seal,
 )
 from ledger_node.wire.checkpoints import MAX_CHECKPOINT_SLOTS
 
@@ -124,7 +123,7 @@ class Witness:
             proof=tuple(self.ledger.log.consistency(prev)) if 0 < prev < size else (),
             slots=tuple(SlotDigest(s, n, bytes(d)) for s, n, d in rows),
         )
-        raw = seal(cp.to_body(), self.me.name, self.me.signing_key)
+        raw = cp.seal(self.me)
         self.db.execute(
             "INSERT OR REPLACE INTO checkpoints VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (self.me.name, size, cp.root, cp.t, hashlib.sha256(raw).digest(), raw, now, "own"),

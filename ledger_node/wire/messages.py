@@ -15,8 +15,9 @@ from typing import Any, ClassVar, Self, TypeVar
 
 import nacl.signing
 
+from ledger_node.shared.keys import Identity
 from ledger_node.wire import canonical
-from ledger_node.wire.envelope import MAX_ENVELOPE_BYTES, Envelope, parse, verify
+from ledger_node.wire.envelope import MAX_ENVELOPE_BYTES, Envelope, parse, seal, verify
 from ledger_node.wire.errors import SchemaError, SignerMismatchError, UnknownVersionError
 from ledger_node.wire.schema import Const, Field, Obj
 
@@ -56,6 +57,10 @@ class Message:
         obj["type"] = self.TYPE
         self._check(self.SCHEMA.check(obj, ""))
         return canonical.encode(obj)
+
+    def seal(self, identity: Identity) -> bytes:
+        """The envelope of this message's body, signed by `identity` (its author)."""
+        return seal(self.to_body(), identity.name, identity.signing_key)
 
     @classmethod
     def from_body(cls, obj: dict[str, Any]) -> Self:

@@ -38,12 +38,11 @@ from ledger_node.wire import (
     open_body,
     parse,
     pedersen,
-    seal,
 )
 
 
 def sign(identity: Identity, message: Message) -> bytes:
-    return seal(message.to_body(), identity.name, identity.signing_key)
+    return message.seal(identity)
 
 
 @dataclass
