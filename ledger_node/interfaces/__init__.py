@@ -4,8 +4,8 @@ requests by which an organisation authors its facts.
 May import: `ledger_node.network` and every layer below it; never `gateway` or `firmware`.
 """
 
-from ledger_node.interfaces.api import Api, ApiServer
+from ledger_node.interfaces.api import Api
 from ledger_node.interfaces.status import gather, render
 from ledger_node.interfaces.verify import verify
 
-__all__ = ["Api", "ApiServer", "gather", "render", "verify"]
+__all__ = ["Api", "gather", "render", "verify"]

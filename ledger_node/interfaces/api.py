@@ -20,23 +20,19 @@ POST /api/orgs, /api/orgs/remove, /api/sites, /api/site-moves, /api/commands,
      /api/declarations, /api/as-reports (JSON, or CSV with ?command=ID), /api/shred:
      the authoring commands of `commands.COMMANDS`, whose rows say what each takes
 
-`GETS` is the table of GET routes; `call_node` is the other end, for the CLI.
+`GETS` is the table of GET routes; `web.routes` serves both tables over HTTP and
+`client` is the other end, for the CLI.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import sqlite3
-import threading
-import urllib.error
-import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 from ledger_node.contract import settlement
 from ledger_node.interfaces import commands, status
@@ -44,7 +40,6 @@ from ledger_node.interfaces.commands import Query, param
 from ledger_node.ledger import load_command, proofs
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
-from ledger_node.network.config import NodeConfig
 from ledger_node.shared.errors import MeterledgerError
 
 if TYPE_CHECKING:
@@ -176,7 +171,7 @@ class Api:
         try:
             if handler is None:
                 raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path}")
-            return handler(db, self, query)
+            return handler.answer(db, self, query)
         finally:
             db.close()
 
@@ -197,142 +192,80 @@ class Api:
         return node.submit(lambda: fn(node.ledger))
 
 
-Get = Callable[[sqlite3.Connection, Api, Query], Any]
+Answer = Callable[[sqlite3.Connection, Api, Query], Any]
+
+
+@dataclass(frozen=True)
+class Get:
+    """One GET route: its path, what it answers, its query parameters and the answer."""
+
+    path: str
+    summary: str
+    params: tuple[tuple[str, bool, str], ...]
+    """(name, required, description) of each query parameter."""
+    answer: Answer
+
 
 GETS: dict[str, Get] = {
-    "/api/status": lambda db, api, q: status.gather(db, api.me, api.now()),
-    "/api/log": lambda db, api, q: status.gather(db, api.me, api.now())["log"],
-    "/api/proof": lambda db, api, q: _proof(db, api.me, param(q, "txid") or ""),
-    "/api/consistency": lambda db, api, q: _consistency(db, api.me, q),
-    "/api/registry": lambda db, api, q: registry(db),
-    "/api/commands": lambda db, api, q: dr_commands(db),
-    "/api/results": lambda db, api, q: results(
-        db, param(q, "command") or "", param(q, "scope", required=False)
-    ),
-    "/api/reconciliation": lambda db, api, q: _reconciliation(db, api.me, q),
-    "/api/totals": lambda db, api, q: totals(db, param(q, "site", required=False)),
-    "/api/control": lambda db, api, q: control_actions(db, param(q, "command", required=False)),
+    g.path: g
+    for g in (
+        Get(
+            "/api/status",
+            "What `mlg-node status --json` prints",
+            (),
+            lambda db, api, q: status.gather(db, api.me, api.now()),
+        ),
+        Get(
+            "/api/log",
+            "The log's size and root",
+            (),
+            lambda db, api, q: status.gather(db, api.me, api.now())["log"],
+        ),
+        Get(
+            "/api/proof",
+            "Inclusion proof of a transaction, under this node's signed checkpoint",
+            (("txid", True, "the transaction id, hex"),),
+            lambda db, api, q: _proof(db, api.me, param(q, "txid") or ""),
+        ),
+        Get(
+            "/api/consistency",
+            "Consistency proof between two sizes of the log",
+            (("from", True, "the older size"), ("to", False, "the newer size (now)")),
+            lambda db, api, q: _consistency(db, api.me, q),
+        ),
+        Get("/api/registry", "Organisations and sites", (), lambda db, api, q: registry(db)),
+        Get(
+            "/api/commands",
+            "DR commands with each RA's newest declaration",
+            (),
+            lambda db, api, q: dr_commands(db),
+        ),
+        Get(
+            "/api/results",
+            "A DR command's results per slot and scope, and its rewards",
+            (("command", True, "the command id"), ("scope", False, "one AC or RA")),
+            lambda db, api, q: results(
+                db, param(q, "command") or "", param(q, "scope", required=False)
+            ),
+        ),
+        Get(
+            "/api/reconciliation",
+            "An organisation's AS report against the ledger, slot by slot",
+            (("command", True, "the command id"), ("org", False, "the AC or RA (this node)")),
+            lambda db, api, q: _reconciliation(db, api.me, q),
+        ),
+        Get(
+            "/api/totals",
+            "Per site and slot: Wh and meters (sites this node can read)",
+            (("site", False, "one site"),),
+            lambda db, api, q: totals(db, param(q, "site", required=False)),
+        ),
+        Get(
+            "/api/control",
+            "DR control actions the gateways recorded (sites this node can read)",
+            (("command", False, "one command"),),
+            lambda db, api, q: control_actions(db, param(q, "command", required=False)),
+        ),
+    )
 }
 """The GET routes: each answers from a read-only connection to the node's database."""
-
-
-class _Handler(BaseHTTPRequestHandler):
-    api: Api
-    server_version = "meterledger"
-
-    def log_message(self, format: str, *args: Any) -> None:
-        log.debug("%s " + format, self.address_string(), *args)
-
-    def _send(self, status_code: HTTPStatus, obj: Any) -> None:
-        data = (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode()
-        self.send_response(status_code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _handle(self, fn: Callable[[], Any]) -> None:
-        try:
-            self._send(HTTPStatus.OK, fn())
-        except ApiError as exc:
-            self._send(exc.status, {"error": str(exc)})
-        except MeterledgerError as exc:
-            self._send(HTTPStatus.BAD_REQUEST, {"error": str(exc)})
-        except (ValueError, KeyError) as exc:
-            self._send(HTTPStatus.BAD_REQUEST, {"error": f"bad request: {exc}"})
-
-    def do_GET(self) -> None:
-        url = urlsplit(self.path)
-        self._handle(lambda: self.api.get(url.path, parse_qs(url.query)))
-
-    def do_POST(self) -> None:
-        url = urlsplit(self.path)
-        try:
-            length = int(self.headers.get("Content-Length", "0"))
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY_BYTES:
-            self._send(
-                HTTPStatus.REQUEST_ENTITY_TOO_LARGE, {"error": f"body over {MAX_BODY_BYTES} bytes"}
-            )
-            return
-        body = self.rfile.read(length)
-        content_type = self.headers.get("Content-Type", "application/json")
-        self._handle(lambda: self.api.post(url.path, parse_qs(url.query), body, content_type))
-
-
-class ApiServer:
-    """The HTTP server in a daemon thread."""
-
-    def __init__(self, api: Api, host: str, port: int) -> None:
-        handler = type("Handler", (_Handler,), {"api": api})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="mlg-api", daemon=True)
-
-    @property
-    def port(self) -> int:
-        return int(self.httpd.server_address[1])
-
-    def start(self) -> None:
-        self.thread.start()
-        log.info("JSON API on http://%s:%d/api/", self.httpd.server_address[0], self.port)
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-# -- the other end: commands that call the running node ------------------------------------------
-
-
-def write_address(path: Path, host: str, port: int) -> None:
-    """Write the API's address for other commands (atomically: new file, then rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(f"{host}:{port}\n")
-    tmp.replace(path)
-
-
-def read_address(path: Path) -> tuple[str, int]:
-    """The (host, port) a running node wrote to `path` (OSError or ValueError while it has
-    not)."""
-    host, _, port = path.read_text().strip().rpartition(":")
-    return host, int(port)
-
-
-def node_url(cfg: NodeConfig, path: str) -> str:
-    """`path` on the API of the node of `cfg` (on the port it wrote, when configured as 0)."""
-    if cfg.api is None:
-        raise MeterledgerError("api.listen is off in the config: these commands need the API")
-    host, port = cfg.api
-    if port == 0:  # any free port: the running node wrote the one it got
-        try:
-            host, port = read_address(cfg.api_addr_path)
-        except (OSError, ValueError):
-            raise MeterledgerError(
-                f"api.listen has port 0 and {cfg.api_addr_path} names no port: is the node running?"
-            ) from None
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 - we connect, not listen
-        host = "127.0.0.1"
-    return f"http://{host}:{port}{path}"
-
-
-def call_node(cfg: NodeConfig, path: str, body: bytes, content_type: str) -> Any:
-    """POST `body` to the node of `cfg` and return its JSON answer; its error as ours."""
-    request = urllib.request.Request(  # noqa: S310 - http to the configured node only
-        node_url(cfg, path), data=body, method="POST", headers={"Content-Type": content_type}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        try:
-            message = json.loads(exc.read()).get("error", str(exc))
-        except ValueError:
-            message = str(exc)
-        raise MeterledgerError(message) from None
-    except urllib.error.URLError as exc:
-        raise MeterledgerError(
-            f"cannot reach the node at {node_url(cfg, '')}: {exc.reason}"
-            " (is `mlg-node run` running?)"
-        ) from None

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from contextlib import closing
 from functools import partial
@@ -18,12 +20,15 @@ from typing import Any
 from ledger_node.contract import settlement
 from ledger_node.contract.dr1 import CONTRACT_VERSION, TotalCheckError
 from ledger_node.interfaces import commands, status
-from ledger_node.interfaces.api import Api, ApiServer, call_node, results, totals, write_address
+from ledger_node.interfaces.api import Api, results, totals
+from ledger_node.interfaces.client import call_node, node_url, write_address
 from ledger_node.interfaces.verify import verify
+from ledger_node.interfaces.web import WebContext, WebServer
+from ledger_node.interfaces.web.auth import Operators, ensure_token
 from ledger_node.ledger import proofs
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
-from ledger_node.network.config import load_config
+from ledger_node.network.config import NodeConfig, load_config
 from ledger_node.network.genesis import make_genesis
 from ledger_node.network.node import Node
 from ledger_node.shared.cli import (
@@ -95,6 +100,15 @@ def _setup_parsers(cmd: Cmd) -> None:
     gk.add_argument("--out", type=Path, required=True, metavar="FILE", help="key file to create")
     run = cmd("run", "run the node until SIGTERM or SIGINT", _run)
     add_clock_options(run)
+    op = cmd(
+        "operator-add", "add an operator who logs in to the screens (or a new password)", _operator
+    )
+    op.add_argument("name", help="the operator's login name")
+    op.add_argument(
+        "--password-stdin", action="store_true", help="read the password from stdin (no prompt)"
+    )
+    ln = cmd("login-link", "print a one-time login link for an operator (15 min)", _login_link)
+    ln.add_argument("name", help="the operator's login name")
 
 
 def _inspect_parsers(cmd: Cmd) -> None:
@@ -169,7 +183,12 @@ def _run(args: argparse.Namespace) -> int:
     node = Node(cfg, clock)
     server = None
     if cfg.api is not None:
-        server = ApiServer(Api(cfg.db_path, cfg.node_id, node, clock.now), *cfg.api)
+        ctx = WebContext(
+            Api(cfg.db_path, cfg.node_id, node, clock.now),
+            ensure_token(cfg.token_path),
+            _operators(cfg),
+        )
+        server = WebServer(ctx, *cfg.api, cfg.hosts)
         server.start()
         write_address(cfg.api_addr_path, cfg.api[0], server.port)
     stop = threading.Event()
@@ -187,6 +206,32 @@ def _run(args: argparse.Namespace) -> int:
             server.stop()
             cfg.api_addr_path.unlink(missing_ok=True)
         node.stop()
+    return EXIT_OK
+
+
+def _operators(cfg: NodeConfig) -> Operators:
+    return Operators(cfg.web_db_path, cfg.session_hours * 3600)
+
+
+def _operator(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise MeterledgerError("the two passwords differ; nothing changed")
+    with closing(_operators(cfg)) as ops:
+        ops.add(args.name, password)
+    print(f"operator {args.name} can log in to {cfg.node_id}'s screens")
+    return EXIT_OK
+
+
+def _login_link(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    with closing(_operators(cfg)) as ops:
+        token = ops.login_link(args.name, time.time())
+    print(node_url(cfg, f"/login/link?token={token}"))
     return EXIT_OK
 
 

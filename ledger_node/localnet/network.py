@@ -21,9 +21,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from ledger_node.interfaces.api import read_address
+from ledger_node.interfaces.client import read_address
 from ledger_node.localnet.wait import wait_until
-from ledger_node.network.config import api_addr_path
+from ledger_node.network.config import api_addr_path, token_path
 from ledger_node.network.genesis import make_genesis
 from ledger_node.shared.keys import Identity
 from ledger_node.shared.mqtt import MqttSettings, make_client
@@ -205,7 +205,10 @@ class LocalNet:
             f"http://127.0.0.1:{self.api_port(name)}{path}",
             data=json.dumps(body).encode(),
             method="POST",
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {token_path(self.db(name)).read_text().strip()}",
+            },
         )
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read())

@@ -17,8 +17,15 @@ Example::
     port = 1883
 
     [api]
-    listen = "127.0.0.1:8470"       # JSON API; "" turns it off; loopback unless set here;
-                                    # port 0: any free port, written to <db>.api when up
+    listen = "127.0.0.1:8470"       # screens and JSON API; "" turns them off; loopback
+                                    # unless set here; port 0: any free port, written to
+                                    # <db>.api when up
+    hosts = ["ledger.tso.example"]  # names besides this address the Host header may carry
+                                    # (requests naming any other host are refused)
+    session_hours = 12              # an operator's login lasts this long
+
+The node keeps beside its database `<db>.token` (its API token, mode 0600, made at first
+start; the CLI's authoring commands send it) and `<db>.web` (operators, sessions).
 """
 
 from __future__ import annotations
@@ -47,16 +54,34 @@ class NodeConfig:
     sync_every_s: float
     mqtt: MqttSettings
     api: tuple[str, int] | None
+    hosts: tuple[str, ...] = ()
+    """Host names besides the listening address that requests may name."""
+    session_hours: float = 12.0
 
     @property
     def api_addr_path(self) -> Path:
         """Where the running node writes the address its API listens on ("host:port")."""
         return api_addr_path(self.db_path)
 
+    @property
+    def token_path(self) -> Path:
+        """The node's API token (mode 0600), for the CLI's authoring commands."""
+        return token_path(self.db_path)
+
+    @property
+    def web_db_path(self) -> Path:
+        """Operators and their sessions (SQLite)."""
+        return self.db_path.with_name(self.db_path.name + ".web")
+
 
 def api_addr_path(db_path: Path) -> Path:
     """The file beside a node's database naming the address its API listens on."""
     return db_path.with_name(db_path.name + ".api")
+
+
+def token_path(db_path: Path) -> Path:
+    """The file beside a node's database holding its API token (mode 0600)."""
+    return db_path.with_name(db_path.name + ".token")
 
 
 def parse_listen(text: str, where: str) -> tuple[str, int] | None:
@@ -93,6 +118,12 @@ def load_config(path: Path) -> NodeConfig:
     mqtt = MqttSettings.from_section(root.section("mqtt", required=False), f"node-{node_id}")
     api_section = root.section("api", required=False)
     api = parse_listen(api_section.get("listen", str, DEFAULT_API), "api.listen")
+    hosts = api_section.get("hosts", list, [])
+    if not all(isinstance(h, str) and h and "/" not in h for h in hosts):
+        raise ConfigError("api.hosts must be a list of host names")
+    session_hours = api_section.get("session_hours", float, 12.0)
+    if not 0.1 <= session_hours <= 24 * 30:
+        raise ConfigError("api.session_hours must be 0.1..720")
     api_section.check_unknown()
     root.check_unknown()
     return NodeConfig(
@@ -106,4 +137,6 @@ def load_config(path: Path) -> NodeConfig:
         sync_every_s=sync_every_s,
         mqtt=mqtt,
         api=api,
+        hosts=tuple(hosts),
+        session_hours=session_hours,
     )
