@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench lint firmware-types mosquitto venv clean
+.PHONY: demo test bench lint firmware-types mosquitto browser venv clean
 
 venv: $(VENV)/.deps
 
@@ -40,12 +40,21 @@ mosquitto:
 	@if ! command -v openssl >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; fi
 
+# Debian's Chromium and a Japanese font for the browser tests of the node's screens
+# (Playwright drives /usr/bin/chromium; it never downloads a browser of its own).
+browser:
+	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -qi ipagothic; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing chromium and fonts-ipafont-gothic with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipafont-gothic; \
+	else echo "the browser tests need chromium and fonts-ipafont-gothic: apt-get install them" >&2; exit 1; fi
+
 # The demo runs without root too: with no Mosquitto it starts the embedded amqtt broker.
 demo: venv mosquitto
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then $(PIP) install -e '.[broker]'; fi
 	$(BIN)/mlg-demo
 
-test: venv mosquitto node_modules/.installed
+test: venv mosquitto browser node_modules/.installed
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "the tests need Mosquitto: apt-get install mosquitto" >&2; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

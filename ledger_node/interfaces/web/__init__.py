@@ -9,7 +9,8 @@ in a thread of `mlg-node run`).
 May import: the rest of `ledger_node.interfaces` and every layer below it.
 """
 
-from ledger_node.interfaces.web.app import WebContext, make_app
+from ledger_node.interfaces.web.app import make_app
+from ledger_node.interfaces.web.context import WebContext
 from ledger_node.interfaces.web.server import WebServer
 
 __all__ = ["WebContext", "WebServer", "make_app"]

@@ -4,75 +4,44 @@ document at ``/api/openapi.json``, and errors as ``{"error": "…"}`` with their
 
 from __future__ import annotations
 
-import time
-from collections import Counter
-from dataclasses import dataclass, field
 from http import HTTPStatus
-from urllib.parse import parse_qs
+from urllib.parse import quote
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
-from ledger_node.interfaces.api import Api, ApiError
+from ledger_node.interfaces.api import ApiError
+from ledger_node.interfaces.web import pages
 from ledger_node.interfaces.web.auth import (
     COOKIE,
-    CSRF_FIELD,
-    CSRF_HEADER,
     AuthError,
-    Operators,
-    Session,
-    same,
 )
+from ledger_node.interfaces.web.context import WebContext
 from ledger_node.interfaces.web.guard import Guard
 from ledger_node.interfaces.web.routes import api_router
+from ledger_node.interfaces.web.screens import SCREENS
+from ledger_node.interfaces.web.templating import HERE, language, render
 from ledger_node.shared.errors import MeterledgerError
 
+OPEN_PATHS = frozenset({"/login", "/login/link"})
+"""Pages anyone may load, also where reads need a login."""
 MAX_BODY_BYTES = 1024 * 1024
 """Every request body at most (an AS report of a year of minute slots is about 600 kB)."""
 
 
-@dataclass
-class WebContext:
-    """What the web application serves and whom it trusts."""
-
-    api: Api
-    token: str
-    operators: Operators
-    open_reads: bool = True
-    """Reads without a login (on loopback only: bound elsewhere, every page needs one)."""
-    hosts: frozenset[str] = field(default_factory=frozenset)
-    """The Host header values that name this node ("127.0.0.1:8470", …)."""
-    refusals: Counter[str] = field(default_factory=Counter)
-    """Requests refused at the door, by reason."""
-
-    def session(self, request: Request) -> Session | None:
-        return self.operators.session(request.cookies.get(COOKIE), time.time())
-
-    def has_token(self, request: Request) -> bool:
-        scheme, _, value = request.headers.get("authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and same(value.strip(), self.token)
-
-    async def authorize(self, request: Request, body: bytes) -> None:
-        """Raise `AuthError` unless the request may author a fact: the node's API token,
-        or an operator's session with its CSRF token (header or form field)."""
-        if self.has_token(request):
-            return
-        session = self.session(request)
-        if session is None:
-            raise AuthError("authoring needs the node's API token or an operator's login")
-        sent = request.headers.get(CSRF_HEADER)
-        if sent is None and "form-urlencoded" in request.headers.get("content-type", ""):
-            sent = (parse_qs(body.decode("latin-1")).get(CSRF_FIELD) or [""])[0]
-        if not sent or not same(sent, session.csrf):
-            raise AuthError("the form's CSRF token is missing or wrong: reload the page")
-
-    def may_read(self, request: Request) -> bool:
-        return self.open_reads or self.has_token(request) or self.session(request) is not None
-
-
-def _error(status: int, message: str) -> JSONResponse:
+def _error(status: int, message: str, request: Request | None = None) -> Response:
+    """An error as JSON for the API, as a page for a browser's request of a screen."""
+    if request is not None and not request.url.path.startswith("/api/"):
+        lang = language(request.cookies, request.query_params)
+        html = render(lang, "error.html", {"status": status, "message": message})
+        return HTMLResponse(html, status_code=status)
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _open(path: str) -> bool:
+    return path in OPEN_PATHS or path.startswith("/static/")
 
 
 def make_app(ctx: WebContext) -> FastAPI:
@@ -88,36 +57,46 @@ def make_app(ctx: WebContext) -> FastAPI:
 
     @app.middleware("http")
     async def reads_need_login(request: Request, call_next):  # type: ignore[no-untyped-def]
-        if request.method in ("GET", "HEAD") and not ctx.may_read(request):
-            return _error(HTTPStatus.UNAUTHORIZED, "this node needs a login to be read")
+        path = request.url.path
+        if request.method in ("GET", "HEAD") and not ctx.may_read(request) and not _open(path):
+            if path.startswith("/api/"):
+                return _error(HTTPStatus.UNAUTHORIZED, "this node needs a login to be read")
+            return RedirectResponse("/login?next=" + quote(path), HTTPStatus.SEE_OTHER)
         return await call_next(request)
 
     @app.exception_handler(ApiError)
-    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, str(exc))
+    async def api_error(request: Request, exc: ApiError) -> Response:
+        return _error(exc.status, str(exc), request)
 
     @app.exception_handler(AuthError)
-    async def auth_error(request: Request, exc: AuthError) -> JSONResponse:
-        return _error(HTTPStatus.UNAUTHORIZED, str(exc))
+    async def auth_error(request: Request, exc: AuthError) -> Response:
+        return _error(HTTPStatus.UNAUTHORIZED, str(exc), request)
 
     @app.exception_handler(MeterledgerError)
-    async def refused(request: Request, exc: MeterledgerError) -> JSONResponse:
-        return _error(HTTPStatus.BAD_REQUEST, str(exc))
+    async def refused(request: Request, exc: MeterledgerError) -> Response:
+        return _error(HTTPStatus.BAD_REQUEST, str(exc), request)
 
     @app.exception_handler(ValueError)
     @app.exception_handler(KeyError)
-    async def bad_request(request: Request, exc: Exception) -> JSONResponse:
-        return _error(HTTPStatus.BAD_REQUEST, f"bad request: {exc}")
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        return _error(HTTPStatus.BAD_REQUEST, f"bad request: {exc}", request)
 
     @app.exception_handler(HTTPException)
-    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == HTTPStatus.NOT_FOUND:
-            return _error(exc.status_code, f"no such resource {request.url.path}")
+            return _error(exc.status_code, f"no such resource {request.url.path}", request)
         if exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-            return _error(exc.status_code, f"{request.method} is not allowed on {request.url.path}")
-        return _error(exc.status_code, str(exc.detail))
+            message = f"{request.method} is not allowed on {request.url.path}"
+            return _error(exc.status_code, message, request)
+        return _error(exc.status_code, str(exc.detail), request)
 
     app.include_router(api_router(ctx.api, ctx.authorize))
+
+    app.state.screens = [screen for screen, _ in SCREENS]
+    app.include_router(pages.router)
+    for _, router in SCREENS:
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi_schema = None
     _add_security_schemes(app)
     return app

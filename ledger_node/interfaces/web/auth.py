@@ -22,6 +22,7 @@ from pathlib import Path
 
 import argon2
 
+from ledger_node.interfaces.web.i18n import N_
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.shared.keys import write_secret_file
@@ -106,7 +107,7 @@ class Operators:
                 raise argon2.exceptions.VerifyMismatchError
             self._hasher.verify(row[0], password)
         except argon2.exceptions.VerificationError:
-            raise AuthError("unknown operator or wrong password") from None
+            raise AuthError(N_("unknown operator or wrong password")) from None
 
     def open_session(self, name: str, now: float) -> tuple[str, Session]:
         """A new session for operator `name`: its cookie value and its record."""
@@ -156,7 +157,7 @@ class Operators:
                 "DELETE FROM links WHERE id=? RETURNING operator, expires", (_digest(token),)
             ).fetchone()
         if row is None or row[1] < now:
-            raise AuthError("this login link is unknown, used or expired: ask for a new one")
+            raise AuthError(N_("this login link is unknown, used or expired: ask for a new one"))
         return str(row[0])
 
 

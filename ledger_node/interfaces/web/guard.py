@@ -11,6 +11,7 @@ reason and counted (`refusals`).
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 from collections import Counter
@@ -35,7 +36,7 @@ SECURITY_HEADERS = (
     ),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # "no-referrer" makes forms send Origin: null
     (b"cross-origin-opener-policy", b"same-origin"),
     (b"cross-origin-resource-policy", b"same-origin"),
 )
@@ -72,7 +73,7 @@ class Guard:
         except Refusal as exc:
             self.refusals[exc.reason] += 1
             log.warning("refused %s %s (%s): %s", scope["method"], scope["path"], exc.reason, exc)
-            await _refuse(send, exc)
+            await _refuse(send, exc, scope["path"])
             return
         started = False
 
@@ -89,7 +90,7 @@ class Guard:
             self.refusals[exc.reason] += 1
             log.warning("refused %s %s (%s): %s", scope["method"], scope["path"], exc.reason, exc)
             if not started:
-                await _refuse(send, exc)
+                await _refuse(send, exc, scope["path"])
 
     def _check(self, scope: Scope) -> None:
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
@@ -124,14 +125,24 @@ class Guard:
         return limited
 
 
-async def _refuse(send: Send, exc: Refusal) -> None:
-    body = json.dumps({"error": str(exc)}).encode()
+async def _refuse(send: Send, exc: Refusal, path: str) -> None:
+    """The refusal as JSON for the API, as a short page for a screen."""
+    if path.startswith("/api/"):
+        body, kind = json.dumps({"error": str(exc)}).encode(), b"application/json"
+    else:
+        text = html.escape(str(exc))
+        body = (
+            f'<!doctype html><meta charset="utf-8"><title>{exc.status}</title>'
+            f'<link rel="stylesheet" href="/static/style.css"><main><h1>{exc.status}</h1>'
+            f'<p class="error" role="alert">{text}</p></main>'
+        ).encode()
+        kind = b"text/html; charset=utf-8"
     await send(
         {
             "type": "http.response.start",
             "status": exc.status,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", kind),
                 (b"content-length", str(len(body)).encode()),
                 *SECURITY_HEADERS,
             ],

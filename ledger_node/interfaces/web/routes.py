@@ -42,11 +42,11 @@ def _get_endpoint(api: Api, get: Get) -> Callable[[Request], Any]:
 
 
 def _post_endpoint(
-    api: Api, path: str, authorize: Callable[[Request, bytes], Awaitable[None]]
+    api: Api, path: str, authorize: Callable[[Request], object]
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
+        authorize(request)
         body = await request.body()
-        await authorize(request, body)
         content_type = request.headers.get("content-type", commands.JSON)
         query = parse_qs(request.url.query)
         return PrettyJSON(await run_in_threadpool(api.post, path, query, body, content_type))
@@ -58,7 +58,7 @@ def _body_schema(c: commands.Command) -> dict[str, str]:
     return {"type": "object" if c.content == commands.JSON else "string"}
 
 
-def api_router(api: Api, authorize: Callable[[Request, bytes], Awaitable[None]]) -> APIRouter:
+def api_router(api: Api, authorize: Callable[[Request], object]) -> APIRouter:
     """The JSON API's routes; `authorize` raises unless the request may author."""
     router = APIRouter()
     for get in GETS.values():

@@ -10,7 +10,8 @@ import threading
 
 import uvicorn
 
-from ledger_node.interfaces.web.app import WebContext, guarded, make_app
+from ledger_node.interfaces.web.app import guarded, make_app
+from ledger_node.interfaces.web.context import WebContext
 
 log = logging.getLogger("mlg.node.web")
 

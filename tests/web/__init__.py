@@ -1,0 +1,1 @@
+"""The node's screens in a real browser (Debian's Chromium through Playwright)."""
