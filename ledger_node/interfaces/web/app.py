@@ -7,7 +7,7 @@ from __future__ import annotations
 from http import HTTPStatus
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
@@ -19,7 +19,7 @@ from ledger_node.interfaces.web.auth import (
     AuthError,
 )
 from ledger_node.interfaces.web.context import WebContext
-from ledger_node.interfaces.web.guard import Guard
+from ledger_node.interfaces.web.guard import Guard, Refusal
 from ledger_node.interfaces.web.routes import api_router
 from ledger_node.interfaces.web.screens import SCREENS
 from ledger_node.interfaces.web.templating import HERE, language, render
@@ -40,8 +40,16 @@ def _error(status: int, message: str, request: Request | None = None) -> Respons
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _open(path: str) -> bool:
-    return path in OPEN_PATHS or path.startswith("/static/")
+class LoginNeeded(Exception):
+    """A read where reads need a login (the node is bound beyond loopback)."""
+
+
+def _reader(request: Request) -> None:
+    """Every route's first step: a read needs a login unless reads are open here."""
+    ctx: WebContext = request.app.state.ctx
+    path = request.url.path
+    if request.method in ("GET", "HEAD") and path not in OPEN_PATHS and not ctx.may_read(request):
+        raise LoginNeeded("this node needs a login to be read")
 
 
 def make_app(ctx: WebContext) -> FastAPI:
@@ -52,17 +60,19 @@ def make_app(ctx: WebContext) -> FastAPI:
         openapi_url="/api/openapi.json",
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(_reader)],
     )
     app.state.ctx = ctx
 
-    @app.middleware("http")
-    async def reads_need_login(request: Request, call_next):  # type: ignore[no-untyped-def]
-        path = request.url.path
-        if request.method in ("GET", "HEAD") and not ctx.may_read(request) and not _open(path):
-            if path.startswith("/api/"):
-                return _error(HTTPStatus.UNAUTHORIZED, "this node needs a login to be read")
-            return RedirectResponse("/login?next=" + quote(path), HTTPStatus.SEE_OTHER)
-        return await call_next(request)
+    @app.exception_handler(LoginNeeded)
+    async def login_needed(request: Request, exc: LoginNeeded) -> Response:
+        if request.url.path.startswith("/api/"):
+            return _error(HTTPStatus.UNAUTHORIZED, str(exc))
+        return RedirectResponse("/login?next=" + quote(request.url.path), HTTPStatus.SEE_OTHER)
+
+    @app.exception_handler(Refusal)
+    async def refused_at_the_door(request: Request, exc: Refusal) -> Response:
+        return _error(exc.status, str(exc), request)  # counted by the guard
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> Response:

@@ -86,9 +86,7 @@ class Guard:
 
         try:
             await self.app(scope, self._limited(receive), send_with_headers)
-        except Refusal as exc:  # a body that grew past the limit while it was read
-            self.refusals[exc.reason] += 1
-            log.warning("refused %s %s (%s): %s", scope["method"], scope["path"], exc.reason, exc)
+        except Refusal as exc:  # a body past the limit, where the app did not answer it
             if not started:
                 await _refuse(send, exc, scope["path"])
 
@@ -119,6 +117,8 @@ class Guard:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_body:
+                    self.refusals["too_large"] += 1
+                    log.warning("refused a body over %d bytes while it streamed", self.max_body)
                     raise Refusal(413, "too_large", f"the body is over {self.max_body} bytes")
             return message
 
