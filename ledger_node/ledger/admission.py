@@ -26,9 +26,10 @@ from dataclasses import dataclass, field
 import nacl.signing
 
 from ledger_node.ledger.arrival import Arrival, Changes
-from ledger_node.ledger.pending import Pending
+from ledger_node.ledger.pending import Limits, Pending
 from ledger_node.ledger.refusals import (
     EQUIVOCATION,
+    EXPIRED,
     NOT_ALLOWED,
     PENDING_FULL,
     REPLAY,
@@ -87,7 +88,15 @@ class Ledger(LedgerState):
         self, db: sqlite3.Connection, me: Identity, clock: Clock, settings: LedgerSettings
     ) -> None:
         super().__init__(db, me, clock, settings)
-        self.pending = Pending(db)
+        self.pending = Pending(
+            db,
+            Limits(
+                settings.max_pending,
+                settings.max_pending_unknown,
+                settings.max_pending_per_signer,
+                settings.pending_ttl_s,
+            ),
+        )
         self._recent: dict[bytes, None] = {}
         self.reload()
 
@@ -217,7 +226,7 @@ class Ledger(LedgerState):
                 return self._replay(txid)
         except UnknownSignerError as exc:
             if hold_unknown:
-                return self._hold(raw, txid, "unknown_signer", str(exc), now, source, retry)
+                return self._hold(envelope, "unknown_signer", str(exc), now, source, retry, False)
             return self._refuse(exc.reason, str(exc), txid)
         except WireError as exc:
             return self._refuse(exc.reason, str(exc), txid)
@@ -228,7 +237,7 @@ class Ledger(LedgerState):
         except Refused as exc:
             return self._refuse(exc.reason, f"{message.TYPE} by {message.author}: {exc}", txid)
         except Held as exc:
-            return self._hold(raw, txid, exc.reason, str(exc), now, source, retry)
+            return self._hold(envelope, exc.reason, str(exc), now, source, retry, True)
         if pos is None:
             return Outcome("equivocation", EQUIVOCATION, txid, message.TYPE, None, message)
         self.count(f"accepted:{message.TYPE}")
@@ -249,18 +258,33 @@ class Ledger(LedgerState):
 
     def _hold(
         self,
-        raw: bytes,
-        txid: bytes,
+        envelope: Envelope,
         reason: str,
         detail: str,
         now: float,
         source: str,
         retry: bool,
+        known: bool,
     ) -> Outcome:
+        """Hold a fact for its predecessor (`known`: its signature was checked)."""
+        txid = envelope.txid
         if not retry:
-            if self.pending.size >= self.settings.max_pending:
-                return self._refuse(PENDING_FULL, f"cannot hold more facts: {detail}", txid)
+            full = self.pending.no_room(envelope.signer, known)
+            if full is not None:
+                return self._refuse(PENDING_FULL, f"{full}; not holding: {detail}", txid)
             self.count(f"held:{reason}")
             log.info("held (%s): %s", reason, detail)
-        self.pending.hold(txid, raw, reason, now, source, again=retry)
+        self.pending.hold(
+            txid, envelope.raw, reason, now, source, envelope.signer, known, again=retry
+        )
         return Outcome("held", reason, txid)
+
+    def expire_pending(self) -> int:
+        """Drop the held facts past their time (see `pending`); how many."""
+        gone = self.pending.expire(self.clock.now())
+        for signer, reason in gone:
+            self.count(f"refused:{EXPIRED}")
+            log.warning(
+                "dropped a fact by %s: held too long for its predecessor (%s)", signer, reason
+            )
+        return len(gone)

@@ -36,7 +36,14 @@ class LedgerSettings:
     future_slack_s: int = 300
     """Readings for a slot ending more than this after now are refused."""
     max_pending: int = 1000
-    """Facts held for a predecessor at most; more are refused (`pending_full`)."""
+    """Facts by known signers held for a predecessor, at most; more are refused
+    (`pending_full`)."""
+    max_pending_unknown: int = 200
+    """Facts by signers not in the registry (yet) held, at most: anyone can send them."""
+    max_pending_per_signer: int = 50
+    """Held facts per claimed author, at most."""
+    pending_ttl_s: int = 24 * 3600
+    """A held fact is dropped this long after it arrived (clock seconds)."""
 
 
 class LedgerState:

@@ -25,7 +25,14 @@ from typing import Any
 
 from ledger_node.shared.errors import MeterledgerError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
+MIGRATIONS = {
+    3: (
+        "ALTER TABLE pending ADD COLUMN signer TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE pending ADD COLUMN known INTEGER NOT NULL DEFAULT 1",
+    ),
+}
+"""The statements that take a database from the version of the key to the next one."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value ANY) STRICT;
@@ -108,7 +115,8 @@ CREATE TABLE IF NOT EXISTS as_reports (
 -- Node-local records.
 CREATE TABLE IF NOT EXISTS pending (
     txid BLOB PRIMARY KEY, envelope BLOB NOT NULL, reason TEXT NOT NULL,
-    received_at REAL NOT NULL, source TEXT NOT NULL
+    received_at REAL NOT NULL, source TEXT NOT NULL,
+    signer TEXT NOT NULL DEFAULT '', known INTEGER NOT NULL DEFAULT 1
 ) STRICT;
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, count INTEGER NOT NULL) STRICT;
 CREATE TABLE IF NOT EXISTS slots (
@@ -196,11 +204,19 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
     if version is None:
         db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-    elif version[0] != SCHEMA_VERSION:
+        version = (SCHEMA_VERSION,)
+    while version[0] in MIGRATIONS:
+        with transaction(db):
+            for statement in MIGRATIONS[version[0]]:
+                db.execute(statement)
+            set_meta(db, "schema", version[0] + 1)
+        version = (version[0] + 1,)
+    if version[0] != SCHEMA_VERSION:
         raise StoreError(
             f"{path} has schema {version[0]}; this node uses {SCHEMA_VERSION}: "
             "start with a new database and let the node catch up from its peers"
         )
+    db.execute("CREATE INDEX IF NOT EXISTS pending_signer ON pending (signer, known)")
     return db
 
 

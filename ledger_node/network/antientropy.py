@@ -116,7 +116,7 @@ class AntiEntropy:
             pull.missing = [
                 message.start + i
                 for i, txid in enumerate(message.ids)
-                if self.ledger.log.pos_of(txid) is None and not self._pending(txid)
+                if self.ledger.log.pos_of(txid) is None and txid not in self.ledger.pending
             ]
         elif message.op == "get":
             self._take(peer, message.entries, pull.request.positions, pull)
@@ -141,9 +141,6 @@ class AntiEntropy:
         if cursor < size:
             return [(peer, self._ask_ids(peer, cursor, size, now))]
         return []
-
-    def _pending(self, txid: bytes) -> bool:
-        return self.db.execute("SELECT 1 FROM pending WHERE txid=?", (txid,)).fetchone() is not None
 
     def _take(
         self, peer: str, entries: tuple[SyncEntry, ...], asked: tuple[int, ...], pull: _Pull

@@ -384,6 +384,9 @@ class Node:
             with ledger.transaction() as changes:
                 author_epochs(ledger)
             self._committed(changes)
+        if self._every("expire", 60.0) and ledger.pending.size:
+            with ledger.transaction():
+                ledger.expire_pending()
         if self._every("marks", 0.25):
             now = self.clock.now()
             for gateway in self.marks.due():

@@ -18,9 +18,11 @@ from ledger_node.ledger import Ledger, LedgerSettings, Outcome, author_epochs, o
 from ledger_node.ledger.store import connect, counters
 from ledger_node.network.witness import slot_digest
 from ledger_node.shared.clock import FixedClock
+from ledger_node.shared.keys import Identity
 from ledger_node.wire import (
     ControlAction,
     DrCommand,
+    DrDeclaration,
     EpochKey,
     MeterCommitment,
     OrgRemove,
@@ -295,3 +297,55 @@ def test_dr_control_actions_are_read_by_members_only_and_shredded_with_the_readi
     net.everywhere([raw for _, raw in changes.authored])
     assert seen("ra1") == []
     assert seen("tso") == [("site3", 1, T0 - 118, True)]
+
+
+def test_a_flood_from_unknown_signers_never_crowds_out_a_known_signers_early_fact(
+    net: Net,
+) -> None:
+    """1,100 facts claimed by strangers fill only their own bounded pool; RA(1)'s
+    declaration, sent before its command, is held and counts once the command comes."""
+    tso = net.ledgers["tso"]
+    strangers = [Identity.generate(f"x{i}") for i in range(1100)]
+    outcomes = [
+        net.admit("tso", sign(s, DrDeclaration(s.name, "c1", 1, (("site1", (1,)),))))
+        for s in strangers
+    ]
+    held = [o for o in outcomes if o.status == "held"]
+    refused = [o for o in outcomes if o.reason == "pending_full"]
+    limits = tso.pending.limits
+    assert (len(held), len(refused)) == (limits.unknown, 1100 - limits.unknown)
+    # One claimed author cannot take the whole pool either.
+    one = Identity.generate("x-one")
+    again = [
+        net.admit("tso", sign(one, DrDeclaration("x-one", f"c{k}", 1, (("site1", (1,)),))))
+        for k in range(3)
+    ]
+    assert {o.reason for o in again} == {"pending_full"}
+    early = net.fig.declaration("ra1", "c1", {"site1": 400})
+    assert net.admit("tso", early).status == "held"  # its command is not there yet
+    command = net.fig.command("c1", T0 + 3600, 2, T0 + 1800, {"ac1": 100})
+    assert net.admit("tso", command).ok
+    row = tso.db.execute("SELECT rev FROM declarations WHERE command='c1' AND ra='ra1'")
+    assert row.fetchone() == (1,)  # the early declaration counts
+    assert tso.pending.sizes == {True: 0, False: limits.unknown}
+    # Held facts expire: the strangers' are gone a day later, counted.
+    net.clock.set(T0 + limits.ttl_s + 1)
+    with tso.transaction():
+        assert tso.expire_pending() == limits.unknown
+    assert tso.pending.size == 0 and _count(tso, "refused:expired") == limits.unknown
+
+
+def test_a_node_database_of_schema_3_is_migrated(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = connect(path)
+    db.execute("DROP TABLE pending")
+    db.execute(
+        "CREATE TABLE pending (txid BLOB PRIMARY KEY, envelope BLOB NOT NULL, reason TEXT"
+        " NOT NULL, received_at REAL NOT NULL, source TEXT NOT NULL) STRICT"
+    )
+    db.execute("INSERT INTO pending VALUES (x'01', x'02', 'unknown_command', 1.0, 'mqtt')")
+    db.execute("UPDATE meta SET value = 3 WHERE key = 'schema'")
+    db.close()
+    db = connect(path)
+    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (4,)
+    assert db.execute("SELECT signer, known FROM pending").fetchall() == [("", 1)]
