@@ -34,7 +34,7 @@ from gateway.trust import Trust
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import DrCommand, DrDeclaration
-from ledger_node.wire.readings import MAX_CONTROL_ACTIONS
+from ledger_node.wire.readings import MAX_CONTROL_ACTIONS, MAX_SEQ_GAP
 from ledger_node.wire.topics import Topics
 
 log = logging.getLogger("mlg.gateway")
@@ -156,7 +156,15 @@ class Gateway:
             self.publisher.forget(done)
             log.debug("batches %d..%d confirmed by the nodes' marks", done[0], done[-1])
         seen = self.confirmations.highest_seen()
-        if self.outbox.advance_seq(seen):
+        ours = self.outbox.stats().next_seq
+        if seen > ours + MAX_SEQ_GAP:
+            self._alarm(
+                "seq_jump",
+                f"node {mark.by} reports seqs up to {seen - 1}, {seen - ours} above this"
+                f" gateway's next ({ours}): not adopted (a corrupt or forged batch or mark);"
+                " compare the nodes' logs for this gateway",
+            )
+        elif self.outbox.advance_seq(seen):
             log.warning(
                 "node %s has seen seqs up to %d, beyond ours: state restored from an older "
                 "backup? continuing at seq %d",

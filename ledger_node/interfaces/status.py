@@ -63,9 +63,12 @@ def gather(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
         "accepted": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("accepted:")},
         "refused": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("refused:")},
         "held": int(db.execute("SELECT COUNT(*) FROM pending").fetchone()[0]),
-        "alarms": {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("alarm:")},
+        "alarms": {
+            **{k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("alarm:")},
+            **_gateway_alarms(counts),
+        },
         "sealed": _sealed(db, me),
-        "gateways": _gateways(db, now),
+        "gateways": _gateways(db, now, counts),
         "schema": get_meta(db, "schema"),
     }
 
@@ -123,7 +126,32 @@ def _sealed(db: sqlite3.Connection, me: str) -> int:
     )
 
 
-def _gateways(db: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
+GATEWAY_ALARMS = ("late", "future", "seq_gap")
+"""Refusals that, repeated, say a gateway's clock or state is wrong: its batches are lost to
+the ledger until it is fixed."""
+ALARM_AFTER = 3
+
+
+def _refused_by(counts: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Refusals per gateway and reason, from the ``refused_by:GATEWAY:REASON`` counters."""
+    out: dict[str, dict[str, int]] = {}
+    for name, n in counts.items():
+        if name.startswith("refused_by:"):
+            _, gateway, reason = name.split(":", 2)
+            out.setdefault(gateway, {})[reason] = n
+    return out
+
+
+def _gateway_alarms(counts: dict[str, int]) -> dict[str, int]:
+    return {
+        f"{reason}:{gateway}": n
+        for gateway, reasons in _refused_by(counts).items()
+        for reason, n in reasons.items()
+        if reason in GATEWAY_ALARMS and n >= ALARM_AFTER
+    }
+
+
+def _gateways(db: sqlite3.Connection, now: float, counts: dict[str, int]) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT b.gateway, b.site, MAX(b.seq), COUNT(*), MAX(b.slot), MAX(b.pos),"
         " SUM(b.state = 'equivocated') FROM batches b GROUP BY b.gateway ORDER BY b.gateway"
@@ -135,6 +163,7 @@ def _gateways(db: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
             " GROUP BY b.gateway"
         ).fetchall()
     )
+    refused = _refused_by(counts)
     for gateway, site, last_seq, n, last_slot, last_pos, equivocated in rows:
         received = db.execute("SELECT received_at FROM log WHERE pos=?", (last_pos,)).fetchone()[0]
         out.append(
@@ -148,9 +177,16 @@ def _gateways(db: sqlite3.Connection, now: float) -> list[dict[str, Any]]:
                 "lag_s": round(now - received, 1),
                 "equivocations": equivocated,
                 "control_actions": control.get(gateway, 0),
+                "refused": refused.pop(gateway, {}),
             }
         )
+    # Gateways none of whose batches was ever accepted, only refused.
+    out.extend({"gateway": g, "refused": r} for g, r in sorted(refused.items()))
     return out
+
+
+def _refusals(refused: dict[str, int]) -> str:
+    return "".join(f", refused {reason} {n}" for reason, n in sorted(refused.items()))
 
 
 def _utc(t: float | None) -> str:
@@ -201,7 +237,7 @@ def render(s: dict[str, Any]) -> str:
     lines.append("gateways:")
     for g in s["gateways"] or [{"gateway": "(none yet)"}]:
         if "site" not in g:
-            lines.append(f"  {g['gateway']}")
+            lines.append(f"  {g['gateway']}" + _refusals(g.get("refused", {})))
             continue
         lines.append(
             f"  {g['gateway']:<12} site {g['site']:<8} last seq {g['last_seq']}"
@@ -209,5 +245,6 @@ def render(s: dict[str, Any]) -> str:
             f" lag {g['lag_s']} s"
             + (f", {g['control_actions']} DR control actions" if g["control_actions"] else "")
             + (f", {g['equivocations']} EQUIVOCATED" if g["equivocations"] else "")
+            + _refusals(g["refused"])
         )
     return "\n".join(lines)

@@ -235,6 +235,8 @@ class Ledger(LedgerState):
         except Replay:
             return self._replay(txid)
         except Refused as exc:
+            if exc.subject:
+                self.count(f"refused_by:{exc.subject}:{exc.reason}")
             return self._refuse(exc.reason, f"{message.TYPE} by {message.author}: {exc}", txid)
         except Held as exc:
             return self._hold(envelope, exc.reason, str(exc), now, source, retry, True)

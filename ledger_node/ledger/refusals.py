@@ -27,6 +27,8 @@ SHREDDED = "shredded"
 """An epoch key that was shredded before it arrived."""
 PENDING_FULL = "pending_full"
 """Too many facts are waiting for a predecessor (in the signer's pool, or by the signer)."""
+SEQ_GAP = "seq_gap"
+"""A batch whose seq is too far above its gateway's highest (`wire.readings.MAX_SEQ_GAP`)."""
 EXPIRED = "expired"
 """A held fact whose predecessor did not come in time."""
 GATE_CLOSED = "gate_closed"
@@ -34,11 +36,14 @@ GATE_CLOSED = "gate_closed"
 
 
 class Refused(MeterledgerError):
-    """The fact is not accepted; `reason` is one of the labels above or a wire reason."""
+    """The fact is not accepted; `reason` is one of the labels above or a wire reason;
+    `subject` names the gateway whose batch it was, where refusals are counted per gateway
+    (repeated `late`, `future` or `seq_gap` refusals are its alarm)."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, subject: str = "") -> None:
         super().__init__(detail)
         self.reason = reason
+        self.subject = subject
 
 
 class Replay(Exception):

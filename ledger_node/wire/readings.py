@@ -20,6 +20,10 @@ MAX_METERS_PER_BATCH = 256
 MAX_BOX_BYTES = 48 * 1024
 MAX_SLOT_SECONDS = 86_400
 MAX_CONTROL_ACTIONS = 16
+MAX_SEQ_GAP = 100_000
+"""A batch's seq is at most this far above the highest its gateway has had committed (about
+70 days of one-minute slots): beyond it the nodes refuse the batch and the gateway adopts no
+such seq from a node's mark; both alarm."""
 MAX_SLOT_WH = 10**9
 """An upper bound on one meter's energy in one slot, Wh (1 GWh: far above any meter)."""
 

@@ -28,6 +28,7 @@ from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import ScaledClock
 from ledger_node.shared.keys import GroupKey, Identity
 from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, HighWaterMark
+from ledger_node.wire.readings import MAX_SEQ_GAP
 from tests.gateway.conftest import epoch_key
 from tests.support.gateway import (
     GATEWAY,
@@ -165,6 +166,15 @@ def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # typ
     _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", sign(ids["ac1"], ahead))])
     wait_until(lambda: gw.outbox.stats().next_seq >= 1000, 30, "the seq to move past 999")
     wait_until(lambda: max(collector.seqs()) >= 1000, 30, "a batch with seq 1000")
+    # A mark far beyond any backup (a corrupt or forged batch the node logged): not adopted,
+    # an alarm instead, and the gateway goes on sealing at its own seqs.
+    wild = HighWaterMark("ac1", GATEWAY, 2**53 - 1, (), int(time.time()) + 2)
+    _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", sign(ids["ac1"], wild))])
+    wait_until(lambda: "seq_jump" in gw.alarms, 30, "the seq_jump alarm")
+    assert gw.outbox.stats().next_seq < 1000 + MAX_SEQ_GAP
+    last = max(collector.seqs())
+    wait_until(lambda: max(collector.seqs()) > last, 30, "another batch at the gateway's own seq")
+    assert max(collector.seqs()) < 1000 + MAX_SEQ_GAP
 
 
 def test_slots_before_the_first_epoch_key_are_held_durably_then_sealed(

@@ -11,7 +11,7 @@ from pathlib import Path
 import nacl.secret
 import pytest
 
-from ledger_node.interfaces import authoring
+from ledger_node.interfaces import authoring, status
 from ledger_node.interfaces.api import control_actions
 from ledger_node.interfaces.verify import verify
 from ledger_node.ledger import Ledger, LedgerSettings, Outcome, author_epochs, open_sealed
@@ -33,6 +33,7 @@ from ledger_node.wire import (
     parse,
     pedersen,
 )
+from ledger_node.wire.readings import MAX_SEQ_GAP
 from tests.support.sim import Figure7, sign
 
 T0 = 1_800_000_000 - 1_800_000_000 % 60
@@ -187,6 +188,27 @@ def test_a_batch_whose_readings_do_not_open_its_commitments_is_flagged(net: Net)
     assert ledger.db.execute("SELECT state FROM batches").fetchall() == [("bad",)]
     assert ledger.db.execute("SELECT COUNT(*) FROM readings").fetchone() == (0,)
     assert _count(ledger, "refused:bad_payload") == 1
+
+
+def test_a_seq_far_beyond_the_gateways_highest_is_refused_and_alarmed_per_gateway(
+    net: Net,
+) -> None:
+    """A valid batch from the real gateway key (a bad backup, a bit flip) whose seq jumps
+    past `MAX_SEQ_GAP` is refused, counted against its gateway and, repeated, an alarm;
+    the gateway's ordinary batches go on counting."""
+    gw = net.fig.gateways["site1"]
+    assert net.admit("tso", gw.batch(T0 - 120, {"m1": 1, "m2": 1})).ok
+    for seq in (2**53 - 1, MAX_SEQ_GAP + 1, 2 * MAX_SEQ_GAP):
+        gw.seq = seq
+        outcome = net.admit("tso", gw.batch(T0 - 60, {"m1": 1, "m2": 1}))
+        assert (outcome.status, outcome.reason) == ("refused", "seq_gap"), seq
+    gw.seq = MAX_SEQ_GAP  # the highest is 0: exactly the gap is still taken
+    assert net.admit("tso", gw.batch(T0 - 60, {"m1": 2, "m2": 2})).ok
+    s = status.gather(net.ledgers["tso"].db, "tso", T0)
+    assert s["alarms"] == {"seq_gap:gw-site1": 3}
+    (row,) = [g for g in s["gateways"] if g["gateway"] == "gw-site1"]
+    assert (row["last_seq"], row["refused"]) == (MAX_SEQ_GAP, {"seq_gap": 3})
+    assert "refused seq_gap 3" in status.render(s)
 
 
 def test_lateness_is_judged_on_arrival_not_on_fetching_from_a_peer(net: Net) -> None:

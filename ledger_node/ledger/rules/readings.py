@@ -10,9 +10,10 @@ from __future__ import annotations
 import sqlite3
 
 from ledger_node.ledger.arrival import Arrival, BatchInfo
-from ledger_node.ledger.refusals import FUTURE, LATE, NOT_ALLOWED, Refused, Replay
+from ledger_node.ledger.refusals import FUTURE, LATE, NOT_ALLOWED, SEQ_GAP, Refused, Replay
 from ledger_node.ledger.state import LedgerState
 from ledger_node.wire import ReadingsBatch
+from ledger_node.wire.readings import MAX_SEQ_GAP
 
 
 def readings(state: LedgerState, a: Arrival) -> int | None:
@@ -29,11 +30,18 @@ def readings(state: LedgerState, a: Arrival) -> int | None:
     if unknown:
         raise Refused(NOT_ALLOWED, f"meter {unknown[0]} is not registered for {site_id}")
     end = batch.slot_start + batch.slot_seconds
+    gw = batch.gateway
     if a.live:
         if a.at > end + settings.late_after_s:
-            raise Refused(LATE, f"slot {batch.slot_start} closed at {end + settings.late_after_s}")
+            closed = end + settings.late_after_s
+            raise Refused(LATE, f"slot {batch.slot_start} closed at {closed}", gw)
         if end > a.at + settings.future_slack_s:
-            raise Refused(FUTURE, f"slot {batch.slot_start} ends in the future ({end})")
+            raise Refused(FUTURE, f"slot {batch.slot_start} ends in the future ({end})", gw)
+    highest = state.db.execute("SELECT MAX(seq) FROM batches WHERE gateway=?", (gw,)).fetchone()[0]
+    if batch.seq > (-1 if highest is None else highest) + MAX_SEQ_GAP:
+        raise Refused(
+            SEQ_GAP, f"seq {batch.seq} is over {MAX_SEQ_GAP} above {gw}'s highest ({highest})", gw
+        )
     pos = state.log.size
     shredded = (batch.site, batch.epoch) in state.groups.shredded
     try:
