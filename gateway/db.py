@@ -45,6 +45,11 @@ CREATE TABLE IF NOT EXISTS epoch_keys (
     members TEXT    NOT NULL DEFAULT '',   -- the group's organisations, comma-separated
     PRIMARY KEY (site, epoch)
 );
+CREATE TABLE IF NOT EXISTS shredded_epochs (
+    site  TEXT    NOT NULL,
+    epoch INTEGER NOT NULL,
+    PRIMARY KEY (site, epoch)
+);
 CREATE TABLE IF NOT EXISTS dr_facts (
     kind        TEXT NOT NULL,
     author      TEXT NOT NULL,
@@ -86,6 +91,7 @@ class Database:
             if mode != "wal":
                 raise GatewayError(f"{path}: cannot use the WAL journal (got {mode})")
             self.conn.execute("PRAGMA synchronous=FULL")
+            self.conn.execute("PRAGMA secure_delete=ON")  # an erased key is zeroed on disk
             self.conn.executescript(SCHEMA)
             self._migrate()
             for key, value in META_DEFAULTS.items():

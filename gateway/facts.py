@@ -32,7 +32,7 @@ from gateway.errors import GatewayError
 from gateway.trust import Refused, Trust
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import GroupKey, Identity
-from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, canonical, parse
+from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, EpochShred, canonical, parse
 
 log = logging.getLogger("mlg.gateway.facts")
 
@@ -55,7 +55,8 @@ class EpochKeys:
 
     def current(self) -> GroupKey:
         """The key to seal with now: with a TSO, the newest epoch it sent (GatewayError
-        until the first arrives); without, the `[seal] group_key` file's."""
+        until the first arrives, and while the newest was shredded: an older epoch's group
+        may no longer be the site's); without, the `[seal] group_key` file's."""
         if self.tso is None and self.fallback is not None:
             return self.fallback
         with self.db.lock:
@@ -63,6 +64,14 @@ class EpochKeys:
                 "SELECT epoch, key FROM epoch_keys WHERE site=? ORDER BY epoch DESC LIMIT 1",
                 (self.site,),
             ).fetchone()
+            shredded = self.db.conn.execute(
+                "SELECT MAX(epoch) FROM shredded_epochs WHERE site=?", (self.site,)
+            ).fetchone()[0]
+        if shredded is not None and (row is None or row[0] < shredded):
+            raise GatewayError(
+                f"epoch {shredded} of site {self.site} was shredded: waiting for the TSO's"
+                " next epoch_key fact"
+            )
         if row is None:
             raise GatewayError(
                 f"no epoch key for site {self.site} yet: waiting for the TSO's epoch_key fact"
@@ -111,12 +120,38 @@ class EpochKeys:
         if len(key) != 32:
             raise Refused("undecryptable", f"epoch {fact.epoch}: key of {len(key)} bytes")
         with self.db.transaction() as db:
+            if db.execute(
+                "SELECT 1 FROM shredded_epochs WHERE site=? AND epoch=?", (self.site, fact.epoch)
+            ).fetchone():
+                raise Refused("shredded", f"epoch {fact.epoch} of {self.site} was shredded")
             cur = db.execute(
                 "INSERT OR IGNORE INTO epoch_keys (site, epoch, key, members) VALUES (?, ?, ?, ?)",
                 (self.site, fact.epoch, key, ",".join(fact.members)),
             )
         if cur.rowcount:
             log.info("site %s: holding the key of epoch %d", self.site, fact.epoch)
+            return fact.epoch
+        return None
+
+    def offer_shred(self, trust: Trust, raw: bytes) -> int | None:
+        """Take an `EpochShred` fact by the TSO for this site: erase the epoch's key from the
+        state file (zeroed, and the write-ahead log emptied) and never take it again.
+        Returns the epoch if it was new to us."""
+        if self.tso is None:
+            raise Refused("untrusted", "no [trust] tso configured: shreds are not taken")
+        fact = trust.open(raw, EpochShred.TYPE, authors=[self.tso])
+        assert isinstance(fact, EpochShred)
+        if fact.site != self.site:
+            raise Refused("not_for_us", f"shred for site {fact.site!r}")
+        with self.db.transaction() as db:
+            new = db.execute(
+                "INSERT OR IGNORE INTO shredded_epochs VALUES (?, ?)", (self.site, fact.epoch)
+            ).rowcount
+            db.execute("DELETE FROM epoch_keys WHERE site=? AND epoch=?", (self.site, fact.epoch))
+        with self.db.lock:
+            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if new:
+            log.warning("site %s: epoch %d shredded; its key is erased", self.site, fact.epoch)
             return fact.epoch
         return None
 

@@ -33,7 +33,7 @@ from gateway.status import write_status
 from gateway.trust import Trust
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import Identity
-from ledger_node.wire import DrCommand, DrDeclaration
+from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, EpochShred
 from ledger_node.wire.readings import MAX_CONTROL_ACTIONS, MAX_SEQ_GAP
 from ledger_node.wire.topics import Topics
 
@@ -133,8 +133,12 @@ class Gateway:
             p.subscribe(self.topics.hwms(cfg.gateway_id), self._on_mark)
         if cfg.tso is not None:
             p.subscribe(
-                self.topics.epoch_keys(cfg.site),
+                self.topics.site_epochs(EpochKey.TYPE, cfg.site),
                 lambda t, raw: self.keys.offer(self.trust, raw),
+            )
+            p.subscribe(
+                self.topics.site_epochs(EpochShred.TYPE, cfg.site),
+                lambda t, raw: self.keys.offer_shred(self.trust, raw),
             )
             p.subscribe(
                 self.topics.facts(DrCommand.TYPE, cfg.tso.name),
@@ -254,14 +258,16 @@ class Gateway:
         energies = list(self._open.pop(slot).values())
         self.outbox.hold(energies, self.cfg.slot_seconds)
         self._held += len(energies)
-        log.warning(
-            "slot %d held (stored, unsealed): no epoch key for site %s yet", slot, self.cfg.site
-        )
+        try:
+            self.keys.current()
+            why = "no usable epoch key"
+        except GatewayError as exc:
+            why = str(exc)
+        log.warning("slot %d held (stored, unsealed): %s", slot, why)
         self._alarm(
             "no_epoch_key",
-            f"{self.outbox.stats().waiting_for_key} slots stored unsealed, waiting for the "
-            f"TSO's first epoch key for site {self.cfg.site} (is the site registered with "
-            "this gateway's key?)",
+            f"{self.outbox.stats().waiting_for_key} slots stored unsealed: {why} (is the site"
+            " registered with this gateway's key, and is the TSO's node running?)",
         )
 
     def _release_held(self) -> None:

@@ -1,8 +1,10 @@
-"""Re-keying, on the TSO's node: a new epoch for every site whose privacy group changed.
+"""Re-keying, on the TSO's node: a new epoch for every site whose privacy group changed
+or whose newest epoch was shredded.
 
 A site's group is {TSO, its AC, its RA} and its gateway; when the registry changes it (a
 new site, a move to another RA, a member added or removed, a new gateway), the TSO signs
-a new epoch key wrapped for the new group, so a removed member reads nothing newer.
+a new epoch key wrapped for the new group, so a removed member reads nothing newer. When
+the newest epoch is shredded, a new one starts at once, so the site's readings go on.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ log = logging.getLogger("mlg.node.groups")
 
 def author_epochs(ledger: Ledger) -> list[EpochKey]:
     """As the TSO: start a new epoch for every site whose group differs from its latest
-    epoch's. Returns the keys authored (none on other nodes)."""
+    epoch's, or whose latest epoch is shredded. Returns the keys authored (none on other
+    nodes)."""
     registry, groups = ledger.registry, ledger.groups
     if registry.tso != ledger.me.name:
         return []
@@ -26,7 +29,11 @@ def author_epochs(ledger: Ledger) -> list[EpochKey]:
     for site in sorted(registry.sites):
         members, gateway = registry.group(site)
         latest = groups.latest(site)
-        if latest is not None and (latest.members, latest.gateway) == (members, gateway):
+        if (
+            latest is not None
+            and (site, latest.epoch) not in groups.shredded
+            and (latest.members, latest.gateway) == (members, gateway)
+        ):
             continue
         epoch = 0 if latest is None else latest.epoch + 1
         while (site, epoch) in groups.shredded:

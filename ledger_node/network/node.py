@@ -356,7 +356,7 @@ class Node:
         for b in changes.batches:
             self.marks.add(b.gateway, b.seq)
         self.settlement.note(changes)
-        self._epochs_due |= changes.registry
+        self._epochs_due |= changes.registry or changes.shredded
 
     def _publish_after(self) -> None:
         """Publish the answers and co-signatures the committed work produced."""

@@ -112,9 +112,10 @@ class Topics:
             return self._join("facts", "#")
         return self._join("facts", kind, author or "+", "#")
 
-    def epoch_keys(self, site: str) -> str:
-        """Every epoch key of one site, whoever wrote it."""
-        return self._join("facts", EpochKey.TYPE, "+", site, "+")
+    def site_epochs(self, kind: str, site: str) -> str:
+        """Every epoch fact of one site (`EpochKey.TYPE` or `EpochShred.TYPE`), whoever
+        wrote it."""
+        return self._join("facts", kind, "+", site, "+")
 
     def hwms(self, gateway: str) -> str:
         """Every node's high-water mark for one gateway."""

@@ -6,14 +6,16 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from nacl.utils import random
 
 from gateway.db import Database
+from gateway.errors import GatewayError
 from gateway.facts import DrPlan, EpochKeys
-from gateway.trust import Trust
+from gateway.trust import Refused, Trust
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
-from ledger_node.wire import DrCommand, DrDeclaration
+from ledger_node.wire import DrCommand, DrDeclaration, EpochShred
 from tests.gateway.conftest import epoch_key
 from tests.support.sim import sign
 
@@ -66,4 +68,40 @@ def test_a_state_file_from_before_members_is_migrated(tmp_path: Path) -> None:
     keys = EpochKeys(db, Identity.generate("gw-site1"), SITE, "tso", None)
     assert keys.current().epoch == 0  # the key it held is still there
     assert keys.members() is None  # unknown: the configured RAs count, as before
+    db.close()
+
+
+def test_a_shredded_epoch_is_erased_and_holds_sealing_until_the_next(tmp_path: Path) -> None:
+    """The TSO shreds the site's current epoch: the gateway erases its key (nowhere in the
+    state file, its WAL included), refuses that epoch's key if it comes again, seals with
+    no older epoch meanwhile, and takes the TSO's next epoch."""
+    ids = {n: Identity.generate(n) for n in ("tso", "ac1", "ra1")}
+    gw = Identity.generate("gw-site1")
+    path = tmp_path / "state.sqlite"
+    db = Database(path)
+    trust = Trust([p.public for p in ids.values()])
+    keys = EpochKeys(db, gw, SITE, "tso", None)
+    group = [ids[m] for m in ("ac1", "ra1", "tso")]
+    secret0, secret1 = random(32), random(32)
+    key0 = sign(ids["tso"], epoch_key(SITE, 0, random(32), group, gw))
+    key1 = sign(ids["tso"], epoch_key(SITE, 1, secret1, group, gw))
+    assert keys.offer(trust, key0) == 0 and keys.offer(trust, key1) == 1
+    assert keys.current().key == secret1
+    shred = sign(ids["tso"], EpochShred("tso", SITE, 1))
+    assert keys.offer_shred(trust, shred) == 1
+    assert keys.offer_shred(trust, shred) is None  # once
+    assert not keys.ready  # epoch 0 is older than the shredded one: never sealed with again
+    with pytest.raises(GatewayError, match="epoch 1 of site site1 was shredded"):
+        keys.current()
+    with pytest.raises(Refused, match="shredded"):
+        keys.offer(trust, key1)
+    on_disk = b"".join(
+        p.read_bytes() for p in (path, path.with_name(path.name + "-wal")) if p.exists()
+    )
+    assert secret1 not in on_disk
+    other = sign(ids["tso"], EpochShred("tso", "site9", 0))
+    with pytest.raises(Refused, match="site9"):
+        keys.offer_shred(trust, other)
+    key2 = sign(ids["tso"], epoch_key(SITE, 2, secret0, group, gw))
+    assert keys.offer(trust, key2) == 2 and keys.current().epoch == 2
     db.close()

@@ -371,3 +371,19 @@ def test_a_node_database_of_schema_3_is_migrated(tmp_path: Path) -> None:
     db = connect(path)
     assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (4,)
     assert db.execute("SELECT signer, known FROM pending").fetchall() == [("", 1)]
+
+
+def test_shredding_the_current_epoch_starts_the_next_at_once(net: Net) -> None:
+    """The TSO shreds site1's current epoch: its next re-keying starts epoch 1 for the same
+    group (readings go on), and no shredded epoch is ever started again."""
+    tso = net.ledgers["tso"]
+    with tso.transaction() as changes:
+        authoring.shred(tso, {"site": "site1", "epoch": 0})
+    assert changes.shredded
+    net.everywhere([raw for _, raw in changes.authored])
+    with tso.transaction():
+        made = author_epochs(tso)
+    assert [(k.site, k.epoch) for k in made] == [("site1", 1)]
+    assert made[0].members == tso.groups.epochs[("site1", 0)].members  # the same group
+    with tso.transaction():
+        assert author_epochs(tso) == []  # the group has a readable epoch again
