@@ -6,6 +6,10 @@ larger log (at most every `interval_s`, at once after a start or a disagreement)
 for the txids from the cursor on, then for the envelopes it lacks, and admits each one
 exactly as if it had come from the broker (signature, author, rules); the peer is trusted
 for nothing. The peer's answers stay below the asker's size limit.
+
+Answering is bounded too: a request whose id was answered already (a replay of a captured
+request) is refused (`sync_replay`), and a peer gets at most `ANSWERS_PER_S` answers a
+second (`sync_rate`), so nobody can make a node do its work again and again.
 """
 
 from __future__ import annotations
@@ -22,6 +26,10 @@ from ledger_node.wire.sync import MAX_SYNC_GET, MAX_SYNC_IDS
 log = logging.getLogger("mlg.node.sync")
 
 REQUEST_TIMEOUT_S = 15.0
+ANSWERS_PER_S = 20.0
+"""Answers to one peer per second at most (a token bucket of a second's worth)."""
+REMEMBERED_IDS = 4096
+"""Ids of answered requests remembered per peer (replays of older ones meet the rate)."""
 _ID_BYTES_B64 = 47  # one base64 txid with its quotes and comma
 _HEADROOM = 1024  # the rest of an answer's body and its envelope
 
@@ -48,6 +56,8 @@ class AntiEntropy:
         self._last_pull: dict[str, float] = {}
         self.urgent: set[str] = set()
         self.fetched = 0
+        self._answered: dict[str, dict[bytes, None]] = {}
+        self._tokens: dict[str, tuple[float, float]] = {}
 
     def _sign(self, message: SyncRequest | SyncResponse) -> bytes:
         return message.seal(self.me)
@@ -165,9 +175,33 @@ class AntiEntropy:
 
     # -- answering ---------------------------------------------------------------------------
 
+    def _may_answer(self, message: SyncRequest) -> bool:
+        """A new request id from `by`, within its rate; refusals counted and logged."""
+        peer = message.by
+        answered = self._answered.setdefault(peer, {})
+        if message.id in answered:
+            self.ledger.count("refused:sync_replay")
+            log.warning("refused a replayed sync request from %s", peer)
+            return False
+        now = time.monotonic()
+        tokens, then = self._tokens.get(peer, (ANSWERS_PER_S, now))
+        tokens = min(ANSWERS_PER_S, tokens + (now - then) * ANSWERS_PER_S)
+        if tokens < 1:
+            self._tokens[peer] = (tokens, now)
+            self.ledger.count("refused:sync_rate")
+            log.warning("refused a sync request from %s: over %g a second", peer, ANSWERS_PER_S)
+            return False
+        self._tokens[peer] = (tokens - 1, now)
+        answered[message.id] = None
+        if len(answered) > REMEMBERED_IDS:
+            del answered[next(iter(answered))]
+        return True
+
     def on_request(self, message: SyncRequest) -> bytes | None:
         """The signed answer to a peer's (verified) request, or None if not for us."""
         if message.to != self.me.name or self.ledger.registry.role(message.by) is None:
+            return None
+        if not self._may_answer(message):
             return None
         txlog = self.ledger.log
         budget = min(message.max_bytes, self.max_bytes) - _HEADROOM

@@ -3,6 +3,7 @@ keys, equivocation evidence, bad payloads, lateness, and `verify`'s replay."""
 
 from __future__ import annotations
 
+import os
 import stat
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,6 +17,7 @@ from ledger_node.interfaces.api import control_actions
 from ledger_node.interfaces.verify import verify
 from ledger_node.ledger import Ledger, LedgerSettings, Outcome, author_epochs, open_sealed
 from ledger_node.ledger.store import connect, counters
+from ledger_node.network.antientropy import AntiEntropy
 from ledger_node.network.witness import slot_digest
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
@@ -29,6 +31,7 @@ from ledger_node.wire import (
     ReadingsBatch,
     SiteMove,
     SlotPayload,
+    SyncRequest,
     open_body,
     parse,
     pedersen,
@@ -387,3 +390,21 @@ def test_shredding_the_current_epoch_starts_the_next_at_once(net: Net) -> None:
     assert made[0].members == tso.groups.epochs[("site1", 0)].members  # the same group
     with tso.transaction():
         assert author_epochs(tso) == []  # the group has a readable epoch again
+
+
+def test_a_replayed_sync_request_is_not_answered_and_answers_are_rate_limited(net: Net) -> None:
+    tso = net.ledgers["tso"]
+    sync = AntiEntropy(tso, 64 * 1024)
+
+    def request(rid: bytes) -> SyncRequest:
+        return SyncRequest("ac1", "tso", rid, "ids", 0, 10, (), 64 * 1024)
+
+    first = request(b"\x01" * 16)
+    assert sync.on_request(first) is not None
+    assert sync.on_request(first) is None  # the same request again: a replay
+    answered = sum(sync.on_request(request(os.urandom(16))) is not None for _ in range(100))
+    assert 15 <= answered <= 25  # a second's worth (20), not a hundred
+    with tso.transaction():
+        pass  # counters are written with the next transaction
+    assert _count(tso, "refused:sync_replay") == 1
+    assert _count(tso, "refused:sync_rate") == 100 - answered
