@@ -24,6 +24,8 @@ from ledger_node.shared.errors import MeterledgerError
 SCREEN = Screen("/proof", N_("Proofs"))
 RECENT = 30
 """Log entries listed per page."""
+ECHO_CHARS = 200
+"""At most this much of a bad txid goes back into the form."""
 
 TXID_ERRORS = {
     "not_hex": N_("this is not a txid: a txid is written in hex digits (0-9, a-f)"),
@@ -122,7 +124,7 @@ def proof_page(request: Request) -> Response:
     if errors.get("txid") == TXID_UNKNOWN:
         status = HTTPStatus.NOT_FOUND
     values = {
-        "txid": text,
+        "txid": text[:ECHO_CHARS],
         "kind": kind or "",
         "types": sorted(LEDGER_TYPES),
         "entries": entries,
