@@ -50,9 +50,10 @@ browser:
 	else echo "the browser tests need chromium and fonts-ipafont-gothic: apt-get install them" >&2; exit 1; fi
 
 # The demo runs without root too: with no Mosquitto it starts the embedded amqtt broker.
+# `make demo DEMO_ARGS=--keep` keeps its network and screens running until Ctrl-C.
 demo: venv mosquitto
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then $(PIP) install -e '.[broker]'; fi
-	$(BIN)/mlg-demo
+	$(BIN)/mlg-demo $(DEMO_ARGS)
 
 test: venv mosquitto browser node_modules/.installed
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "the tests need Mosquitto: apt-get install mosquitto" >&2; exit 1; }

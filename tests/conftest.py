@@ -1,8 +1,10 @@
-"""What every area uses: a real Mosquitto on a free loopback port, and our command lines
-run as child processes."""
+"""What every area uses: a real Mosquitto on a free loopback port, our command lines run
+as child processes, and Debian's Chromium through Playwright (never a downloaded browser),
+one for the whole session; screenshots go to the git-ignored `tests/artifacts/screens/`."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,8 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
 
 from ledger_node.localnet.broker import Broker, find_mosquitto
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENS = Path(__file__).parent / "artifacts" / "screens"
 
 
 @contextmanager
@@ -48,3 +54,40 @@ def run_module(
         timeout=timeout_s,
         check=False,
     )
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's Chromium, for the whole session (the screenshots folder starts empty)."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed: run `make test`, which installs it")
+    shutil.rmtree(SCREENS, ignore_errors=True)
+    SCREENS.mkdir(parents=True)
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page (its own cookies), 1280x900, Japanese locale."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
+    pg = context.new_page()
+    try:
+        yield pg
+    finally:
+        context.close()

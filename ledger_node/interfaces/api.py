@@ -133,10 +133,7 @@ def dr_commands(db: sqlite3.Connection) -> list[dict[str, Any]]:
 
 
 def _proof(db: sqlite3.Connection, me: str, txid: str) -> dict[str, Any]:
-    try:
-        return proofs.inclusion(db, me, bytes.fromhex(txid))
-    except ValueError:
-        raise ApiError(HTTPStatus.BAD_REQUEST, "txid must be hex") from None
+    return proofs.inclusion(db, me, proofs.parse_txid(txid))
 
 
 def _consistency(db: sqlite3.Connection, me: str, query: Query) -> dict[str, Any]:

@@ -304,10 +304,7 @@ def _results(args: argparse.Namespace) -> int:
 def _prove(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     with closing(connect(cfg.db_path, readonly=True)) as db:
-        try:
-            doc = proofs.inclusion(db, cfg.node_id, bytes.fromhex(args.txid))
-        except ValueError:
-            raise MeterledgerError("the txid must be hex") from None
+        doc = proofs.inclusion(db, cfg.node_id, proofs.parse_txid(args.txid))
     print(json.dumps(doc, indent=2))
     return EXIT_OK
 

@@ -14,6 +14,7 @@ import datetime as dt
 import sqlite3
 from typing import Any
 
+from ledger_node.interfaces import privacy
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import counters, get_meta
 from ledger_node.ledger.txlog import MerkleLog
@@ -23,12 +24,8 @@ def gather(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
     registry = Registry(db)
     txlog = MerkleLog(db)
     groups = [
-        {"site": site, "epoch": epoch, "members": members.split(",")}
-        for site, epoch, members in db.execute(
-            "SELECT site, epoch, members FROM epochs e WHERE NOT EXISTS (SELECT 1 FROM"
-            " shreds s WHERE s.site = e.site AND s.epoch = e.epoch) ORDER BY site, epoch"
-        )
-        if me in members.split(",")
+        {"site": e.site, "epoch": e.epoch, "members": list(e.members)}
+        for e in privacy.readable(db, me)
     ]
     shredded = [{"site": s, "epoch": e} for s, e in db.execute("SELECT site, epoch FROM shreds")]
     last = db.execute(

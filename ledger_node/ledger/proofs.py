@@ -28,6 +28,33 @@ class ProofRequestError(MeterledgerError):
     pass
 
 
+TXID_HEX_DIGITS = 64
+"""A txid is the SHA-256 of a fact's envelope: 32 bytes, 64 hex digits."""
+
+
+class TxidError(ProofRequestError):
+    """Not a txid; `reason` is "not_hex" or "length"."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def parse_txid(text: str) -> bytes:
+    """A txid from its hex text (surrounding blanks ignored); `TxidError` unless it is 64
+    hex digits."""
+    text = text.strip()
+    try:
+        txid = bytes.fromhex(text)
+    except ValueError:
+        raise TxidError("not_hex", f"the txid {text[:80]!r} is not hex") from None
+    if len(text) != TXID_HEX_DIGITS:
+        raise TxidError(
+            "length", f"a txid has {TXID_HEX_DIGITS} hex digits (a SHA-256); this has {len(text)}"
+        )
+    return txid
+
+
 def _checkpoint_covering(db: sqlite3.Connection, node: str, pos: int) -> tuple[int, bytes] | None:
     row = db.execute(
         "SELECT size, envelope FROM checkpoints WHERE node=? AND size > ? ORDER BY size DESC"

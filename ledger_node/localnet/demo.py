@@ -25,18 +25,28 @@ equals the truth, every node decrypts exactly its groups, the relay switched at 
 window's edges, site1's delivered reduction is the load it shed, and the checks pass; 1
 otherwise. A total agrees with the truth within a reading's 1 Wh resolution; at the
 default 60 s slots each is exact.
+
+Each node gets an operator ("operator", a random password never shown); the demo ends
+by printing each node's screens and a one-time login link for them. With `--keep` the
+network keeps running and serving them until Ctrl-C (SIGINT) or SIGTERM, then stops.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import shutil
+import signal
 import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import FrameType
 
 from ledger_node.localnet.broker import Broker, BrokerError
+from ledger_node.localnet.chain import Chain
 from ledger_node.localnet.demo_checks import (
     compare,
     hms,
@@ -55,6 +65,9 @@ from ledger_node.localnet.demo_scenario import (
 )
 from ledger_node.localnet.wait import wait_until
 
+OPERATOR = "operator"
+"""The operator the demo adds to every node (with a random password it never shows)."""
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -63,7 +76,8 @@ def _parser() -> argparse.ArgumentParser:
             "Run a broker, three meters (one the adapter firmware with a DR relay) with their "
             "gateways, and the TSO, AC(1) and RA(1) ledger nodes on this machine at "
             "accelerated time, through a DR command; print each node's slot totals beside "
-            "the ground truth, the relay's switches, the DR results and the cross-checks."
+            "the ground truth, the relay's switches, the DR results and the cross-checks; "
+            "end with each node's screens and a one-time login link to them."
         ),
     )
     p.add_argument("--slots", type=int, default=5, help="slots to wait for (5)")
@@ -81,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
         default="mosquitto",
         help="broker to start (mosquitto, falling back to amqtt when absent)",
     )
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="after the run, keep the network running and its screens serving until Ctrl-C"
+        " (SIGINT), then stop everything; the exit code is the run's all the same",
+    )
     return p
 
 
@@ -93,6 +113,54 @@ def start_broker(work: Path, prefer: str) -> Broker:
             raise
         print(f"mlg-demo: {exc}; trying amqtt", file=sys.stderr)
         return broker.start(prefer="amqtt")
+
+
+def add_operators(chain: Chain) -> None:
+    """An operator on every node, with a random password nobody sees: the demo's login
+    links are the way in."""
+    with ThreadPoolExecutor(len(NODES)) as pool:  # each is a CLI run: together
+        list(pool.map(lambda n: chain.net.add_operator(n, OPERATOR, _password()), NODES))
+
+
+def _password() -> str:
+    return secrets.token_urlsafe(18)
+
+
+def show_screens(chain: Chain, work: Path, keep: bool) -> None:
+    """Each node's screens and a one-time login link to them."""
+    with ThreadPoolExecutor(len(NODES)) as pool:
+        links = list(pool.map(lambda n: chain.net.login_link(n, OPERATOR), NODES))
+    print(f"\nscreens (each link logs {OPERATOR} in once, within 15 minutes):")
+    for node, link in zip(NODES, links, strict=True):
+        print(f"  {node:<4} {link.split('/login/', 1)[0]}/   log in: {link}")
+    if keep:
+        print(f"  a new link: mlg-node login-link {OPERATOR} -c {work}/NODE/node.toml")
+    else:
+        print("the network stops now; `mlg-demo --keep` serves the screens until Ctrl-C")
+
+
+def serve_until_interrupted(chain: Chain) -> None:
+    """Keep the network running until SIGINT (Ctrl-C) or SIGTERM; RuntimeError if a part
+    dies meanwhile on its own."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    print("serving until Ctrl-C (SIGINT)", flush=True)
+    try:
+        while not stop.wait(1.0):
+            try:
+                chain.check_alive()
+            except RuntimeError:
+                if stop.wait(1.0):  # Ctrl-C in a terminal reaches the parts too
+                    break
+                raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    print("stopping the network", flush=True)
 
 
 def run_demo(args: argparse.Namespace, work: Path) -> int:
@@ -110,6 +178,7 @@ def run_demo(args: argparse.Namespace, work: Path) -> int:
             f" {devices['site3']}"
         )
         chain.start_nodes()
+        add_operators(chain)
         print(f"nodes: {', '.join(NODES)}; registering sites (site1 by RA(1)'s API)")
         chain.register_sites()
         chain.start_gateways()
@@ -144,20 +213,24 @@ def run_demo(args: argparse.Namespace, work: Path) -> int:
         print()
         witnesses_ok = show_witnesses(chain)
         show_gateways(chain)
+        passed = agree and control_ok and contract_ok and witnesses_ok
+        if passed:
+            print(
+                f"\nall {args.slots} slot totals agree with the ground truth on every node that"
+                " can read them; the relay shed the delivered reduction"
+            )
+        else:
+            print(f"\nmlg-demo: a check failed (see above); logs are in {work}", file=sys.stderr)
+        show_screens(chain, work, args.keep)
+        if args.keep:
+            serve_until_interrupted(chain)
     except (TimeoutError, RuntimeError) as exc:  # a part did not come up, or it died
         print(f"mlg-demo: {exc}; logs are in {work}", file=sys.stderr)
         return 1
     finally:
         chain.stop()
         broker.stop()
-    if agree and control_ok and contract_ok and witnesses_ok:
-        print(
-            f"\nall {args.slots} slot totals agree with the ground truth on every node that can"
-            " read them; the relay shed the delivered reduction"
-        )
-        return 0
-    print(f"\nmlg-demo: a check failed (see above); logs are in {work}", file=sys.stderr)
-    return 1
+    return 0 if passed else 1
 
 
 def main(argv: list[str] | None = None) -> int:

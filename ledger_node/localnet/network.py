@@ -170,8 +170,10 @@ class LocalNet:
                 tail = self.log_path(name).read_text()[-2000:]
                 raise RuntimeError(f"node {name} exited with {proc.returncode}:\n{tail}")
 
-    def cli(self, name: str, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run `mlg-node ARGS -c <name's config>`."""
+    def cli(
+        self, name: str, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `mlg-node ARGS -c <name's config>` (with `stdin` as its input)."""
         return subprocess.run(
             [
                 sys.executable,
@@ -182,11 +184,26 @@ class LocalNet:
                 str(self.config(name)),
                 *args[1:],
             ],
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
+
+    def add_operator(self, name: str, operator: str, password: str) -> None:
+        """Let `operator` log in to node `name`'s screens (`mlg-node operator-add`, the
+        password on stdin, never on a command line)."""
+        done = self.cli(name, "operator-add", operator, "--password-stdin", stdin=password + "\n")
+        if done.returncode != 0:
+            raise RuntimeError(f"operator-add on {name} failed: {done.stderr.strip()}")
+
+    def login_link(self, name: str, operator: str) -> str:
+        """A one-time login link to node `name`'s screens (`mlg-node login-link`)."""
+        done = self.cli(name, "login-link", operator)
+        if done.returncode != 0:
+            raise RuntimeError(f"login-link on {name} failed: {done.stderr.strip()}")
+        return done.stdout.strip()
 
     # -- the API and the broker ------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """The web area's fixtures: the paper's figure 6 on figure 7's node processes, an
-operator per node, and Debian's Chromium through Playwright (never a downloaded browser).
+operator per node; the browser (`browser`, `page`) is every area's (tests/conftest.py).
 
 `fig6`: the TSO issues command c1 to AC(1) for five one-minute slots; RA(1) declares
 site1 and RA(2) site2; the simulated gateways report AC(1)'s slot totals of the paper's
@@ -11,24 +11,19 @@ and AC(1) submit AS reports equal to the ledger but in one slot each. Screenshot
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 
 from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import DrDeclaration
-from tests.conftest import mosquitto
+from tests.conftest import SCREENS, mosquitto
 from tests.support.sim import SimNet
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENS = Path(__file__).parents[1] / "artifacts" / "screens"
 NODES = ("tso", "ac1", "ra1")
 FIG6_KWH = (4, 3, 5, 10, 2)
 """AC(1)'s totals per slot in the paper's figure 6 (kWh)."""
@@ -49,35 +44,12 @@ class Fig6:
         return f"http://127.0.0.1:{self.sim.net.api_port(node)}{path}"
 
     def login_link(self, node: str) -> str:
-        done = self.sim.net.cli(node, "login-link", "operator")
-        assert done.returncode == 0, done.stderr
-        link = done.stdout.strip()
+        link = self.sim.net.login_link(node, "operator")
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login/link\?token=[\w-]+", link), link
         return link
 
     def get(self, node: str, path: str) -> Any:
         return self.sim.net.get(node, path)
-
-
-def _operator(sim: SimNet, node: str) -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ledger_node.interfaces.cli",
-            "operator-add",
-            "operator",
-            "--password-stdin",
-            "-c",
-            str(sim.net.config(node)),
-        ],
-        input=PASSWORD + "\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
 
 
 @pytest.fixture(scope="session")
@@ -90,7 +62,7 @@ def fig6(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fig6]:
             sim.register()
             sim.take_epoch_keys(3)
             for node in NODES:
-                _operator(sim, node)
+                sim.net.add_operator(node, "operator", PASSWORD)
             yield _fig6(sim)
         finally:
             sim.net.stop()
@@ -148,41 +120,6 @@ def _fig6(sim: SimNet) -> Fig6:
             alive=net.check_alive,
         )
     return Fig6(sim, "c1", start, slots, differs)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is not installed: run `make test`, which installs it")
-    shutil.rmtree(SCREENS, ignore_errors=True)
-    SCREENS.mkdir(parents=True)
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, locale="ja-JP")
-    pg = context.new_page()
-    try:
-        yield pg
-    finally:
-        context.close()
 
 
 def shot(page: Page, name: str) -> Path:
