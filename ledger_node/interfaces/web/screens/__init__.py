@@ -6,6 +6,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ledger_node.interfaces.web.pages import Screen
-from ledger_node.interfaces.web.screens import status
+from ledger_node.interfaces.web.screens import compare, status
 
-SCREENS: tuple[tuple[Screen, APIRouter], ...] = ((status.SCREEN, status.router),)
+SCREENS: tuple[tuple[Screen, APIRouter], ...] = (
+    (status.SCREEN, status.router),
+    (compare.SCREEN, compare.router),
+)
