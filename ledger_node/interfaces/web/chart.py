@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from ledger_node.interfaces.web.templating import jst
 
 WIDTH, HEIGHT = 960, 320
-LEFT, RIGHT, TOP, BOTTOM = 64, 16, 40, 44
+LEFT, RIGHT, TOP, BOTTOM = 64, 28, 40, 44
 """The plot area's margins (px): y labels on the left, legend above, x labels below."""
 MAX_X_LABELS = 12
 LEGEND_SAMPLE, LEGEND_GAP = 28, 24
