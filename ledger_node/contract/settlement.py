@@ -313,14 +313,15 @@ def reconcile(db: sqlite3.Connection, command: str, author: str) -> list[Reconci
 
 
 def _scope_sites(
-    registry: Registry, declarations: dict[str, DrDeclaration], kind: str, scope: str
+    registry: Registry, declared: dict[str, list[str]], kind: str, scope: str
 ) -> list[str]:
-    """The sites a result of (`kind`, `scope`) covers, by the public declarations."""
+    """The sites a result of (`kind`, `scope`) covers, by the public declarations (each
+    RA's declared sites)."""
     if kind == "ra":
-        ras = [scope] if scope in declarations else []
+        ras = [scope] if scope in declared else []
     else:
-        ras = [ra for ra in declarations if registry.ac_of(ra) == scope]
-    return sorted({s for ra in ras for s, _ in declarations[ra].sites})
+        ras = [ra for ra in declared if registry.ac_of(ra) == scope]
+    return sorted({s for ra in ras for s in declared[ra]})
 
 
 def _digest(text: str) -> bytes:
@@ -405,10 +406,12 @@ class TotalChecks:
         self, db: sqlite3.Connection, registry: Registry, cid: str, todo: list[Published]
     ) -> list[str | None]:
         command = load_command(db, cid)
-        declarations = load_declarations(db, cid) if command is not None else {}
-        sites = {
-            (p.kind, p.scope): _scope_sites(registry, declarations, p.kind, p.scope) for p in todo
-        }
+        rows = db.execute(
+            "SELECT ra, pos, sites FROM declarations WHERE command=? ORDER BY ra", (cid,)
+        ).fetchall()
+        declared = {ra: [s for s, _ in json.loads(d)] for ra, _, d in rows} if command else {}
+        scopes = {(p.kind, p.scope) for p in todo}
+        sites = {(k, s): _scope_sites(registry, declared, k, s) for k, s in scopes}
         every_site = json.dumps(sorted({s for ss in sites.values() for s in ss}))
         data: dict[int, str] = {}
         if command is not None:
@@ -421,13 +424,7 @@ class TotalChecks:
                     (min(slots), max(slots), command.slot_s, every_site),
                 )
             )
-        facts = (
-            command,
-            tuple(sorted(registry.last_n.items())),
-            tuple(
-                db.execute("SELECT ra, pos FROM declarations WHERE command=? ORDER BY ra", (cid,))
-            ),
-        )
+        facts = (command, tuple(sorted(registry.last_n.items())), tuple(r[:2] for r in rows))
         keys = [(p.key(), facts, _digest(data.get(p.slot, ""))) for p in todo]
         with self._lock:
             known = {key: self._verdicts[key] for key in keys if key in self._verdicts}

@@ -137,6 +137,11 @@ class Comparison:
     def failed_checks(self) -> list[SlotRow]:
         return [r for r in self.rows if r.check is not None]
 
+    @property
+    def settled(self) -> int:
+        """The day's slots with a total on this node."""
+        return sum(r.bc_wh is not None for r in self.rows)
+
 
 @contextmanager
 def snapshot(db: sqlite3.Connection) -> Iterator[None]:
@@ -286,8 +291,8 @@ def _fill(
     out.command, out.entity, out.day, out.days, out.every = command, entity, chosen_day, days, every
     out.rows = [dataclasses.replace(r, check=failed.get(r.slot)) for r in today]
     out.reward = next((w for w in rewards(db, command.id) if w["ac"] == entity.ac), None)
-    declarations = load_declarations(db, command.id)
-    out.declared = any(_under(registry, ra, entity) for ra in declarations)
+    declared = db.execute("SELECT ra FROM declarations WHERE command=?", (command.id,))
+    out.declared = any(_under(registry, ra, entity) for (ra,) in declared)
     out.as_reported = reported is not None
 
 
@@ -396,13 +401,14 @@ def drill(
 
         ras = sorted(ra for ra in declarations if _under(registry, ra, entity))
         top = level(entity.id, entity.kind)
+        under = {s.site for s in top.sites}
         return Drill(
             command,
             entity,
             slot,
             top,
             [level(ra, "ra") for ra in ras] if entity.kind == "ac" else [top],
-            [s for s in sites if s not in top.sites],
+            [s for s in sites if s.site not in under],
         )
 
 
@@ -434,13 +440,13 @@ def _sites(
             readings[pos].append((meter, wh, quality))
     out = []
     for ra in sorted(declarations):
-        for site, _ in declarations[ra].sites:
+        for site, baselines in declarations[ra].sites:
             known = registry.sites.get(site)
             meters = known.meters if known is not None else ()
             group = [members.get((site, epoch), []) for _, _, _, epoch, _ in batches.get(site, [])]
             if not group and known is not None:
                 group = [list(registry.group(site)[0])]
-            baseline = declarations[ra].baseline_wh(site, index)
+            baseline = baselines[0] if len(baselines) == 1 else baselines[index]
             view = _site_view(site, meters, batches.get(site, []), readings, me, group)
             out.append(SiteView(site, ra, registry.ac_of(ra), baseline, *view))
     return out

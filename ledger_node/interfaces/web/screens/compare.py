@@ -148,11 +148,16 @@ router = APIRouter()
 def compare_page(request: Request) -> Response:
     c = _compare(request)
     _ = gettext_of(language(request.cookies, request.query_params))
+    css = [col.css for col in COLUMNS]
+    listed = {e.id for e in c.entities}
     values = {
         "c": c,
-        "header": header(_),
-        "css": [col.css for col in COLUMNS],
-        "cells": cells(c, _),
+        "header": list(zip(css, header(_), strict=True)),
+        "table": [
+            (row, list(zip(css, texts, strict=True)))
+            for row, texts in zip(c.rows, cells(c, _), strict=True)
+        ],
+        "indented": {e.id for e in c.entities if e.kind == "ra" and e.ac in listed},
         "chart": None if c.error else _chart(c, _),
         "query": _query(c),
         "asked": dict(request.query_params),
@@ -200,4 +205,14 @@ def compare_slot(request: Request) -> Response:
             "date": jst(d.slot, "%Y-%m-%d"),
         }
     )
-    return page(request, "compare_slot.html", {"d": d, "error": None, "back": back})
+    values = {
+        "d": d,
+        "error": None,
+        "back": back,
+        # A plain gettext in the loops: jinja's own copies the context on each call there.
+        "t": gettext_of(language(request.cookies, request.query_params)),
+        "SITE_TOTAL": N_("site total"),
+        "NOT_SETTLED_HERE": N_("not settled on this node"),
+        "NO_AS_REPORT": N_("no AS report"),
+    }
+    return page(request, "compare_slot.html", values)
