@@ -6,7 +6,7 @@ check of the total; the AC's reward; and a slot's drill-down to its consumers' r
 A node shows what it may see: the TSO every AC and RA, an AC itself and its RAs, an RA
 itself; and the readings of the sites whose privacy group it is in (elsewhere it says
 why not). Each view reads one snapshot of the database, with one query per need; the
-public checks go through `settlement.TotalChecks`, which remembers its verdicts. Energies
+public checks' verdicts and the registry are remembered (`Memory`). Energies
 are integer Wh, times UTC seconds; days are calendar days in the caller's time zone.
 """
 
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import sqlite3
+import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -143,6 +144,25 @@ class Comparison:
         return sum(r.bc_wh is not None for r in self.rows)
 
 
+class Memory:
+    """What a node's comparison screen keeps between views: the verdicts of its public
+    checks, and the registry, built again only when a registry fact was applied since
+    (each one raises its author's `n`, genesis included)."""
+
+    def __init__(self, max_verdicts: int) -> None:
+        self.checks = TotalChecks(max_verdicts)
+        self._registry: tuple[tuple[tuple[str, int], ...], Registry] | None = None
+        self._lock = threading.Lock()
+
+    def registry(self, db: sqlite3.Connection) -> Registry:
+        """The registry as of `db`'s snapshot (read it only: it is shared)."""
+        seen = tuple(db.execute("SELECT author, n FROM registry_n ORDER BY author"))
+        with self._lock:
+            if self._registry is None or self._registry[0] != seen:
+                self._registry = (seen, Registry(db))
+            return self._registry[1]
+
+
 @contextmanager
 def snapshot(db: sqlite3.Connection) -> Iterator[None]:
     """Every read inside from one snapshot of the database (one read transaction)."""
@@ -238,7 +258,7 @@ def _slot_row(row: tuple[Any, ...] | None, slot: int, as_wh: int | None) -> Slot
 def compare(
     db: sqlite3.Connection,
     me: str,
-    checks: TotalChecks,
+    memory: Memory,
     tz: dt.tzinfo,
     command_id: str | None = None,
     entity_id: str | None = None,
@@ -248,12 +268,12 @@ def compare(
     (default: this node, else the command's first AC) and the day in `tz` (default: the
     command's first). A parameter it cannot answer is its `error`."""
     with snapshot(db):
-        registry = Registry(db)
+        registry = memory.registry(db)
         out = Comparison(_commands(db), entities(registry, me))
         try:
             command = _command(db, out.commands, command_id)
             if command is not None:
-                _fill(out, db, registry, me, checks, tz, command, entity_id, day)
+                _fill(out, db, registry, me, memory.checks, tz, command, entity_id, day)
         except ComparisonError as exc:
             out.error = exc
         return out
@@ -361,12 +381,17 @@ class Drill:
 
 
 def drill(
-    db: sqlite3.Connection, me: str, command_id: str, entity_id: str, slot_text: str
+    db: sqlite3.Connection,
+    me: str,
+    memory: Memory,
+    command_id: str,
+    entity_id: str,
+    slot_text: str,
 ) -> Drill:
     """Slot `slot_text` (UTC seconds) of the entity's comparison, down to each declared
     site's meters; `ComparisonError` for a parameter it cannot answer."""
     with snapshot(db):
-        registry = Registry(db)
+        registry = memory.registry(db)
         command = _command(db, _commands(db), command_id)
         if command is None:
             raise ComparisonError("command", N_("no DR command on this node yet"))

@@ -21,10 +21,9 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ledger_node.contract.settlement import TotalChecks
 from ledger_node.interfaces.web import comparison
 from ledger_node.interfaces.web.chart import Series, step_chart
-from ledger_node.interfaces.web.comparison import Comparison, ComparisonError, SlotRow
+from ledger_node.interfaces.web.comparison import Comparison, ComparisonError, Memory, SlotRow
 from ledger_node.interfaces.web.context import WebContext
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.interfaces.web.pages import Screen, context, page
@@ -36,12 +35,12 @@ MAX_VERDICTS = 50_000
 
 Gettext = Callable[[str], str]
 
-_CHECKS: dict[Path, TotalChecks] = {}
+_MEMORIES: dict[Path, Memory] = {}
 
 
-def checks_of(ctx: WebContext) -> TotalChecks:
-    """The node's remembered public checks (one per database)."""
-    return _CHECKS.setdefault(ctx.api.db_path, TotalChecks(MAX_VERDICTS))
+def memory_of(ctx: WebContext) -> Memory:
+    """What the node's comparison screen remembers (one per database)."""
+    return _MEMORIES.setdefault(ctx.api.db_path, Memory(MAX_VERDICTS))
 
 
 @cache
@@ -117,7 +116,7 @@ def _compare(request: Request) -> Comparison:
     q = request.query_params
     with ctx.reading() as db:
         return comparison.compare(
-            db, ctx.api.me, checks_of(ctx), JST, q.get("command"), q.get("entity"), q.get("date")
+            db, ctx.api.me, memory_of(ctx), JST, q.get("command"), q.get("entity"), q.get("date")
         )
 
 
@@ -194,7 +193,12 @@ def compare_slot(request: Request) -> Response:
     try:
         with ctx.reading() as db:
             d = comparison.drill(
-                db, ctx.api.me, q.get("command", ""), q.get("entity", ""), q.get("slot", "")
+                db,
+                ctx.api.me,
+                memory_of(ctx),
+                q.get("command", ""),
+                q.get("entity", ""),
+                q.get("slot", ""),
             )
     except ComparisonError as exc:
         return page(request, "compare_slot.html", {"d": None, "error": exc}, HTTPStatus.BAD_REQUEST)
