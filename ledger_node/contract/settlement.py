@@ -6,7 +6,8 @@ command, a declaration, a batch opened in its window) for the scopes this node c
 version. Results that cover a shredded epoch are kept as they were: their readings can no
 longer be read, but their Pedersen totals still check against the public commitments.
 `reconcile` sets an AS report beside the ledger's totals slot by slot; `check_result`
-checks a published total from public data alone.
+checks a published total from public data alone, and `TotalChecks` checks many at once
+(one query for all their batches) and can remember its verdicts for a screen shown again.
 """
 
 from __future__ import annotations
