@@ -6,9 +6,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ledger_node.interfaces.web.pages import Screen
-from ledger_node.interfaces.web.screens import privacy, proof, status
+from ledger_node.interfaces.web.screens import compare, privacy, proof, status
 
 SCREENS: tuple[tuple[Screen, APIRouter], ...] = (
+    (compare.SCREEN, compare.router),
     (status.SCREEN, status.router),
     (privacy.SCREEN, privacy.router),
     (proof.SCREEN, proof.router),
