@@ -6,6 +6,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from ledger_node.interfaces.web.pages import Screen
-from ledger_node.interfaces.web.screens import status
+from ledger_node.interfaces.web.screens import as_report, command, declare, status
 
-SCREENS: tuple[tuple[Screen, APIRouter], ...] = ((status.SCREEN, status.router),)
+SCREENS: tuple[tuple[Screen, APIRouter], ...] = (
+    (status.SCREEN, status.router),
+    (declare.SCREEN, declare.router),
+    (command.SCREEN, command.router),
+    (as_report.SCREEN, as_report.router),
+)
