@@ -39,8 +39,8 @@ def sizes(fig6: Fig6) -> dict[str, int]:
 
 
 def form_time(t: float) -> str:
-    """UTC s as a datetime-local input's value in JST."""
-    return dt.datetime.fromtimestamp(t, JST).strftime("%Y-%m-%dT%H:%M:%S")
+    """UTC s as an operator types it in the command form: JST, "2026/11/30 21:00:30"."""
+    return dt.datetime.fromtimestamp(t, JST).strftime("%Y/%m/%d %H:%M:%S")
 
 
 def command(fig6: Fig6, cid: str) -> dict[str, Any] | None:
@@ -48,8 +48,10 @@ def command(fig6: Fig6, cid: str) -> dict[str, Any] | None:
     return next((c for c in fig6.get("tso", "/api/commands") if c["id"] == cid), None)
 
 
-def issue(fig6: Fig6, cid: str, gate_in_s: float, slots: int = 5) -> dict[str, int]:
-    """Issue command `cid` to AC(1) through the TSO's API, its gate closure `gate_in_s`
+def issue(
+    fig6: Fig6, cid: str, gate_in_s: float, slots: int = 5, ac: str = "ac1"
+) -> dict[str, Any]:
+    """Issue command `cid` to `ac` through the TSO's API, its gate closure `gate_in_s`
     seconds of the network's time from now; wait until RA(1)'s node holds it."""
     gate = int(fig6.sim.sim_now() + gate_in_s)
     start = (gate // SLOT_S + 1) * SLOT_S
@@ -60,7 +62,7 @@ def issue(fig6: Fig6, cid: str, gate_in_s: float, slots: int = 5) -> dict[str, i
         "slot_s": SLOT_S,
         "gate_closure": gate,
         "price_yen_per_kwh": 20,
-        "targets": {"ac1": 1000},
+        "targets": {ac: 1000},
     }
     fig6.sim.net.post("tso", "/api/commands", body)
     net = fig6.sim.net
@@ -139,7 +141,7 @@ def test_the_tso_issues_a_command_and_ra1_declares_it_through_the_forms(
         hours, minutes, seconds = (int(x) for x in left.split(":"))
         assert 0 < hours * 3600 + minutes * 60 + seconds <= 40, left
         open_row.get_by_role("link", name="宣言する").click()
-        assert "web-c2" in ra.locator("form#declaration h2").inner_text()
+        assert "web-c2" in ra.locator("h2", has_text="への宣言").inner_text()
         assert ra.locator("#site-site1").is_checked()
         ra.locator("input[name=baseline-site1]").fill("2800")
         ra.get_by_role("button", name="署名して宣言を登録").click()
@@ -195,6 +197,7 @@ def test_a_declaration_after_gate_closure_is_refused_by_the_ledger(page: Page, f
 
 def test_every_bad_declaration_gets_its_error_next_to_its_field(page: Page, fig6: Fig6) -> None:
     issue(fig6, "web-bad", gate_in_s=60 * 60)
+    issue(fig6, "web-ac2", gate_in_s=60 * 60, ac="ac2")
     log_in(page, fig6, "ra1")
     page.goto(fig6.url("ra1", "/declare?command=web-bad"))
     before = sizes(fig6)
@@ -224,8 +227,20 @@ def test_every_bad_declaration_gets_its_error_next_to_its_field(page: Page, fig6
         )
         submit.click()
         assert error in field_error(page, "sites"), site
+    # Forged commands: one that does not exist, one to another AC.
+    page.goto(fig6.url("ra1", "/declare?command=web-bad"))
+    baseline.fill("3000")
+    for cid, error in (
+        ("web-none", "web-none はありません"),
+        ("web-ac2", "自社の AC（ac1）向けでは"),
+    ):
+        page.locator("form#declaration input[name=command]").evaluate("(e, c) => e.value = c", cid)
+        submit.click()
+        assert error in field_error(page, "command"), cid
+        assert baseline.input_value() == "3000"
     assert sizes(fig6) == before
     assert (command(fig6, "web-bad") or {})["declarations"] == {}
+    assert (command(fig6, "web-ac2") or {})["declarations"] == {}
 
 
 def test_every_bad_command_gets_its_error_next_to_its_field(page: Page, fig6: Fig6) -> None:

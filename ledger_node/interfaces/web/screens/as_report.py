@@ -76,6 +76,15 @@ def report_commands(db: sqlite3.Connection, me: str, registry: Registry) -> list
     return out
 
 
+def _compared(db: sqlite3.Connection, command: str, me: str) -> Counter[str]:
+    """How `me`'s AS report for `command` compares with the ledger's totals, in slots:
+    equal, differs, no_ledger (no ledger total yet), no_as (no AS value)."""
+    return Counter(
+        "no_ledger" if r.ledger_wh is None else "no_as" if r.as_wh is None else r.status
+        for r in reconcile(db, command, me)
+    )
+
+
 def _preview(text: str, command: DrCommand) -> dict[str, Any]:
     """The file's lines checked against `command`; `RequestError` if it is no AS CSV."""
     lines = read_as_csv(text, command)
@@ -105,7 +114,7 @@ def _screen(
             return page(request, "as_report.html", {"serves": False}, status)
         cmds = report_commands(db, me, registry)
         history = revisions(db, AsReport, me, "as_reports", "author", "as_report")
-        checks = {cid: Counter(r.status for r in reconcile(db, cid, me)) for cid in history}
+        checks = {cid: _compared(db, cid, me) for cid in history}
         accepted = entry(db, request.query_params.get("accepted"))
     shown = shown or {"command": request.query_params.get("command", "")}
     values = {

@@ -49,16 +49,17 @@ PRICE = int_rule(DrCommand.SCHEMA, "price_yen_per_kwh")
 TARGET_WH = int_rule(DrCommand.SCHEMA, "targets", "wh")
 SLOT_LENGTHS = (60, 300, 900, 1800, 3600)
 """The slot lengths the form offers (s); the balancing market's slot (コマ) is 30 min."""
-INPUT_TIME = "%Y-%m-%dT%H:%M"
-"""A form's date and time (``<input type="datetime-local">``), JST."""
+INPUT_TIME = "%Y-%m-%d %H:%M"
+"""How the form shows a date and time (JST)."""
 
 router = APIRouter()
 
 
 def form_time(text: str) -> int | None:
-    """UTC s from a form's date and time: JST unless it names its offset; None if none."""
+    """UTC s from a form's date and time ("2026-11-30 21:00", "2026/11/30 21:00:30",
+    ISO 8601): JST unless it names its offset; None if it is none."""
     try:
-        stamp = dt.datetime.fromisoformat(text.strip())
+        stamp = dt.datetime.fromisoformat(text.strip().replace("/", "-"))
     except ValueError:
         return None
     if stamp.tzinfo is None:

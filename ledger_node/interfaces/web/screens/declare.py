@@ -112,6 +112,12 @@ def read_form(
         errors["command"] = Problem(
             N_("There is no DR command %(id)s on this node."), {"id": shown.command or "-"}
         )
+    elif registry.ac_of(me) not in dict(command.targets):
+        errors["command"] = Problem(
+            N_("Command %(id)s is not for your AC (%(ac)s)."),
+            {"id": command.id, "ac": registry.ac_of(me) or "-"},
+        )
+        command = None
     sites: dict[str, list[int] | int] = {}
     for site in sorted(shown.chosen):
         held = registry.sites.get(site)
