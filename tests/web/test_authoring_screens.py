@@ -348,6 +348,16 @@ def test_the_as_import_previews_each_line_and_authors_only_a_good_file(
     page.get_by_role("button", name="ファイルを確認").click()
     assert page.locator("table.preview tr.differs").count() == 0
     assert "4 コマ中 4 コマ" in page.locator("p.ok").inner_text()
+    # The previewed text is checked again when it comes back: a forged one is refused.
+    hidden = page.locator("form#submit-report input[name=text]")
+    hidden.evaluate("(e, bad) => e.value = bad", bad.decode())
+    page.get_by_role("button", name="署名して AS 実績を送信").click()
+    assert page.locator("table.preview tr.differs").count() == 5
+    assert sizes(fig6) == before
+    page.get_by_label("CSV ファイル").set_input_files(
+        {"name": "good.csv", "mimeType": "text/csv", "buffer": good}
+    )
+    page.get_by_role("button", name="ファイルを確認").click()
     page.get_by_role("button", name="署名して AS 実績を送信").click()
     assert "台帳に登録しました" in page.locator(".accepted").inner_text()
     history = page.locator("table.history", has_text="web-as")
@@ -442,6 +452,15 @@ def test_authoring_without_csrf_token_session_or_origin_is_refused(page: Page, f
     answer = page.request.post(
         fig6.url("tso", "/declare"),
         form={"csrf": csrf, "command": "web-csrf", "site": "site1", "baseline-site1": "1"},
+    )
+    assert answer.status == 403
+    answer = page.request.post(
+        fig6.url("tso", "/as-report"),
+        multipart={
+            "csrf": csrf,
+            "command": "web-csrf",
+            "file": {"name": "ok.csv", "mimeType": "text/csv", "buffer": b"slot,wh\n0,1\n"},
+        },
     )
     assert answer.status == 403
     # A body over the door's limit, sent without the page's check.

@@ -24,21 +24,18 @@ from ledger_node.contract.settlement import reconcile
 from ledger_node.interfaces import commands
 from ledger_node.interfaces.authoring import MAX_CSV_BYTES, RequestError, read_as_csv
 from ledger_node.interfaces.web.i18n import N_
-from ledger_node.interfaces.web.pages import Screen, authored_form, context, page
+from ledger_node.interfaces.web.pages import Screen, context, page
 from ledger_node.interfaces.web.screens.authored import (
     Errors,
     Problem,
-    accepted_redirect,
     author,
     entry,
-    refusal,
+    posted,
     revisions,
-    role_of,
     serves,
 )
 from ledger_node.ledger import load_command
 from ledger_node.ledger.registry import Registry
-from ledger_node.shared.errors import MeterledgerError
 from ledger_node.wire import AsReport, DrCommand
 
 SCREEN = Screen("/as-report", N_("AS report import"), frozenset({"ac", "ra"}))
@@ -142,10 +139,10 @@ def as_report_page(request: Request) -> Response:
 async def import_report(request: Request) -> Response:
     """``action=preview`` with an uploaded ``file``: the checked lines, nothing signed;
     ``action=submit`` with the previewed ``text``: checked again, then authored."""
-    form, _ = await authored_form(request)
-    ctx = context(request)
-    if not serves(SCREEN, role_of(request)):
+    form = await posted(request, SCREEN)
+    if form is None:
         return _screen(request, status=HTTPStatus.FORBIDDEN)
+    ctx = context(request)
     cid = str(form.get("command", ""))
     shown: dict[str, Any] = {"command": cid}
     errors: Errors = {}
@@ -183,9 +180,9 @@ async def import_report(request: Request) -> Response:
         return _screen(request, shown, errors, HTTPStatus.BAD_REQUEST if bad else HTTPStatus.OK)
     row = commands.route(ROUTE, commands.CSV)
     assert row is not None
-    try:
-        fields = row.read({"command": [cid]}, text.encode())
-        txid = await author(request, ROUTE, commands.CSV, fields)
-    except MeterledgerError as exc:
-        return _screen(request, shown, {"form": refusal(exc)}, HTTPStatus.CONFLICT)
-    return accepted_redirect(SCREEN.path, txid, command=cid)
+    fields = row.read({"command": [cid]}, text.encode())
+
+    def again(errors: Errors, status: int) -> Response:
+        return _screen(request, shown, errors, status)
+
+    return await author(request, SCREEN, ROUTE, commands.CSV, fields, again, command=cid)

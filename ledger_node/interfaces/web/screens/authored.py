@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -17,11 +17,12 @@ from urllib.parse import quote
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 
 from ledger_node.interfaces import commands
 from ledger_node.interfaces.authoring import RequestError
 from ledger_node.interfaces.web.i18n import N_
-from ledger_node.interfaces.web.pages import Screen, context
+from ledger_node.interfaces.web.pages import Screen, authored_form, context
 from ledger_node.ledger.refusals import GATE_CLOSED
 from ledger_node.ledger.registry import Registry
 from ledger_node.shared.errors import MeterledgerError
@@ -40,6 +41,10 @@ Errors = dict[str, Problem]
 """A form's errors by field name ("form": the form as a whole)."""
 
 
+Again = Callable[[Errors, int], Response]
+"""The screen again, with the form as it was posted, these errors and this status."""
+
+
 def role_of(request: Request) -> str | None:
     """This node's organisation's role ("tso", "ac", "ra")."""
     ctx = context(request)
@@ -49,6 +54,13 @@ def role_of(request: Request) -> str | None:
 
 def serves(screen: Screen, role: str | None) -> bool:
     return screen.roles is None or role in screen.roles
+
+
+async def posted(request: Request, screen: Screen) -> FormData | None:
+    """The posted form of `screen`, sent by an operator with its CSRF token (else
+    `AuthError`); None if this node's role has no such screen."""
+    form, _ = await authored_form(request)
+    return form if serves(screen, role_of(request)) else None
 
 
 def refusal(exc: MeterledgerError) -> Problem:
@@ -63,20 +75,26 @@ def refusal(exc: MeterledgerError) -> Problem:
     return Problem(N_("Nothing was registered: %(detail)s"), {"detail": str(exc)})
 
 
-async def author(request: Request, path: str, content: str, fields: Mapping[str, Any]) -> str:
-    """Author the fact of the API's authoring command for POST `path` (body `content`) from
-    a form's `fields`, in the node's worker; its txid (hex). `MeterledgerError` if the
-    node or the ledger refuses it."""
-    row = commands.route(path, content)
-    assert row is not None, path
-    answer = await run_in_threadpool(context(request).api.author, row, fields)
-    return str(answer["txid"])
-
-
-def accepted_redirect(path: str, txid: str, **query: str) -> Response:
-    """After a fact was authored: back to the screen, which shows its log entry."""
+async def author(
+    request: Request,
+    screen: Screen,
+    route: str,
+    content: str,
+    fields: Mapping[str, Any],
+    again: Again,
+    **query: str,
+) -> Response:
+    """Author the fact of the API's authoring command for POST `route` (body `content`)
+    from a form's checked `fields`, in the node's worker; then back to `screen` (with
+    `query`), which shows its log entry, or `again` with the refusal."""
+    row = commands.route(route, content)
+    assert row is not None, route
+    try:
+        answer = await run_in_threadpool(context(request).api.author, row, fields)
+    except MeterledgerError as exc:
+        return again({"form": refusal(exc)}, HTTPStatus.CONFLICT)
     extra = "".join(f"&{k}={quote(v)}" for k, v in query.items())
-    return RedirectResponse(f"{path}?accepted={txid}{extra}", HTTPStatus.SEE_OTHER)
+    return RedirectResponse(f"{screen.path}?accepted={answer['txid']}{extra}", HTTPStatus.SEE_OTHER)
 
 
 @dataclass(frozen=True)

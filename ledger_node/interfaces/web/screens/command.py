@@ -23,21 +23,18 @@ from ledger_node.interfaces.api import dr_commands
 from ledger_node.interfaces.authoring import int_rule
 from ledger_node.interfaces.commands import JSON
 from ledger_node.interfaces.web.i18n import N_
-from ledger_node.interfaces.web.pages import Screen, authored_form, context, page
+from ledger_node.interfaces.web.pages import Screen, context, page
 from ledger_node.interfaces.web.screens.authored import (
     Errors,
     Problem,
-    accepted_redirect,
     author,
     entry,
-    refusal,
-    role_of,
+    posted,
     serves,
     wall_time,
 )
 from ledger_node.interfaces.web.templating import JST, jst
 from ledger_node.ledger.registry import Registry
-from ledger_node.shared.errors import MeterledgerError
 from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.wire import DrCommand
 from ledger_node.wire.facts import MAX_DR_SLOTS
@@ -252,16 +249,16 @@ def command_page(request: Request) -> Response:
 
 @router.post("/command", include_in_schema=False)
 async def issue(request: Request) -> Response:
-    form, _ = await authored_form(request)
-    ctx = context(request)
-    if not serves(SCREEN, role_of(request)):
+    form = await posted(request, SCREEN)
+    if form is None:
         return _screen(request, status=HTTPStatus.FORBIDDEN)
+    ctx = context(request)
     with ctx.reading() as db:
         shown, fields, errors = read_form(form, db, active_acs(Registry(db)), ctx.api.now())
+
+    def again(errors: Errors, status: int) -> Response:
+        return _screen(request, shown, errors, status)
+
     if fields is None:
-        return _screen(request, shown, errors, HTTPStatus.BAD_REQUEST)
-    try:
-        txid = await author(request, ROUTE, JSON, fields)
-    except MeterledgerError as exc:
-        return _screen(request, shown, {"form": refusal(exc)}, HTTPStatus.CONFLICT)
-    return accepted_redirect(SCREEN.path, txid)
+        return again(errors, HTTPStatus.BAD_REQUEST)
+    return await author(request, SCREEN, ROUTE, JSON, fields, again)

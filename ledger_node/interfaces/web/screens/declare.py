@@ -24,22 +24,19 @@ from starlette.datastructures import FormData
 from ledger_node.interfaces.authoring import int_rule
 from ledger_node.interfaces.commands import JSON
 from ledger_node.interfaces.web.i18n import N_
-from ledger_node.interfaces.web.pages import Screen, authored_form, context, page
+from ledger_node.interfaces.web.pages import Screen, context, page
 from ledger_node.interfaces.web.screens.authored import (
     Errors,
     Problem,
-    accepted_redirect,
     author,
     entry,
-    refusal,
+    posted,
     revisions,
-    role_of,
     serves,
     wall_time,
 )
 from ledger_node.ledger import load_command
 from ledger_node.ledger.registry import Registry, Site
-from ledger_node.shared.errors import MeterledgerError
 from ledger_node.wire import DrCommand, DrDeclaration
 
 SCREEN = Screen("/declare", N_("DR declaration"), frozenset({"ra"}))
@@ -208,18 +205,18 @@ def declare_page(request: Request) -> Response:
 
 @router.post("/declare", include_in_schema=False)
 async def declare(request: Request) -> Response:
-    form, _ = await authored_form(request)
-    ctx = context(request)
-    if not serves(SCREEN, role_of(request)):
+    form = await posted(request, SCREEN)
+    if form is None:
         return _screen(request, status=HTTPStatus.FORBIDDEN)
+    ctx = context(request)
     with ctx.reading() as db:
         registry = Registry(db)
         command = load_command(db, str(form.get("command", "")))
     shown, fields, errors = read_form(form, ctx.api.me, registry, command)
+
+    def again(errors: Errors, status: int) -> Response:
+        return _screen(request, shown, errors, status)
+
     if fields is None:
-        return _screen(request, shown, errors, HTTPStatus.BAD_REQUEST)
-    try:
-        txid = await author(request, ROUTE, JSON, fields)
-    except MeterledgerError as exc:
-        return _screen(request, shown, {"form": refusal(exc)}, HTTPStatus.CONFLICT)
-    return accepted_redirect(SCREEN.path, txid, command=shown.command)
+        return again(errors, HTTPStatus.BAD_REQUEST)
+    return await author(request, SCREEN, ROUTE, JSON, fields, again, command=shown.command)
