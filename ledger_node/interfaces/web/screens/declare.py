@@ -156,11 +156,13 @@ def _screen(
         registry = Registry(db)
         role = registry.role(me)
         if not serves(SCREEN, role):
-            return page(request, "declare.html", {"serves": False, "node_role": role}, status)
+            return page(request, "declare.html", {"serves": False}, status)
         commands = open_commands(db, registry.ac_of(me), now)
         history = revisions(db, DrDeclaration, me, "declarations", "ra", "declaration")
         wanted = shown.command if shown else request.query_params.get("command", "")
         selected = load_command(db, wanted) if wanted else None
+        if selected is not None and registry.ac_of(me) not in dict(selected.targets):
+            selected = None  # another AC's command: nothing to declare for it here
         if selected is None and not shown and commands:
             selected = commands[0]
         accepted = entry(db, request.query_params.get("accepted"))
@@ -182,7 +184,9 @@ def _screen(
             {
                 "cmd": c,
                 "until": wall_time(request, c.gate_closure),
-                "rev": next((r.message.rev for r in history.get(c.id, [])), None),
+                "rev": next(
+                    (r.message.rev for r in history.get(c.id, []) if r.status == "current"), None
+                ),
             }
             for c in commands
         ],
