@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
@@ -180,13 +180,17 @@ class Api:
         fields = (commands.json_object if command is None else command.read)(query, body)
         if command is None:
             raise ApiError(HTTPStatus.NOT_FOUND, f"no such resource {path}")
-        author = command.author
-        return self._author(lambda ledger: author(ledger, fields))
+        return self.author(command, fields)
 
-    def _author(self, fn: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
-        assert self.node is not None
+    def author(self, command: commands.Command, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Run `command`'s builder on a request's `fields` in the node's worker: the one way
+        a request (the API's, a screen's form) becomes a signed fact. Its answer names the
+        fact's type, txid and log position; `RequestError` if the ledger refuses it."""
         node = self.node
-        return node.submit(lambda: fn(node.ledger))
+        if node is None:
+            raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the node is not running")
+        author = command.author
+        return node.submit(lambda: author(node.ledger, fields))
 
 
 Answer = Callable[[sqlite3.Connection, Api, Query], Any]

@@ -48,6 +48,10 @@ CREATE TABLE IF NOT EXISTS log (
     received_at REAL    NOT NULL,
     source      TEXT    NOT NULL
 ) STRICT;
+-- An organisation's facts by type (every revision of its declarations, its AS reports),
+-- for the screens; readings batches, the bulk of the log, stay out of it (a query uses it
+-- when it repeats the condition).
+CREATE INDEX IF NOT EXISTS log_authored ON log (author, type) WHERE type != 'readings';
 -- Interior Merkle nodes of the upper levels: id = level << 40 | index.
 CREATE TABLE IF NOT EXISTS tree (id INTEGER PRIMARY KEY, hash BLOB NOT NULL) STRICT;
 
