@@ -150,8 +150,10 @@ def _gateway_alarms(counts: dict[str, int]) -> dict[str, int]:
 
 def _gateways(db: sqlite3.Connection, now: float, counts: dict[str, int]) -> list[dict[str, Any]]:
     rows = db.execute(
-        "SELECT b.gateway, b.site, MAX(b.seq), COUNT(*), MAX(b.slot), MAX(b.pos),"
-        " SUM(b.state = 'equivocated') FROM batches b GROUP BY b.gateway ORDER BY b.gateway"
+        "WITH g AS (SELECT gateway, site, MAX(seq) AS seq, COUNT(*) AS n, MAX(slot) AS slot,"
+        " MAX(pos) AS pos, SUM(state = 'equivocated') AS eq FROM batches GROUP BY gateway)"
+        " SELECT g.gateway, g.site, g.seq, g.n, g.slot, l.received_at, g.eq FROM g"
+        " JOIN log l ON l.pos = g.pos ORDER BY g.gateway"
     ).fetchall()
     out = []
     control = dict(
@@ -161,8 +163,7 @@ def _gateways(db: sqlite3.Connection, now: float, counts: dict[str, int]) -> lis
         ).fetchall()
     )
     refused = _refused_by(counts)
-    for gateway, site, last_seq, n, last_slot, last_pos, equivocated in rows:
-        received = db.execute("SELECT received_at FROM log WHERE pos=?", (last_pos,)).fetchone()[0]
+    for gateway, site, last_seq, n, last_slot, received, equivocated in rows:
         out.append(
             {
                 "gateway": gateway,

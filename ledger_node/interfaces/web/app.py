@@ -15,8 +15,8 @@ from starlette.exceptions import HTTPException
 from ledger_node.interfaces.api import ApiError
 from ledger_node.interfaces.web import pages
 from ledger_node.interfaces.web.auth import (
-    COOKIE,
     AuthError,
+    session_cookie,
 )
 from ledger_node.interfaces.web.context import WebContext
 from ledger_node.interfaces.web.guard import Guard, Refusal
@@ -108,11 +108,11 @@ def make_app(ctx: WebContext) -> FastAPI:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.openapi_schema = None
-    _add_security_schemes(app)
+    _add_security_schemes(app, session_cookie(ctx.api.me))
     return app
 
 
-def _add_security_schemes(app: FastAPI) -> None:
+def _add_security_schemes(app: FastAPI, cookie: str) -> None:
     """Name the two ways to author in the OpenAPI document."""
     make = app.openapi
 
@@ -125,7 +125,7 @@ def _add_security_schemes(app: FastAPI) -> None:
                     "scheme": "bearer",
                     "description": "the node's API token",
                 },
-                "session": {"type": "apiKey", "in": "cookie", "name": COOKIE},
+                "session": {"type": "apiKey", "in": "cookie", "name": cookie},
             }
             app.openapi_schema = schema
         return app.openapi_schema

@@ -27,7 +27,13 @@ from ledger_node.shared.errors import MeterledgerError
 from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.shared.keys import write_secret_file
 
-COOKIE = "mlg_session"
+
+def session_cookie(node: str) -> str:
+    """The session cookie's name on `node`'s screens: browsers keep cookies per host, not
+    per port, so nodes on one machine need names of their own."""
+    return f"mlg_session_{node}"
+
+
 CSRF_FIELD = "csrf"
 CSRF_HEADER = "x-csrf-token"
 LINK_TTL_S = 15 * 60

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import sqlite3
-import threading
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ from ledger_node.contract.settlement import (
     result_rows,
     rewards,
 )
+from ledger_node.interfaces.web.context import RegistryCache
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.ledger import load_command
 from ledger_node.ledger.registry import Registry
@@ -146,21 +146,11 @@ class Comparison:
 
 class Memory:
     """What a node's comparison screen keeps between views: the verdicts of its public
-    checks, and the registry, built again only when a registry fact was applied since
-    (each one raises its author's `n`, genesis included)."""
+    checks; the registry comes from the node's shared cache (`RegistryCache`)."""
 
-    def __init__(self, max_verdicts: int) -> None:
+    def __init__(self, max_verdicts: int, registries: RegistryCache) -> None:
         self.checks = TotalChecks(max_verdicts)
-        self._registry: tuple[tuple[tuple[str, int], ...], Registry] | None = None
-        self._lock = threading.Lock()
-
-    def registry(self, db: sqlite3.Connection) -> Registry:
-        """The registry as of `db`'s snapshot (read it only: it is shared)."""
-        seen = tuple(db.execute("SELECT author, n FROM registry_n ORDER BY author"))
-        with self._lock:
-            if self._registry is None or self._registry[0] != seen:
-                self._registry = (seen, Registry(db))
-            return self._registry[1]
+        self.registry = registries.get
 
 
 @contextmanager

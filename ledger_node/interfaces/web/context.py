@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections import Counter
 from contextlib import closing
@@ -11,9 +12,34 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from ledger_node.interfaces.api import Api
-from ledger_node.interfaces.web.auth import COOKIE, CSRF_HEADER, AuthError, Operators, Session, same
+from ledger_node.interfaces.web.auth import (
+    CSRF_HEADER,
+    AuthError,
+    Operators,
+    Session,
+    same,
+    session_cookie,
+)
 from ledger_node.interfaces.web.i18n import N_
+from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
+
+
+class RegistryCache:
+    """The registry as of a database snapshot, built again only when a registry fact was
+    applied since (each raises its author's `n`, genesis included); shared by the screens,
+    read only."""
+
+    def __init__(self) -> None:
+        self._registry: tuple[tuple[tuple[str, int], ...], Registry] | None = None
+        self._lock = threading.Lock()
+
+    def get(self, db: sqlite3.Connection) -> Registry:
+        seen = tuple(db.execute("SELECT author, n FROM registry_n ORDER BY author"))
+        with self._lock:
+            if self._registry is None or self._registry[0] != seen:
+                self._registry = (seen, Registry(db))
+            return self._registry[1]
 
 
 @dataclass
@@ -29,9 +55,22 @@ class WebContext:
     """The Host header values that name this node ("127.0.0.1:8470", …)."""
     refusals: Counter[str] = field(default_factory=Counter)
     """Requests refused at the door, by reason."""
+    registries: RegistryCache = field(default_factory=RegistryCache)
+    screen_state: dict[str, object] = field(default_factory=dict)
+    """What a screen keeps between views, by screen."""
+
+    def role(self) -> str | None:
+        """This node's organisation's role ("tso", "ac", "ra"; None until registered)."""
+        with self.reading() as db:
+            return self.registries.get(db).role(self.api.me)
+
+    @property
+    def cookie(self) -> str:
+        """The name of this node's session cookie."""
+        return session_cookie(self.api.me)
 
     def session(self, request: Request) -> Session | None:
-        return self.operators.session(request.cookies.get(COOKIE), time.time())
+        return self.operators.session(request.cookies.get(self.cookie), time.time())
 
     def has_token(self, request: Request) -> bool:
         scheme, _, value = request.headers.get("authorization", "").partition(" ")

@@ -17,10 +17,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.datastructures import FormData
 
-from ledger_node.interfaces.web.auth import COOKIE, CSRF_FIELD, AuthError
+from ledger_node.interfaces.web.auth import CSRF_FIELD, AuthError
 from ledger_node.interfaces.web.context import WebContext
 from ledger_node.interfaces.web.templating import LANG_COOKIE, LANGUAGES, language, render
-from ledger_node.ledger.registry import Registry
 
 FAILED_LOGIN_DELAY_S = 1.0
 
@@ -50,8 +49,7 @@ def page(
     ctx = context(request)
     session = ctx.session(request)
     lang = language(request.cookies, request.query_params)
-    with ctx.reading() as db:
-        role = Registry(db).role(ctx.api.me)
+    role = ctx.role()
     screens = request.app.state.screens
     html = render(
         lang,
@@ -142,7 +140,7 @@ def _logged_in(ctx: WebContext, name: str, target: str) -> Response:
     sid, session = ctx.operators.open_session(name, time.time())
     response = RedirectResponse(target, status_code=HTTPStatus.SEE_OTHER)
     response.set_cookie(
-        COOKIE,
+        ctx.cookie,
         sid,
         max_age=int(session.expires - time.time()),
         httponly=True,
@@ -155,9 +153,10 @@ def _logged_in(ctx: WebContext, name: str, target: str) -> Response:
 @router.post("/logout", include_in_schema=False)
 async def logout(request: Request) -> Response:
     await authored_form(request)
-    context(request).operators.close_session(request.cookies.get(COOKIE))
+    ctx = context(request)
+    ctx.operators.close_session(request.cookies.get(ctx.cookie))
     response = RedirectResponse("/", status_code=HTTPStatus.SEE_OTHER)
-    response.delete_cookie(COOKIE, path="/")
+    response.delete_cookie(ctx.cookie, path="/")
     return response
 
 

@@ -24,7 +24,6 @@ from ledger_node.interfaces.authoring import RequestError
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.interfaces.web.pages import Screen, authored_form, context
 from ledger_node.ledger.refusals import GATE_CLOSED
-from ledger_node.ledger.registry import Registry
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.wire import Message, open_body, parse
 
@@ -47,9 +46,7 @@ Again = Callable[[Errors, int], Response]
 
 def role_of(request: Request) -> str | None:
     """This node's organisation's role ("tso", "ac", "ra")."""
-    ctx = context(request)
-    with ctx.reading() as db:
-        return Registry(db).role(ctx.api.me)
+    return context(request).role()
 
 
 def serves(screen: Screen, role: str | None) -> bool:

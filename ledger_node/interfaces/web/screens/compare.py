@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
-from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
@@ -35,12 +34,13 @@ MAX_VERDICTS = 50_000
 
 Gettext = Callable[[str], str]
 
-_MEMORIES: dict[Path, Memory] = {}
-
 
 def memory_of(ctx: WebContext) -> Memory:
-    """What the node's comparison screen remembers (one per database)."""
-    return _MEMORIES.setdefault(ctx.api.db_path, Memory(MAX_VERDICTS))
+    """What the node's comparison screen remembers between views."""
+    memory = ctx.screen_state.get("compare")
+    if not isinstance(memory, Memory):
+        memory = ctx.screen_state["compare"] = Memory(MAX_VERDICTS, ctx.registries)
+    return memory
 
 
 @cache
