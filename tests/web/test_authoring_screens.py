@@ -173,6 +173,19 @@ def test_the_tso_issues_a_command_and_ra1_declares_it_through_the_forms(
             30,
             "revision 2 at the TSO",
         )
+        # ... and on the TSO's comparison screen: RA(1)'s declared baselines, slot by slot.
+        wait_until(
+            lambda: fig6.get("tso", "/api/results?command=web-c2&scope=ra1")["results"],
+            30,
+            "web-c2 settled for RA(1) on the TSO's node",
+        )
+        tso = ra.context.new_page()
+        log_in(tso, fig6, "tso")
+        tso.goto(fig6.url("tso", "/compare?command=web-c2&entity=ra1"))
+        table = tso.locator("table.compare").inner_text()
+        for kwh in ("2.800", "2.900", "3.000", "3.100", "3.200"):
+            assert kwh in table, (kwh, table)
+        tso.close()
         shot(ra, "declare-ja")
         ra.get_by_role("link", name="English").click()
         assert ra.locator("h1").inner_text() == "DR declaration"
