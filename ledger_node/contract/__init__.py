@@ -9,14 +9,16 @@ public data alone.
 May import: `ledger_node.ledger`, `ledger_node.wire`, `ledger_node.shared`.
 """
 
+from ledger_node.contract.checks import TotalChecks, check_result
 from ledger_node.contract.dr1 import CONTRACT_VERSION, CONTRACTS, TotalCheckError, settle
-from ledger_node.contract.settlement import Settlement, check_result, reconcile, results, rewards
+from ledger_node.contract.settlement import Settlement, reconcile, results, rewards
 
 __all__ = [
     "CONTRACTS",
     "CONTRACT_VERSION",
     "Settlement",
     "TotalCheckError",
+    "TotalChecks",
     "check_result",
     "reconcile",
     "results",

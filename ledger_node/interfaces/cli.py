@@ -18,6 +18,7 @@ from types import FrameType
 from typing import Any
 
 from ledger_node.contract import settlement
+from ledger_node.contract.checks import check_result
 from ledger_node.contract.dr1 import CONTRACT_VERSION, TotalCheckError
 from ledger_node.interfaces import commands, status
 from ledger_node.interfaces.api import Api, results, totals
@@ -346,7 +347,7 @@ def _check_total(args: argparse.Namespace) -> int:
 
 def check_result_cli(db: Any, result: Any) -> None:
     try:
-        settlement.check_result(db, Registry(db), result)
+        check_result(db, Registry(db), result)
     except (KeyError, TypeError) as exc:
         raise MeterledgerError(f"not a result document: missing {exc}") from None
     except TotalCheckError as exc:

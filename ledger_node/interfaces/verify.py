@@ -16,8 +16,9 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ledger_node.contract.checks import check_result
 from ledger_node.contract.dr1 import TotalCheckError
-from ledger_node.contract.settlement import Settlement, check_result, results
+from ledger_node.contract.settlement import Settlement, results
 from ledger_node.ledger import Ledger, LedgerSettings
 from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.store import DERIVED_TABLES, connect

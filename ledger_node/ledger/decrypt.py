@@ -14,7 +14,13 @@ import nacl.secret
 
 from ledger_node.ledger.refusals import BAD_PAYLOAD
 from ledger_node.ledger.state import LedgerState
-from ledger_node.wire import ReadingsBatch, SlotPayload, WireError, open_body, parse, pedersen
+from ledger_node.wire import (
+    ReadingsBatch,
+    SlotPayload,
+    WireError,
+    open_stored,
+    pedersen,
+)
 
 log = logging.getLogger("mlg.node.ingest")
 
@@ -43,7 +49,7 @@ def open_sealed(state: LedgerState, limit: int = 256) -> int:
 
 
 def _open_one(state: LedgerState, box: nacl.secret.SecretBox, pos: int, raw: bytes) -> None:
-    batch = open_body(parse(raw, max(len(raw), 1)))
+    batch = open_stored(raw)
     assert isinstance(batch, ReadingsBatch)
     try:
         payload = open_payload(box, batch)

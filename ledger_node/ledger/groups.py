@@ -21,8 +21,7 @@ import nacl.utils
 from ledger_node.ledger.refusals import SHREDDED, Held, Refused
 from ledger_node.ledger.registry import Registry
 from ledger_node.shared.keys import Identity
-from ledger_node.wire import EpochKey, WrappedKey, parse
-from ledger_node.wire.messages import open_body
+from ledger_node.wire import EpochKey, WrappedKey, open_stored
 
 log = logging.getLogger("mlg.node.groups")
 
@@ -57,7 +56,7 @@ class Groups:
             ep = Epoch(site, epoch, tuple(members.split(",")), gateway, pos)
             self.epochs[(site, epoch)] = ep
             if envelope is not None and self.me.name in ep.members:
-                message = open_body(parse(envelope))
+                message = open_stored(envelope)
                 assert isinstance(message, EpochKey)
                 self._unwrap(message)
 

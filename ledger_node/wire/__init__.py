@@ -31,7 +31,14 @@ from ledger_node.wire.errors import (
 )
 from ledger_node.wire.facts import DrCommand, DrDeclaration, EpochKey, EpochShred, WrappedKey
 from ledger_node.wire.hwm import HighWaterMark
-from ledger_node.wire.messages import BODY_VERSION, TYPES, Message, open_body, open_message
+from ledger_node.wire.messages import (
+    BODY_VERSION,
+    TYPES,
+    Message,
+    open_body,
+    open_message,
+    open_stored,
+)
 from ledger_node.wire.readings import (
     QUALITY_FLAGS,
     ControlAction,
@@ -98,6 +105,7 @@ __all__ = [
     "WrappedKey",
     "open_body",
     "open_message",
+    "open_stored",
     "parse",
     "seal",
     "txid_of",

@@ -19,7 +19,8 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import Locator, Page
 
-from ledger_node.contract.settlement import Published, TotalChecks, result_rows
+from ledger_node.contract.checks import Published, TotalChecks
+from ledger_node.contract.settlement import result_rows
 from ledger_node.interfaces.api import Api
 from ledger_node.interfaces.web import WebContext, WebServer
 from ledger_node.interfaces.web.auth import Operators

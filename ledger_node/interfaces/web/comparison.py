@@ -1,7 +1,8 @@
 """The performance comparison (実績比較): for a DR command and an AC or RA, the ledger's
 total per slot (BC集計値) beside the organisation's own aggregation system's report
 (AS集計値), with the slot's baseline, target, delivered reduction, coverage and the public
-check of the total; the AC's reward; and a slot's drill-down to its consumers' readings.
+check of the total; and the AC's reward. A slot's drill-down to its consumers' readings
+is `drilldown`.
 
 A node shows what it may see: the TSO every AC and RA, an AC itself and its RAs, an RA
 itself; and the readings of the sites whose privacy group it is in (elsewhere it says
@@ -15,18 +16,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import sqlite3
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger_node.contract.dr1 import Candidate, select
+from ledger_node.contract.checks import Published, TotalChecks
 from ledger_node.contract.settlement import (
-    Published,
-    TotalChecks,
     as_reported,
-    load_declarations,
     result_rows,
     rewards,
 )
@@ -35,7 +32,7 @@ from ledger_node.interfaces.web.i18n import N_
 from ledger_node.ledger import load_command
 from ledger_node.ledger.registry import Registry
 from ledger_node.shared.errors import MeterledgerError
-from ledger_node.wire import DrCommand, DrDeclaration
+from ledger_node.wire import DrCommand
 
 
 class ComparisonError(MeterledgerError):
@@ -180,12 +177,12 @@ def parse_day(text: str) -> dt.date:
         ) from None
 
 
-def _commands(db: sqlite3.Connection) -> list[CommandInfo]:
+def command_infos(db: sqlite3.Connection) -> list[CommandInfo]:
     rows = db.execute("SELECT id, t_start, t_end FROM commands ORDER BY t_start, id")
     return [CommandInfo(*row) for row in rows]
 
 
-def _command(
+def find_command(
     db: sqlite3.Connection, commands: list[CommandInfo], command_id: str | None
 ) -> DrCommand | None:
     """The command asked for, else the newest (None when the node holds none)."""
@@ -201,7 +198,7 @@ def _command(
     return command
 
 
-def _entity(
+def find_entity(
     registry: Registry, me: str, visible: list[Entity], command: DrCommand, entity_id: str | None
 ) -> Entity:
     if not entity_id:
@@ -259,9 +256,9 @@ def compare(
     command's first). A parameter it cannot answer is its `error`."""
     with snapshot(db):
         registry = memory.registry(db)
-        out = Comparison(_commands(db), entities(registry, me))
+        out = Comparison(command_infos(db), entities(registry, me))
         try:
-            command = _command(db, out.commands, command_id)
+            command = find_command(db, out.commands, command_id)
             if command is not None:
                 _fill(out, db, registry, me, memory.checks, tz, command, entity_id, day)
         except ComparisonError as exc:
@@ -280,7 +277,7 @@ def _fill(
     entity_id: str | None,
     day: str | None,
 ) -> None:
-    entity = _entity(registry, me, out.entities, command, entity_id)
+    entity = find_entity(registry, me, out.entities, command, entity_id)
     days = days_of(command, tz)
     chosen_day = days[0] if not day else parse_day(day)
     if chosen_day not in days:
@@ -302,200 +299,10 @@ def _fill(
     out.rows = [dataclasses.replace(r, check=failed.get(r.slot)) for r in today]
     out.reward = next((w for w in rewards(db, command.id) if w["ac"] == entity.ac), None)
     declared = db.execute("SELECT ra FROM declarations WHERE command=?", (command.id,))
-    out.declared = any(_under(registry, ra, entity) for (ra,) in declared)
+    out.declared = any(ra_under(registry, ra, entity) for (ra,) in declared)
     out.as_reported = reported is not None
 
 
-def _under(registry: Registry, ra: str, entity: Entity) -> bool:
+def ra_under(registry: Registry, ra: str, entity: Entity) -> bool:
     """Whether RA `ra` is `entity` or one of its RAs."""
     return ra == entity.id or (entity.kind == "ac" and registry.ac_of(ra) == entity.id)
-
-
-# -- drill-down ----------------------------------------------------------------------------
-
-NOT_IN_GROUP = N_("not in this site's group")
-NO_BATCH = N_("no reading reported for this slot")
-WHY: dict[str, str] = {
-    "sealed": N_("not decrypted yet"),
-    "shredded": N_("erased: the site's key for this period was shredded"),
-    "bad": N_("refused: the sealed readings do not match the batch's commitments"),
-    "equivocated": N_("not counted: the gateway signed two different batches for this slot"),
-}
-"""Why a site's readings are not shown, by the state of its batch."""
-NO_METER_READING = N_("no reading for this meter")
-
-
-@dataclass(frozen=True, slots=True)
-class MeterView:
-    meter: str
-    wh: int | None
-    quality: str = ""
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SiteView:
-    """A declared site in the slot: its readings (Wh) or why this node cannot show them."""
-
-    site: str
-    ra: str
-    ac: str | None
-    baseline_wh: int | None
-    meters: tuple[MeterView, ...]
-    total_wh: int | None
-    reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Level:
-    """An organisation's total in the slot (BC from this node's results, AS from its own
-    report; None where there is none) and its declared sites."""
-
-    org: str
-    kind: str
-    bc_wh: int | None
-    as_wh: int | None
-    sites: tuple[SiteView, ...]
-
-
-@dataclass(frozen=True)
-class Drill:
-    command: DrCommand
-    entity: Entity
-    slot: int
-    top: Level
-    ras: list[Level]
-    """The entity's RAs (an RA: itself) with their sites."""
-    others: list[SiteView]
-    """The command's other declared sites in the slot."""
-
-
-def drill(
-    db: sqlite3.Connection,
-    me: str,
-    memory: Memory,
-    command_id: str,
-    entity_id: str,
-    slot_text: str,
-) -> Drill:
-    """Slot `slot_text` (UTC seconds) of the entity's comparison, down to each declared
-    site's meters; `ComparisonError` for a parameter it cannot answer."""
-    with snapshot(db):
-        registry = memory.registry(db)
-        command = _command(db, _commands(db), command_id)
-        if command is None:
-            raise ComparisonError("command", N_("no DR command on this node yet"))
-        entity = _entity(registry, me, entities(registry, me), command, entity_id)
-        try:
-            slot = int(slot_text)
-        except ValueError:
-            slot = -1
-        if slot not in command.slots:
-            raise ComparisonError(
-                "slot",
-                N_("%(slot)s is not the start of a slot of command %(command)s"),
-                slot=slot_text,
-                command=command.id,
-            )
-        declarations = load_declarations(db, command.id)
-        sites = _sites(db, me, registry, command, declarations, slot)
-        totals = {
-            (kind, scope): wh
-            for kind, scope, wh in db.execute(
-                "SELECT kind, scope, actual_wh FROM results WHERE command=? AND slot=?",
-                (command.id, slot),
-            )
-        }
-        reported = {
-            author: by_slot.get(slot) for author, by_slot in as_reported(db, command.id).items()
-        }
-
-        def level(org: str, kind: str) -> Level:
-            mine = tuple(s for s in sites if s.ra == org or (kind == "ac" and s.ac == org))
-            return Level(org, kind, totals.get((kind, org)), reported.get(org), mine)
-
-        ras = sorted(ra for ra in declarations if _under(registry, ra, entity))
-        top = level(entity.id, entity.kind)
-        under = {s.site for s in top.sites}
-        return Drill(
-            command,
-            entity,
-            slot,
-            top,
-            [level(ra, "ra") for ra in ras] if entity.kind == "ac" else [top],
-            [s for s in sites if s.site not in under],
-        )
-
-
-def _sites(
-    db: sqlite3.Connection,
-    me: str,
-    registry: Registry,
-    command: DrCommand,
-    declarations: dict[str, DrDeclaration],
-    slot: int,
-) -> list[SiteView]:
-    """Every declared site of the command in `slot`, as this node can show it."""
-    index = command.slots.index(slot)
-    members = {
-        (site, epoch): group.split(",")
-        for site, epoch, group in db.execute("SELECT site, epoch, members FROM epochs")
-    }
-    batches: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-    readings: dict[int, list[tuple[str, int, str]]] = defaultdict(list)
-    for site, pos, seq, state, epoch, txid, meter, wh, quality in db.execute(
-        "SELECT b.site, b.pos, b.seq, b.state, b.epoch, l.txid, r.meter, r.wh, r.quality"
-        " FROM batches b JOIN log l ON l.pos = b.pos LEFT JOIN readings r ON r.pos = b.pos"
-        " WHERE b.slot = ? AND b.slot_s = ? ORDER BY b.site, b.seq",
-        (slot, command.slot_s),
-    ):
-        if not batches[site] or batches[site][-1][0] != pos:
-            batches[site].append((pos, seq, state, epoch, bytes(txid)))
-        if meter is not None:
-            readings[pos].append((meter, wh, quality))
-    out = []
-    for ra in sorted(declarations):
-        for site, baselines in declarations[ra].sites:
-            known = registry.sites.get(site)
-            meters = known.meters if known is not None else ()
-            group = [members.get((site, epoch), []) for _, _, _, epoch, _ in batches.get(site, [])]
-            if not group and known is not None:
-                group = [list(registry.group(site)[0])]
-            baseline = baselines[0] if len(baselines) == 1 else baselines[index]
-            view = _site_view(site, meters, batches.get(site, []), readings, me, group)
-            out.append(SiteView(site, ra, registry.ac_of(ra), baseline, *view))
-    return out
-
-
-def _site_view(
-    site: str,
-    meters: tuple[str, ...],
-    batches: list[tuple[Any, ...]],
-    readings: dict[int, list[tuple[str, int, str]]],
-    me: str,
-    groups: list[list[str]],
-) -> tuple[tuple[MeterView, ...], int | None, str | None]:
-    """A site's meters, total and reason (None when its readings are shown); the reading
-    of each meter is the one the contract counts (lowest seq among decrypted batches)."""
-    if not any(me in g for g in groups):
-        return (), None, NOT_IN_GROUP
-    opened = [b for b in batches if b[2] == "open"]
-    if not opened:
-        return (), None, WHY.get(batches[0][2], NO_BATCH) if batches else NO_BATCH
-    values: dict[tuple[bytes, str], tuple[int, str]] = {}
-    candidates = []
-    for pos, seq, _, _, txid in opened:
-        for meter, wh, quality in readings[pos]:
-            candidates.append(Candidate(txid, seq, site, meter))
-            values[(txid, meter)] = (wh, quality)
-    chosen = select(candidates, meters)
-    views = []
-    for meter in meters:
-        c = chosen.get(meter)
-        if c is None:
-            views.append(MeterView(meter, None, note=NO_METER_READING))
-        else:
-            wh, quality = values[(c.txid, meter)]
-            views.append(MeterView(meter, wh, quality))
-    total = sum(v.wh for v in views if v.wh is not None)
-    return tuple(views), total, None

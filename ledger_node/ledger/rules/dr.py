@@ -14,7 +14,7 @@ import sqlite3
 from ledger_node.ledger.arrival import Arrival
 from ledger_node.ledger.refusals import GATE_CLOSED, NOT_ALLOWED, STALE, Held, Refused
 from ledger_node.ledger.state import LedgerState
-from ledger_node.wire import AsReport, DrCommand, DrDeclaration, open_body, parse
+from ledger_node.wire import AsReport, DrCommand, DrDeclaration, open_stored
 
 
 def load_command(db: sqlite3.Connection, command_id: str) -> DrCommand | None:
@@ -25,7 +25,7 @@ def load_command(db: sqlite3.Connection, command_id: str) -> DrCommand | None:
     ).fetchone()
     if row is None:
         return None
-    message = open_body(parse(row[0], max(len(row[0]), 1)))
+    message = open_stored(row[0])
     assert isinstance(message, DrCommand)
     return message
 

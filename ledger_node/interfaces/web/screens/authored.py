@@ -25,7 +25,7 @@ from ledger_node.interfaces.web.i18n import N_
 from ledger_node.interfaces.web.pages import Screen, authored_form, context
 from ledger_node.ledger.refusals import GATE_CLOSED
 from ledger_node.shared.errors import MeterledgerError
-from ledger_node.wire import Message, open_body, parse
+from ledger_node.wire import Message, open_stored
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def revisions(
         (author, fact.TYPE),
     )
     for pos, txid, received_at, raw in rows:
-        message: Any = open_body(parse(raw, len(raw)))
+        message: Any = open_stored(raw)
         command = message.command
         if pos in evidence:
             status, other = "evidence", evidence[pos]

@@ -20,7 +20,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from ledger_node.interfaces.web import comparison
+from ledger_node.interfaces.web import comparison, drilldown
 from ledger_node.interfaces.web.chart import Series, step_chart
 from ledger_node.interfaces.web.comparison import Comparison, ComparisonError, Memory, SlotRow
 from ledger_node.interfaces.web.context import WebContext
@@ -192,7 +192,7 @@ def compare_slot(request: Request) -> Response:
     q = request.query_params
     try:
         with ctx.reading() as db:
-            d = comparison.drill(
+            d = drilldown.drill(
                 db,
                 ctx.api.me,
                 memory_of(ctx),
