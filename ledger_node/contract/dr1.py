@@ -167,7 +167,7 @@ def settle(inputs: Inputs) -> tuple[list[SlotResult], list[Reward]]:
             results.append(_result(cmd, slot, "ac", ac, total, targets.get(ac, 0)))
             per_ac_slot.setdefault(ac, []).append(total)
     rewards = [
-        _reward(cmd, ac, targets[ac], per_ac_slot[ac])
+        reward(cmd, ac, targets[ac], [s.delivered for s in per_ac_slot[ac]])
         for ac in sorted(per_ac_slot)
         if ac in targets
     ]
@@ -211,10 +211,12 @@ def _result(cmd: DrCommand, slot: int, kind: str, scope: str, s: _Sum, target: i
     )
 
 
-def _reward(cmd: DrCommand, ac: str, target: int, slots: list[_Sum]) -> Reward:
+def reward(cmd: DrCommand, ac: str, target: int, delivered: Iterable[int]) -> Reward:
+    """AC `ac`'s reward for `cmd` from its delivered reduction per slot (Wh) and its target
+    per slot (Wh): the shortfall rule of the module's docstring."""
     credited = shortfall = penalised = 0
-    for s in slots:
-        c = min(max(s.delivered, 0), target)
+    for d in delivered:
+        c = min(max(d, 0), target)
         credited += c
         shortfall += target - c
         penalised += max(0, target - c - target // TOLERANCE_DIVISOR)

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ledger_node.contract.checks import check_result
-from ledger_node.contract.dr1 import TotalCheckError
-from ledger_node.contract.settlement import Settlement, results
-from ledger_node.ledger import Ledger, LedgerSettings
+from ledger_node.contract.dr1 import TotalCheckError, reward
+from ledger_node.contract.settlement import Settlement, results, rewards
+from ledger_node.ledger import Ledger, LedgerSettings, load_command
 from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.store import DERIVED_TABLES, connect
 from ledger_node.ledger.txlog import MerkleLog
@@ -54,6 +54,8 @@ def verify(
             replayed = _replay(db, ledger, clock, report, progress)
             while replayed and open_sealed(ledger, 10_000):
                 pass
+            if replayed:
+                _as_far_as_decrypted(db, scratch)
         if replayed:
             _compare_tree(db, scratch, report)
             _check_checkpoints(db, ledger, me, report)
@@ -72,6 +74,10 @@ def _replay(
     report: Report,
     progress: Callable[[int, int], None] | None,
 ) -> bool:
+    missing = _first_missing(db)
+    if missing is not None:
+        report.problems.append(f"entry {missing} is missing from the log (its row was deleted)")
+        return False
     src = MerkleLog(db)
     total = src.size
     for entry in src.entries():
@@ -114,6 +120,20 @@ def _replay(
     return True
 
 
+def _first_missing(db: sqlite3.Connection) -> int | None:
+    """The first position below the log's last that has no entry, if any."""
+    count, low, top = db.execute("SELECT COUNT(*), MIN(pos), MAX(pos) FROM log").fetchone()
+    if top is None or count == top + 1:
+        return None
+    if low > 0:
+        return 0
+    row = db.execute(
+        "SELECT a.pos + 1 FROM log a WHERE NOT EXISTS (SELECT 1 FROM log b WHERE b.pos ="
+        " a.pos + 1) ORDER BY a.pos LIMIT 1"
+    ).fetchone()
+    return int(row[0])
+
+
 def _replay_shredded(
     db: sqlite3.Connection, ledger: Ledger, pos: int, txid: bytes, kind: str, author: str
 ) -> bool:
@@ -127,6 +147,17 @@ def _replay_shredded(
         return False
     ledger.replay_shredded(txid, author, bytes(row[4]), (row[0], row[1], row[2], row[3]))
     return True
+
+
+def _as_far_as_decrypted(db: sqlite3.Connection, scratch: sqlite3.Connection) -> None:
+    """Leave sealed in the copy what the node has not decrypted yet (a running node opens
+    its batches shortly after it commits them): only what it did decrypt is compared."""
+    sealed = [row[0] for row in db.execute("SELECT pos FROM batches WHERE state='sealed'")]
+    for table in ("readings", "control_actions"):
+        scratch.executemany(f"DELETE FROM {table} WHERE pos=?", [(p,) for p in sealed])  # noqa: S608
+    scratch.executemany(
+        "UPDATE batches SET state='sealed' WHERE pos=? AND state='open'", [(p,) for p in sealed]
+    )
 
 
 def _compare_tree(db: sqlite3.Connection, scratch: sqlite3.Connection, report: Report) -> None:
@@ -240,3 +271,35 @@ def _compare_results(db: sqlite3.Connection, ledger: Ledger, report: Report) -> 
                     " recomputation (not settled yet, or altered)"
                 )
     report.checked.append(f"{checked} contract results")
+    _check_rewards(db, commands, report)
+
+
+def _check_rewards(db: sqlite3.Connection, commands: list[str], report: Report) -> None:
+    """Each settled reward against the one its stored AC results give (they are written
+    together): a reward changed after settlement is named."""
+    checked = 0
+    for command in commands:
+        cmd = load_command(db, command)
+        if cmd is None:
+            continue
+        targets = dict(cmd.targets)
+        for stored in rewards(db, command):
+            checked += 1
+            ac = stored["ac"]
+            delivered = [
+                r["delivered_wh"]
+                for r in sorted(results(db, command, scope=ac), key=lambda r: r["slot"])
+                if r["kind"] == "ac"
+            ]
+            again = reward(cmd, ac, targets.get(ac, 0), delivered)
+            if (again.reward_yen, again.credited_wh, again.penalised_wh) != (
+                stored["reward_yen"],
+                stored["credited_wh"],
+                stored["penalised_wh"],
+            ):
+                report.problems.append(
+                    f"reward of {ac} for {command}: stored {stored['reward_yen']} yen"
+                    f" ({stored['credited_wh']} Wh credited), its results give"
+                    f" {again.reward_yen} yen ({again.credited_wh} Wh): altered"
+                )
+    report.checked.append(f"{checked} rewards against their results")

@@ -12,6 +12,7 @@ from pathlib import Path
 import nacl.secret
 import pytest
 
+from ledger_node.contract.settlement import Settlement, rewards
 from ledger_node.interfaces import authoring, status
 from ledger_node.interfaces.api import control_actions
 from ledger_node.interfaces.verify import verify
@@ -408,3 +409,58 @@ def test_a_replayed_sync_request_is_not_answered_and_answers_are_rate_limited(ne
         pass  # counters are written with the next transaction
     assert _count(tso, "refused:sync_replay") == 1
     assert _count(tso, "refused:sync_rate") == 100 - answered
+
+
+def _verify(net: Net, name: str) -> list[str]:
+    ledger = net.ledgers[name]
+    return verify(connect(net.tmp / f"{name}.sqlite", readonly=True), ledger.me).problems
+
+
+def test_verify_names_a_changed_reward_a_deleted_entry_and_ignores_decryption_lag(
+    net: Net,
+) -> None:
+    tso = net.ledgers["tso"]
+    start = T0 - 180
+    # The command and declarations as fetched from a peer (their gate closure long past).
+    net.admit("tso", net.fig.command("c1", start, 2, start, {"ac1": 100}), "sync:ra1")
+    net.admit("tso", net.fig.declaration("ra1", "c1", {"site1": 400}), "sync:ra1")
+    net.admit("tso", net.fig.declaration("ra2", "c1", {"site2": 400}), "sync:ra1")
+    for site in ("site1", "site2"):
+        gw = net.fig.gateways[site]
+        for slot in (start, start + 60):
+            assert net.admit("tso", gw.batch(slot, {"m1": 100, "m2": 150})).ok
+    # One batch stays sealed (a running node decrypts shortly after the commit): no error.
+    late = net.fig.gateways["site2"].batch(start + 120, {"m1": 1, "m2": 1})
+    net.open("tso")
+    with tso.transaction():
+        Settlement(tso).refresh(["c1"])
+    assert net.admit("tso", late).ok
+    assert tso.db.execute("SELECT COUNT(*) FROM batches WHERE state='sealed'").fetchone() == (1,)
+    assert _verify(net, "tso") == []
+    (before,) = rewards(tso.db, "c1")
+    assert before["reward_yen"] == 4  # 2 slots x min(800 - 500, 100) Wh at 20 yen/kWh
+    # A settled reward raised by 1,000 yen in the database.
+    with tso.transaction():
+        tso.db.execute("UPDATE rewards SET reward_yen = reward_yen + 1000")
+    (problem,) = _verify(net, "tso")
+    assert problem.startswith("reward of ac1 for c1: stored 1004 yen"), problem
+    with tso.transaction():
+        tso.db.execute("UPDATE rewards SET reward_yen = reward_yen - 1000")
+    # A log entry deleted: named as missing, not as a problem of the next one.
+    with tso.transaction():
+        tso.db.execute("DELETE FROM log WHERE pos = 5")
+    problems = _verify(net, "tso")
+    assert problems == ["entry 5 is missing from the log (its row was deleted)"], problems
+
+
+def test_an_equivocation_after_decryption_verifies_as_in_replay(net: Net) -> None:
+    gw = net.fig.gateways["site1"]
+    one = gw.batch(T0 - 120, {"m1": 5, "m2": 6})
+    gw.seq -= 1
+    other = gw.batch(T0 - 120, {"m1": 50, "m2": 60})
+    assert net.admit("ra1", one).ok
+    net.open("ra1")  # decrypted before the second variant arrives
+    assert net.admit("ra1", other).status == "equivocation"
+    ledger = net.ledgers["ra1"]
+    assert ledger.db.execute("SELECT COUNT(*) FROM readings").fetchone() == (0,)
+    assert _verify(net, "ra1") == []

@@ -66,6 +66,10 @@ def readings(state: LedgerState, a: Arrival) -> int | None:
         ).fetchone()[0]
         state.equivocation(a, f"seq:{batch.seq}", first, batch.slot_start)
         state.db.execute("UPDATE batches SET state='equivocated' WHERE pos=?", (first,))
+        # Neither counts: what was decrypted of the first goes, as if it never had been
+        # (so a replay, which meets the pair before any decryption, ends the same).
+        state.db.execute("DELETE FROM readings WHERE pos=?", (first,))
+        state.db.execute("DELETE FROM control_actions WHERE pos=?", (first,))
         state.touch_slot(batch.slot_start, end)
         return None
     state.append(a)
