@@ -10,6 +10,8 @@ example::
     key = "keys/gw-site1.key"          # from `mlg-gateway keygen`
     state_dir = "state"                # state.sqlite (outbox, meter state, keys), status.json
     slot_seconds = 60                  # must divide a day
+    max_clock_skew_s = 5               # beyond this off the nodes' signed time, slots follow
+                                       # theirs (alarm clock_skew)
 
     [trust]
     tso = "keys/tso.key.pub"           # signs epoch keys (the only keys sealed with) and
@@ -151,6 +153,7 @@ class GatewayConfig:
     retry_s: float = 30.0
     max_message_bytes: int = MAX_ENVELOPE_BYTES
     unconfirmed_alarm_s: float = 3600.0
+    max_clock_skew_s: float = 5.0
     control: ControlConfig | None = None
 
     db_file: Path | None = None
@@ -196,6 +199,9 @@ def load_config(path: Path) -> GatewayConfig:
     slot_seconds = gw.get("slot_seconds", int, 60)
     if not 1 <= slot_seconds <= 86_400 or 86_400 % slot_seconds:
         raise ConfigError("gateway.slot_seconds must divide a day (1..86400)")
+    max_skew_s = gw.get("max_clock_skew_s", float, 5.0)
+    if not 1 <= max_skew_s <= 3600:
+        raise ConfigError("gateway.max_clock_skew_s must be 1..3600 seconds")
     gw.check_unknown()
 
     trust = root.section("trust", required=False)
@@ -270,6 +276,7 @@ def load_config(path: Path) -> GatewayConfig:
         max_message_bytes=max_message,
         unconfirmed_alarm_s=unconfirmed_alarm_s,
         control=control,
+        max_clock_skew_s=max_skew_s,
     )
 
 

@@ -45,7 +45,9 @@ TOPIC_OVERHEAD_BYTES = 64
 
 MAX_EARLY_ACKS = 1000
 
-Handler = Callable[[str, bytes], object]
+Handler = Callable[[str, bytes, bool], object]
+"""`handler(topic, payload, retained)`: `retained` for a stored copy the broker sent on
+subscribing, not a message published just now."""
 
 
 class Publisher:
@@ -97,7 +99,8 @@ class Publisher:
         )
 
     def subscribe(self, topic_filter: str, handler: Handler) -> None:
-        """Call `handler(topic, payload)` for messages on `topic_filter` (before `start`)."""
+        """Call `handler(topic, payload, retained)` for messages on `topic_filter` (before
+        `start`)."""
         self._handlers.append((topic_filter, handler))
 
     def start(self) -> None:
@@ -249,7 +252,7 @@ class Publisher:
                 if not payload:
                     return  # a retained message being cleared
                 try:
-                    handler(msg.topic, payload)
+                    handler(msg.topic, payload, bool(msg.retain))
                 except WireError as exc:
                     self.trust.refuse(msg.topic, exc)
                 except Exception:  # a handler bug must not kill paho's network thread

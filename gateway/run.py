@@ -30,10 +30,11 @@ from gateway.publish import Publisher
 from gateway.seal import Sealer
 from gateway.slots import MeterSlots, Sample, SlotEnergy
 from gateway.status import write_status
+from gateway.timekeeping import DisciplinedClock
 from gateway.trust import Trust
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import Identity
-from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, EpochShred
+from ledger_node.wire import Checkpoint, DrCommand, DrDeclaration, EpochKey, EpochShred
 from ledger_node.wire.readings import MAX_CONTROL_ACTIONS, MAX_SEQ_GAP
 from ledger_node.wire.topics import Topics
 
@@ -46,9 +47,9 @@ ALARM_LOG_EVERY_S = 60.0
 
 
 class Gateway:
-    def __init__(self, cfg: GatewayConfig, clock: Clock) -> None:
+    def __init__(self, cfg: GatewayConfig, system_clock: Clock) -> None:
         self.cfg = cfg
-        self.clock = clock
+        self.clock = clock = DisciplinedClock(system_clock, cfg.max_clock_skew_s)
         identity = Identity.load(cfg.key_path)
         if identity.name != cfg.gateway_id:
             raise GatewayError(
@@ -131,27 +132,37 @@ class Gateway:
         cfg, p = self.cfg, self.publisher
         if cfg.confirm_nodes:
             p.subscribe(self.topics.hwms(cfg.gateway_id), self._on_mark)
+            for node in cfg.confirm_nodes:  # the nodes' signed times, fresh ones
+                p.subscribe(self.topics.checkpoint(node.name), self._on_checkpoint)
         if cfg.tso is not None:
             p.subscribe(
                 self.topics.site_epochs(EpochKey.TYPE, cfg.site),
-                lambda t, raw: self.keys.offer(self.trust, raw),
+                lambda t, raw, _: self.keys.offer(self.trust, raw),
             )
             p.subscribe(
                 self.topics.site_epochs(EpochShred.TYPE, cfg.site),
-                lambda t, raw: self.keys.offer_shred(self.trust, raw),
+                lambda t, raw, _: self.keys.offer_shred(self.trust, raw),
             )
             p.subscribe(
                 self.topics.facts(DrCommand.TYPE, cfg.tso.name),
-                lambda t, raw: self.plan.offer_command(self.trust, raw),
+                lambda t, raw, _: self.plan.offer_command(self.trust, raw),
             )
         for ra in cfg.ras:
             p.subscribe(
                 self.topics.facts(DrDeclaration.TYPE, ra.name),
-                lambda t, raw: self.plan.offer_declaration(self.trust, raw),
+                lambda t, raw, _: self.plan.offer_declaration(self.trust, raw),
             )
 
-    def _on_mark(self, topic: str, raw: bytes) -> None:
+    def _on_checkpoint(self, topic: str, raw: bytes, retained: bool) -> None:
+        checkpoint = self.trust.open(raw, Checkpoint.TYPE, [n.name for n in self.cfg.confirm_nodes])
+        assert isinstance(checkpoint, Checkpoint)
+        if not retained:
+            self.clock.observe(checkpoint.by, checkpoint.t)
+
+    def _on_mark(self, topic: str, raw: bytes, retained: bool) -> None:
         mark = self.confirmations.offer(topic, raw)
+        if mark is not None and not retained:
+            self.clock.observe(mark.by, mark.t)
         if mark is None:
             return
         done = self.confirmations.covered(self.outbox.pending_seqs())
@@ -322,7 +333,14 @@ class Gateway:
             self._alarm_logged[name] = time.monotonic()
             log.error("ALARM %s: %s", name, text)
 
+    def _check_clock(self) -> None:
+        if self.clock.skewed:
+            self._alarm("clock_skew", self.clock.describe())
+        else:
+            self._clear_alarm("clock_skew")
+
     def _check_alarms(self) -> None:
+        self._check_clock()
         if "outbox_full" in self.alarms and self.outbox.depth_bytes < 0.9 * self.outbox.max_bytes:
             log.warning("outbox has room again (%d bytes)", self.outbox.depth_bytes)
             self._clear_alarm("outbox_full")
@@ -374,6 +392,8 @@ class Gateway:
         return {
             "written_at": time.time(),
             "clock": self.clock.now(),
+            "clock_offset_s": round(self.clock.offset, 1),
+            "clock_steps": self.clock.steps,
             "pid": os.getpid(),
             "running": running,
             "boot": self.boot,

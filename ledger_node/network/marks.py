@@ -2,7 +2,9 @@
 
 Per gateway, `next` (every seq below it is committed) and the committed seqs above it.
 The node publishes a signed `HighWaterMark` per gateway after the commit that changed it,
-at most once per `every_s`; gateways take it as confirmation and stop resending.
+at most once per `every_s`; gateways take it as confirmation and stop resending. Every
+`heartbeat_s` it publishes each known gateway's mark again, changed or not: its signed time
+keeps the gateway's clock to the nodes' (`gateway.timekeeping`).
 """
 
 from __future__ import annotations
@@ -16,14 +18,18 @@ from ledger_node.wire.hwm import MAX_ABOVE
 
 
 class SeqMarks:
-    def __init__(self, db: sqlite3.Connection, node: str, every_s: float = 1.0) -> None:
+    def __init__(
+        self, db: sqlite3.Connection, node: str, every_s: float = 1.0, heartbeat_s: float = 30.0
+    ) -> None:
         self.db = db
         self.node = node
         self.every_s = every_s
+        self.heartbeat_s = heartbeat_s
         self._next: dict[str, int] = {}
         self._above: dict[str, list[int]] = {}
         self._dirty: set[str] = set()
         self._sent: dict[str, float] = {}
+        self._known = {row[0] for row in db.execute("SELECT DISTINCT gateway FROM batches")}
 
     def _load(self, gateway: str) -> None:
         seqs = [
@@ -39,6 +45,7 @@ class SeqMarks:
 
     def add(self, gateway: str, seq: int) -> None:
         """Seq `seq` of `gateway` was committed."""
+        self._known.add(gateway)
         if gateway not in self._next:
             self._load(gateway)
         else:
@@ -60,9 +67,13 @@ class SeqMarks:
             insort(above, seq)
 
     def due(self) -> list[str]:
-        """Gateways whose mark changed and was not sent in the last `every_s`."""
+        """Gateways whose mark changed and was not sent in the last `every_s` (real
+        seconds), or was not sent in the last `heartbeat_s`."""
         now = time.monotonic()
         ready = [g for g in self._dirty if now - self._sent.get(g, 0.0) >= self.every_s]
+        ready += [
+            g for g in self._known - self._dirty if now - self._sent.get(g, 0.0) >= self.heartbeat_s
+        ]
         for g in ready:
             self._dirty.discard(g)
             self._sent[g] = now

@@ -2,7 +2,8 @@
 
 All times are UTC unix seconds (float). A `ScaledClock` runs `scale` times faster than the
 wall clock and agrees across processes that share the same `origin` (a wall-clock instant
-at which simulated and real time coincide).
+at which simulated and real time coincide). Every clock says its `scale`: clock seconds per
+real second (0 for a clock that only moves when set).
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ class Clock(Protocol):
 
 class SystemClock:
     """The wall clock."""
+
+    scale = 1.0
 
     def now(self) -> float:
         return time.time()
@@ -69,6 +72,8 @@ def make_clock(scale: float | None, origin: float | None) -> Clock:
 
 class FixedClock:
     """A clock that stands still until `set` (the replay of `verify`, unit tests)."""
+
+    scale = 0.0
 
     def __init__(self, t: float = 0.0) -> None:
         self.t = t

@@ -17,6 +17,7 @@ from firmware.emulator.truth import read_truth
 from gateway.config_file import MeterEntry
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.wait import wait_until
+from ledger_node.shared.clock import ScaledClock
 from ledger_node.shared.keys import Identity
 from tests.conftest import run_module
 from tests.support.gateway import (
@@ -36,14 +37,15 @@ PROFILES = ["1:sdm120:steps:1200,2400,4800", "2:adapter:steps:720,3600"]
 
 def _setup(work: Path, port: int, speed: float) -> tuple[list[str], Emulator, Collector]:
     keys = make_keys(work, "tso")
-    clock = clock_args(speed)
+    origin = time.time()
+    clock = clock_args(speed, origin)
     link = work / "rs485-0"
     emulator = Emulator(work, link, PROFILES, clock, SLOT_S)
     meters = [MeterEntry("m1", 1), MeterEntry("m2", 2, "adapter")]
     confirm = {"confirm_nodes": [public_key("tso")], "quorum": 1, "retry_s": 2}
     gateway_config(work, port, {"rs485-0": str(link)}, meters, SLOT_S, **confirm)
     node = Identity.load(keys / "tso.key")
-    return clock, emulator, Collector(port, keys, node=node)
+    return clock, emulator, Collector(port, keys, node=node, clock=ScaledClock(speed, origin))
 
 
 def _status(work: Path) -> dict:  # type: ignore[type-arg]

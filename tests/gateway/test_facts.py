@@ -106,7 +106,7 @@ def _site(tmp_path: Path, broker: Broker, key_first: bool):  # type: ignore[no-u
         control=ControlConfig("m1", coil=None, register=None),
     )
     ids = {n: Identity.load(keys / f"{n}.key") for n in ("tso", "ac1", "ra1", "ra2", GATEWAY)}
-    collector = Collector(broker.port, keys, node=ids["tso"])
+    collector = Collector(broker.port, keys, node=ids["tso"], clock=clock)
     if key_first:
         key0 = _epoch_key(ids, 0, collector.group_keys[0].key)
         _publish(broker.port, [(EPOCH_TOPIC.format(0), sign(ids["tso"], key0))])
@@ -126,15 +126,15 @@ def site(tmp_path: Path, broker: Broker):  # type: ignore[no-untyped-def]
 
 
 def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # type: ignore[no-untyped-def]
-    gw, collector, ids, _, _, broker = site
+    gw, collector, ids, clock, _, broker = site
     wait_until(lambda: len(collector.seqs()) >= 3, 60, "three batches")
     time.sleep(1.0)
     # Only the TSO's marks so far (the collector publishes them): one of a quorum of two.
     assert gw.outbox.stats().last_confirmed_seq is None
     assert gw.confirmations.marks["tso"].next >= 3
     stranger = Identity.generate("ac1")  # right name, wrong key
-    good = HighWaterMark("ac1", GATEWAY, 2, (), int(time.time()))
-    other_gw = HighWaterMark("ac1", "gw-other", 2, (), int(time.time()))
+    good = HighWaterMark("ac1", GATEWAY, 2, (), int(clock.now()))
+    other_gw = HighWaterMark("ac1", "gw-other", 2, (), int(clock.now()))
     _publish(
         broker.port,
         [
@@ -162,13 +162,13 @@ def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # typ
     pending = [p.seq for p in gw.outbox.pending()]
     assert pending and min(pending) == 2  # the rest waits for the second node
     # A node that has seen seq 999: our state must be an old backup; never sign below it.
-    ahead = HighWaterMark("ac1", GATEWAY, 1000, (), int(time.time()) + 1)
+    ahead = HighWaterMark("ac1", GATEWAY, 1000, (), int(clock.now()) + 1)
     _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", sign(ids["ac1"], ahead))])
     wait_until(lambda: gw.outbox.stats().next_seq >= 1000, 30, "the seq to move past 999")
     wait_until(lambda: max(collector.seqs()) >= 1000, 30, "a batch with seq 1000")
     # A mark far beyond any backup (a corrupt or forged batch the node logged): not adopted,
     # an alarm instead, and the gateway goes on sealing at its own seqs.
-    wild = HighWaterMark("ac1", GATEWAY, 2**53 - 1, (), int(time.time()) + 2)
+    wild = HighWaterMark("ac1", GATEWAY, 2**53 - 1, (), int(clock.now()) + 2)
     _publish(broker.port, [(f"mlg/v1/hwm/ac1/{GATEWAY}", sign(ids["ac1"], wild))])
     wait_until(lambda: "seq_jump" in gw.alarms, 30, "the seq_jump alarm")
     assert gw.outbox.stats().next_seq < 1000 + MAX_SEQ_GAP

@@ -171,7 +171,7 @@ def test_a_full_outbox_refuses_with_an_alarm_and_loses_nothing(
         assert [p.envelope for p in gw.outbox.pending()] == stored  # nothing dropped
         # The broker comes back: the stored batches go out, the held slots are sealed after.
         broker.start()
-        collector = Collector(port, keys, node=Identity.load(keys / "tso.key"))
+        collector = Collector(port, keys, node=Identity.load(keys / "tso.key"), clock=clock)
         wait_until(lambda: "outbox_full" not in gw.alarms and not gw._open, 90, "the backlog")
         wait_until(lambda: gw.outbox.stats().depth == 0, 60, "the outbox to drain")
         wait_until(lambda: "unconfirmed" not in gw.alarms, 10, "the unconfirmed alarm to clear")

@@ -27,7 +27,7 @@ from gateway.config_file import MeterEntry, write_config
 from gateway.run import Gateway
 from ledger_node.localnet.network import terminate
 from ledger_node.localnet.wait import wait_until
-from ledger_node.shared.clock import Clock
+from ledger_node.shared.clock import Clock, SystemClock
 from ledger_node.shared.keys import GroupKey, Identity, load_public
 from ledger_node.shared.mqtt import MqttSettings
 from ledger_node.wire import HighWaterMark, ReadingsBatch, SlotPayload, open_message
@@ -106,8 +106,12 @@ class Collector:
         keys_dir: Path,
         node: Identity | None = None,
         client_id: str = "collector",
+        clock: Clock | None = None,
     ) -> None:
         self.port = port
+        self.clock = SystemClock() if clock is None else clock
+        """The node's clock, which signs its marks' times (the gateways' clock, sped up
+        alike, as in a local network)."""
         self.keys = {GATEWAY: load_public(keys_dir / f"{GATEWAY}.key.pub").verify_key}
         self.group_keys = {0: GroupKey.load(keys_dir / f"{SITE}.group")}
         self.node = node
@@ -157,7 +161,7 @@ class Collector:
                 break
             nxt += 1
         above = tuple(s for s in seqs if s > nxt)[:256]
-        mark = HighWaterMark(self.node.name, gateway, nxt, above, int(time.time()))
+        mark = HighWaterMark(self.node.name, gateway, nxt, above, int(self.clock.now()))
         raw = sign(self.node, mark)
         self.client.publish(f"mlg/v1/hwm/{self.node.name}/{gateway}", raw, qos=1, retain=True)
 
@@ -301,8 +305,10 @@ class GatewayProcess:
         return (self.work / "gateway.log").read_text()
 
 
-def clock_args(speed: float) -> list[str]:
-    return ["--clock-scale", str(speed), "--clock-origin", repr(time.time())]
+def clock_args(speed: float, origin: float | None = None) -> list[str]:
+    """The command-line options of a clock `speed` times faster than the wall clock."""
+    origin = time.time() if origin is None else origin
+    return ["--clock-scale", str(speed), "--clock-origin", repr(origin)]
 
 
 class InProcessGateway:

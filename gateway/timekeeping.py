@@ -1,0 +1,110 @@
+"""The gateway's clock, kept to the nodes' signed time: slots are assigned by it.
+
+A Raspberry Pi has no real-time clock: it may boot with an old time before NTP corrects
+it, and NTP (or an operator) may step the clock by minutes or hours. A slot's energy is
+only right if its boundaries are, so the gateway does not trust its system clock alone:
+
+- a **step** of the system clock (its change not matched by the monotonic clock) is
+  absorbed at once: the gateway's time goes on smoothly, and the step is an alarm;
+- the nodes' **signed times** (fresh high-water marks and checkpoints of the nodes it
+  trusts) say what time it is: when the median of their differences from the gateway's
+  clock exceeds `max_skew_s`, the gateway takes the nodes' time (an offset from its system
+  clock) and raises `clock_skew` until the system clock agrees again.
+
+So no slot is invented by a forward jump, none is lost by a backward one, and a wrong
+clock at boot is corrected by the first fresh mark. All times are UTC seconds.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable
+
+from ledger_node.shared.clock import Clock
+
+STEP_S = 2.0
+"""A change of the system clock this much (clock seconds) beyond what the monotonic clock
+says has passed is a step, not drift."""
+SAMPLE_MAX_AGE_S = 120.0
+"""A node's time sample counts for this many real seconds."""
+TRANSIT_S = 0.5
+"""Real seconds a signed time may take to arrive (broker, network, a busy node); with
+the whole seconds the nodes sign, added to the slack before a sample says "skewed"."""
+
+
+class DisciplinedClock:
+    """`base` corrected for steps and for its offset from the nodes' signed times."""
+
+    def __init__(
+        self, base: Clock, max_skew_s: float, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.base = base
+        self.monotonic = monotonic
+        self.max_skew_s = max_skew_s
+        self.rate = getattr(base, "scale", 1.0)
+        """Clock seconds per real second (a `ScaledClock` runs faster)."""
+        self.offset = 0.0
+        """The system clock minus the gateway's time, seconds."""
+        self.steps = 0
+        self.last_step = 0.0
+        self._samples: dict[str, tuple[float, float]] = {}  # node → (system - node, mono)
+        self._last: tuple[float, float] | None = None
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            t, mono = self.base.now(), self.monotonic()
+            if self._last is not None and self.rate > 0:  # a fixed clock is set on purpose
+                expected = self._last[0] + (mono - self._last[1]) * self.rate
+                step = t - expected
+                if abs(step) > STEP_S * max(self.rate, 1.0):
+                    self.offset += step
+                    self.steps += 1
+                    self.last_step = step
+                    # The nodes' samples were taken against the system clock before it.
+                    self._samples = {n: (d + step, m) for n, (d, m) in self._samples.items()}
+            self._last = (t, mono)
+            return t - self.offset
+
+    def sleep(self, seconds: float) -> None:
+        self.base.sleep(seconds)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return self.base.wait(event, seconds)
+
+    def observe(self, node: str, node_t: float) -> None:
+        """A fresh signed time `node_t` from `node`, just received."""
+        self.now()  # absorb any step first
+        with self._lock:
+            mono = self.monotonic()
+            system = self.base.now()
+            self._samples[node] = (system - node_t, mono)
+            fresh = [d for d, m in self._samples.values() if mono - m <= SAMPLE_MAX_AGE_S]
+            if not fresh:
+                return
+            measured = statistics.median(fresh)
+            slack = self.slack_s
+            if abs(measured - self.offset) > slack:
+                # The gateway's time is off the nodes': take theirs (back to the system
+                # clock, offset 0, once that agrees with them again).
+                self.offset = 0.0 if abs(measured) <= slack else measured
+
+    @property
+    def slack_s(self) -> float:
+        """How far (clock seconds) the nodes' signed times may seem off before they count:
+        `max_skew_s`, their whole-second resolution and their transit (which a sped-up
+        clock multiplies)."""
+        return self.max_skew_s + 1.0 + TRANSIT_S * self.rate
+
+    @property
+    def skewed(self) -> bool:
+        """True while the system clock is off the nodes' time beyond the slack."""
+        return abs(self.offset) > self.slack_s
+
+    def describe(self) -> str:
+        return (
+            f"the system clock is {self.offset:+.0f} s off the nodes' signed time (more than"
+            f" {self.slack_s:g} s): slots follow the nodes' time; fix the clock (NTP)"
+        )
