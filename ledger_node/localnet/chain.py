@@ -202,9 +202,11 @@ class Chain:
     def start_nodes(self) -> None:
         self.net.start()
 
-    def start_gateway(self, site: str) -> None:
+    def start_gateway(self, site: str, *extra: str) -> None:
+        """Start `site`'s gateway (`extra`: more options of `mlg-gateway run`)."""
         self.start_process(
-            f"gateway-{site}", ["-m", "gateway.cli", "run", "-c", str(self.gateway_config(site))]
+            f"gateway-{site}",
+            ["-m", "gateway.cli", "run", "-c", str(self.gateway_config(site)), *extra],
         )
 
     def start_gateways(self) -> None:

@@ -35,10 +35,15 @@ def add_clock_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--clock-origin", type=float, help="wall-clock instant (UTC s) where simulated time starts"
     )
+    g.add_argument(
+        "--clock-skew-file",
+        type=Path,
+        help="fault injection: add the seconds written in this file to the clock (read live)",
+    )
 
 
 def clock_from(args: argparse.Namespace) -> Clock:
-    return make_clock(args.clock_scale, args.clock_origin)
+    return make_clock(args.clock_scale, args.clock_origin, args.clock_skew_file)
 
 
 def add_keygen_parser(sub: argparse._SubParsersAction, role: str) -> argparse.ArgumentParser:  # type: ignore[type-arg]

@@ -8,8 +8,10 @@ real second (0 for a clock that only moves when set).
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from pathlib import Path
 from typing import Protocol
 
 
@@ -63,11 +65,45 @@ class ScaledClock:
         return event.wait(max(seconds, 0.0) / self.scale)
 
 
-def make_clock(scale: float | None, origin: float | None) -> Clock:
-    """The wall clock when `scale` is None or 1, else a `ScaledClock` (origin: now)."""
-    if scale is None or scale == 1:
-        return SystemClock()
-    return ScaledClock(scale, time.time() if origin is None else origin)
+class SkewedClock:
+    """`base` plus the seconds written in a file, read again at most every `every_s` real
+    seconds: fault injection for labs and tests (a clock set wrong, or stepped while the
+    process runs). An absent or unreadable file is 0."""
+
+    def __init__(self, base: Clock, path: Path, every_s: float = 0.1) -> None:
+        self.base = base
+        self.path = path
+        self.every_s = every_s
+        self.scale: float = getattr(base, "scale", 1.0)
+        self._skew = 0.0
+        self._read_at = -math.inf
+
+    def now(self) -> float:
+        mono = time.monotonic()
+        if mono - self._read_at >= self.every_s:
+            self._read_at = mono
+            try:
+                self._skew = float(self.path.read_text().strip() or 0)
+            except (OSError, ValueError):
+                self._skew = 0.0
+        return self.base.now() + self._skew
+
+    def sleep(self, seconds: float) -> None:
+        self.base.sleep(seconds)
+
+    def wait(self, event: threading.Event, seconds: float) -> bool:
+        return self.base.wait(event, seconds)
+
+
+def make_clock(scale: float | None, origin: float | None, skew_file: Path | None = None) -> Clock:
+    """The wall clock when `scale` is None or 1, else a `ScaledClock` (origin: now); skewed
+    by the seconds in `skew_file` when given (fault injection)."""
+    base: Clock = (
+        SystemClock()
+        if scale is None or scale == 1
+        else ScaledClock(scale, time.time() if origin is None else origin)
+    )
+    return base if skew_file is None else SkewedClock(base, skew_file)
 
 
 class FixedClock:

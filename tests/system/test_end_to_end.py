@@ -134,6 +134,50 @@ def test_outboxes_empty_only_once_the_nodes_commit(chain: Chain) -> None:
     assert "confirmed by: the marks of 2 of 3 nodes; tso next seq" in text, text
 
 
+def test_a_gateway_clock_stepped_an_hour_loses_no_energy(tmp_path: Path, broker: Broker) -> None:
+    """The gateway's system clock is stepped an hour ahead while it runs, then back: it
+    absorbs both steps (alarm clock_skew meanwhile), the nodes refuse nothing as `future`,
+    and every slot the nodes hold equals the emulator's truth."""
+    skew = tmp_path / "skew"
+    skew.write_text("0")
+    site = Site("ra1", "sdm120", "steps:1200,3600,2400")
+    c = Chain(tmp_path, broker.port, SLOT_S, SPEED, {"site1": site}, ("tso", "ra1"))
+
+    def alarms() -> list[str]:
+        return list(c.gateway_status("site1")["daemon"]["alarms"])
+
+    def slots_held(n: int) -> list[int]:
+        return wait_until(
+            lambda: (s := c.common_slots()) and len(s) >= n and s,
+            (n + 4) * SLOT_S / SPEED + 30,
+            f"{n} slots at both nodes",
+            alive=c.check_alive,
+        )
+
+    try:
+        c.start_emulators()
+        c.start_nodes()
+        c.register_sites()
+        c.start_gateway("site1", "--clock-skew-file", str(skew))
+        first = len(slots_held(1))
+        skew.write_text("3600")  # NTP, or an operator, sets the clock an hour ahead
+        wait_until(lambda: any(a.startswith("clock_skew") for a in alarms()), 30, "the alarm")
+        assert c.gateway_status("site1")["daemon"]["clock_steps"] == 1
+        slots_held(first + 2)
+        skew.write_text("0")  # and back
+        wait_until(lambda: not any(a.startswith("clock_skew") for a in alarms()), 30, "no alarm")
+        slots = slots_held(first + 3)
+        truth = c.truth(slots)
+        for node in ("tso", "ra1"):
+            held = c.totals(node)
+            for slot in slots:
+                assert held[("site1", slot)] == truth.get(("site1", slot)), (node, slot)
+            refused = c.net.get(node, "/api/status")["refused"]
+            assert "future" not in refused and "late" not in refused, (node, refused)
+    finally:
+        c.stop()
+
+
 def test_a_moved_site_seals_with_the_new_epoch_only_the_new_ra_reads(
     tmp_path: Path, broker: Broker
 ) -> None:
