@@ -82,16 +82,11 @@ class Database:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists():
-            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            _create(path)
         self.path = path
         self.lock = threading.RLock()
-        self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.conn = _connect(path)
         with self.lock:
-            mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if mode != "wal":
-                raise GatewayError(f"{path}: cannot use the WAL journal (got {mode})")
-            self.conn.execute("PRAGMA synchronous=FULL")
-            self.conn.execute("PRAGMA secure_delete=ON")  # an erased key is zeroed on disk
             self.conn.executescript(SCHEMA)
             self._migrate()
             for key, value in META_DEFAULTS.items():
@@ -124,6 +119,31 @@ class Database:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+    if mode != "wal":
+        raise GatewayError(f"{path}: cannot use the WAL journal (got {mode})")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA secure_delete=ON")  # an erased key is zeroed on disk
+    return conn
+
+
+def _create(path: Path) -> None:
+    """Build a new state file beside `path` and rename it into place, so a reader
+    (`mlg-gateway status`) never finds the file without its tables."""
+    tmp = path.with_name(path.name + ".new")
+    for stale in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        stale.unlink(missing_ok=True)
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    conn = _connect(tmp)
+    try:
+        conn.executescript(SCHEMA)
+    finally:
+        conn.close()  # the last connection checkpoints the WAL into the file
+    os.replace(tmp, path)
 
 
 def open_readonly(path: Path) -> sqlite3.Connection:
