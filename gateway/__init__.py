@@ -5,7 +5,8 @@ Data flow: config → meters (register tables, block plans) → bus (Modbus clie
 (slot boundaries) → slots (energy per slot) → seal (encrypt, commit, sign) → outbox
 (SQLite) → publish (MQTT). Beside it: trust (signed facts in), facts (epoch keys, DR
 commands and declarations), confirm (the nodes' high-water marks), control (the DR relay),
-status; run wires it all, cli is `mlg-gateway`. `config_file` writes the config file
+status, plain (the opt-in local plain view: unsigned, for home automation); run wires it
+all, cli is `mlg-gateway`. `config_file` writes the config file
 that `config` reads (for local networks and tests).
 
 May import: `ledger_node.wire` and `ledger_node.shared` only; within the package, each

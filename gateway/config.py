@@ -69,6 +69,9 @@ example::
     meter = "m1"                       # the device's bus and unit id
     coil = 0                           # default: the model's dr_coil; or register = N,
                                        # on = 1, off = 0 for a holding-register write
+
+    [plain]                            # the local plain view, off by default: see
+    enabled = true                     # gateway/config_plain.py for its keys
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gateway.config_plain import PlainConfig, plain_from_section
 from gateway.errors import ConfigError
 from gateway.meters import MeterModel, load_model
 from ledger_node.shared.config import Section, load_toml
@@ -155,6 +159,8 @@ class GatewayConfig:
     unconfirmed_alarm_s: float = 3600.0
     max_clock_skew_s: float = 5.0
     control: ControlConfig | None = None
+    plain: PlainConfig | None = None
+    """The local plain view (unsigned, unencrypted), when enabled."""
 
     db_file: Path | None = None
 
@@ -255,6 +261,9 @@ def load_config(path: Path) -> GatewayConfig:
             "[control] needs trust.tso (who sends DR commands) and trust.ras (whose "
             "declarations name this site): without them it would never switch"
         )
+    plain = plain_from_section(
+        root.section("plain", required=False), gateway_id, mqtt, [m.model for m in meters]
+    )
     root.check_unknown()
     return GatewayConfig(
         gateway_id=gateway_id,
@@ -277,6 +286,7 @@ def load_config(path: Path) -> GatewayConfig:
         unconfirmed_alarm_s=unconfirmed_alarm_s,
         control=control,
         max_clock_skew_s=max_skew_s,
+        plain=plain,
     )
 
 

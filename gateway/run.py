@@ -25,6 +25,7 @@ from gateway.db import Database
 from gateway.errors import GatewayError, OutboxFullError
 from gateway.facts import DrPlan, EpochKeys
 from gateway.outbox import Outbox
+from gateway.plain.view import PlainView
 from gateway.poll import BusPoller
 from gateway.publish import Publisher
 from gateway.seal import Sealer
@@ -111,6 +112,9 @@ class Gateway:
             self.controller = Controller(
                 cfg.control, meter, self.plan, self.db, clock, self.pollers[meter.bus].submit
             )
+        jobs = {name: poller.submit for name, poller in self.pollers.items()}
+        self.plain = PlainView(cfg.plain, cfg.gateway_id, cfg.meters, jobs) if cfg.plain else None
+        self.last_sealed: int | None = None
         self.started_at = clock.now()
 
     def _meter_slots(self, meter_id: str) -> MeterSlots:
@@ -191,6 +195,8 @@ class Gateway:
     def run(self) -> None:
         """Run until `stop_event` is set."""
         self.publisher.start()
+        if self.plain is not None:
+            self.plain.start()
         for poller in self.pollers.values():
             poller.start()
         log.info(
@@ -226,6 +232,8 @@ class Gateway:
             for poller in self.pollers.values():
                 poller.join(timeout=5)
             self.publisher.stop()
+            if self.plain is not None:
+                self.plain.stop()
             self._write_status(running=False)
             self.db.close()
 
@@ -240,6 +248,9 @@ class Gateway:
     def _tick(self) -> None:
         self._check_alarms()
         self._write_status()
+        if self.plain is not None:
+            end = None if self.last_sealed is None else self.last_sealed + self.cfg.slot_seconds
+            self.plain.tick(self.outbox.stats().depth, sorted(self.alarms), end, self.publisher)
 
     def _seal_due(self, now: float) -> int:
         """Seal slots that every meter reported, or whose grace period is over. Before the
@@ -312,6 +323,9 @@ class Gateway:
             self._alarm("cannot_seal", str(exc))
             return False
         self._clear_alarm("cannot_seal")
+        self.last_sealed = slot
+        if self.plain is not None:
+            self.plain.slot(slot, slot_s, batch)
         missing = sorted(m.id for m in self.cfg.meters if m.id not in {e.meter for e in batch})
         log.info(
             "slot %d sealed as seq %d: %s%s%s",

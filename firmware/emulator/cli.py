@@ -55,8 +55,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlg-emulator",
         description=(
-            "Serve emulated Modbus meters (Eastron SDM120, SDM630, or the adapter firmware"
-            " itself) on a pseudo-terminal, as on an RS-485 bus, or on Modbus TCP. Prints"
+            "Serve emulated Modbus meters (Eastron SDM120, SDM230, SDM630, SDM72, or the adapter"
+            " firmware itself) on a pseudo-terminal, as on an RS-485 bus, or on Modbus TCP. Prints"
             " where each line is; the gateway opens a pseudo-terminal like a USB RS-485"
             " adapter. Runs until SIGINT or SIGTERM, then removes its links."
         ),
@@ -74,9 +74,9 @@ def _parser() -> argparse.ArgumentParser:
         "--meter",
         action="append",
         metavar="UNIT:MODEL[:PROFILE]",
-        help="a meter on the line (repeatable). MODEL: sdm120 (default), sdm630, adapter."
-        " PROFILE: constant:W (default constant:1000), steps:W1,W2,... (one level per slot,"
-        " changing mid-slot), household[:PEAK_W] (daily curve), csv:PATH (seconds,watts)",
+        help="a meter on the line (repeatable). MODEL: sdm120 (default), sdm230, sdm630, sdm72,"
+        " adapter. PROFILE: constant:W (default constant:1000), steps:W1,W2,... (one level per"
+        " slot, changing mid-slot), household[:PEAK_W] (daily curve), csv:PATH (seconds,watts)",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--link", type=Path, help="also make this symlink to the pseudo-terminal")

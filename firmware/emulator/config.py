@@ -11,10 +11,12 @@ from firmware.emulator.dr import Window, parse_window
 from firmware.emulator.faults import KINDS, VALUE_KINDS, FaultRates
 from firmware.emulator.line import Framing
 from firmware.emulator.profiles import parse_profile
+from gateway.meters import builtin_models
 from ledger_node.shared.config import Section, load_toml
 from ledger_node.shared.errors import ConfigError
 
-MODELS = ("sdm120", "sdm630", "adapter")
+MODELS = tuple(sorted(builtin_models()))
+"""The gateway's built-in register tables: the Eastron models and the adapter."""
 DEFAULT_START_KWH = 1000.0
 
 

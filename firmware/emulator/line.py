@@ -27,7 +27,7 @@ from typing import Protocol
 from firmware import ticks
 from firmware.crc import check, crc16
 from firmware.emulator.faults import Faults
-from firmware.emulator.meter import EmulatedMeter
+from firmware.emulator.meter import EastronSlave, EmulatedMeter
 from firmware.modbus_rtu import MAX_FRAME, Framer, Slave, char_time_s, frame_gap_s
 from firmware.registers import RegisterBank
 
@@ -99,7 +99,11 @@ class MeterOnLine:
             raise TypeError(f"unit {self.unit}: a meter must be a register bank")
         if not 1 <= self.unit <= 247:
             raise ValueError(f"line {self.line}: unit id {self.unit} is not 1..247")
-        self.slave = Slave(self.unit, self.meter)
+        self.slave = (
+            EastronSlave(self.unit, self.meter)
+            if isinstance(self.meter, EmulatedMeter)
+            else Slave(self.unit, self.meter)
+        )
 
 
 @dataclass(frozen=True)

@@ -87,6 +87,7 @@ class Emulator:
                 self.anchor,
                 spec.energy_start_wh,
                 dr_coil=spec.dr_drop > 0,
+                line=(spec.unit, line.framing.baud, line.framing.parity, line.framing.stopbits),
             )
         seed = self._rng.getrandbits(64)
         faults = Faults(spec.faults, random.Random(seed)) if spec.faults.any else None  # noqa: S311

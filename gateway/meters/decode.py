@@ -42,6 +42,17 @@ def encode_float32(value: float, big_word_first: bool = True) -> list[int]:
     return words if big_word_first else words[::-1]
 
 
+def encode(type_name: str, value: float, big_word_first: bool = True) -> list[int]:
+    """The words of `value` as `type_name` holds it (integers rounded): the inverse of its
+    decoder, for a device that serves the table."""
+    if type_name == "float32":
+        return encode_float32(value, big_word_first)
+    words, _ = DECODERS[type_name]
+    raw = round(value).to_bytes(2 * words, "big", signed=type_name.startswith("int"))
+    out = [int.from_bytes(raw[k : k + 2], "big") for k in range(0, len(raw), 2)]
+    return out if big_word_first else out[::-1]
+
+
 DECODERS: dict[str, tuple[int, Decoder]] = {
     "float32": (2, float32),
     "uint16": (1, uint16),

@@ -42,7 +42,7 @@ class MeterDriver:
         while pending:
             block = pending.pop(0)
             try:
-                words = bus.read(unit, self.model.table, block.address, block.count)
+                words = bus.read(unit, block.table, block.address, block.count)
             except ExceptionResponseError as exc:
                 halves = split(block)
                 if len(halves) == 1:

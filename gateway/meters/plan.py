@@ -1,4 +1,10 @@
-"""Block-read planning: cover a model's registers with as few reads as its meter allows."""
+"""Block-read planning: cover a model's registers with as few reads as its meter allows.
+
+Each read stays within one table (input or holding), starts at a register's first word and
+ends at a register's last, so it never asks for part of a value; the unused registers it
+spans between two rows are ones the datasheet reserves (an Eastron meter answers them with
+zero).
+"""
 
 from __future__ import annotations
 
@@ -10,26 +16,34 @@ from gateway.meters.table import Register
 
 @dataclass(frozen=True, slots=True)
 class Block:
-    """One read: `count` registers from `address`, holding `registers`."""
+    """One read: `count` registers from `address` of `table`, holding `registers`."""
 
     address: int
     count: int
     registers: tuple[Register, ...]
 
+    @property
+    def table(self) -> str:
+        return self.registers[0].table
+
 
 def plan_blocks(registers: Iterable[Register], max_block: int, max_gap: int = 16) -> list[Block]:
-    """Merge registers (sorted by address) into reads of at most `max_block` registers.
+    """Merge registers (by table, then address) into reads of at most `max_block` registers.
 
     A gap of more than `max_gap` unused registers starts a new read: reading them costs
     two bytes each on the wire, a new read costs a request and a turnaround.
     """
     blocks: list[Block] = []
     current: list[Register] = []
-    for reg in sorted(registers, key=lambda r: r.address):
+    for reg in sorted(registers, key=lambda r: (r.table, r.address)):
         if current:
             start = current[0].address
             end = max(r.address + r.words for r in current)
-            if reg.address - end <= max_gap and reg.address + reg.words - start <= max_block:
+            if (
+                reg.table == current[0].table
+                and reg.address - end <= max_gap
+                and reg.address + reg.words - start <= max_block
+            ):
                 current.append(reg)
                 continue
             blocks.append(_block(current))

@@ -1,7 +1,10 @@
 """Meter models as data: each model is a TOML register table shipped in this package.
 
-One row per quantity (address, words, type, scale, unit); one generic driver reads them
-all. A new model costs one TOML file (or a `[[model]]` table in the gateway config).
+One row per quantity (table, address, words, type, scale, unit, plausible range, and for a
+setting its factory default); one generic driver reads them all. A row's `table` is the
+model's unless it says otherwise, so one model holds its input registers (the
+measurements) and its holding registers (the settings). A new model costs one TOML file
+(or a `[[model]]` table in the gateway config).
 """
 
 from __future__ import annotations
@@ -23,14 +26,18 @@ MODEL_KEYS = frozenset(
     {"model", "description", "table", "word_order", "max_block", "max_power_w", "dr_coil"}
     | {"registers"}
 )
-ROW_KEYS = frozenset({"name", "address", "words", "type", "scale", "unit", "min", "max"})
+ROW_KEYS = frozenset(
+    {"name", "table", "address", "words", "type", "scale", "unit", "min", "max", "default"}
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Register:
-    """One quantity: `words` registers at `address`; value = decoded number × `scale`.
+    """One quantity: `words` registers at `address` of `table` (input: function code 04,
+    holding: 03); value = decoded number × `scale`.
 
-    `min` and `max` bound the plausible values (in `unit`) where the datasheet gives them.
+    `min` and `max` bound the plausible values (in `unit`) where the datasheet gives them;
+    `default` is a setting's factory value (in `unit`), where the datasheet gives one.
     """
 
     name: str
@@ -41,8 +48,12 @@ class Register:
     unit: str
     min: float | None = None
     max: float | None = None
+    table: str = "input"
+    default: float | None = None
 
     def __post_init__(self) -> None:
+        if self.table not in TABLES:
+            raise ConfigError(f"register {self.name}: table must be one of {TABLES}")
         if self.type not in DECODERS:
             raise ConfigError(f"register {self.name}: unknown type {self.type!r}")
         if DECODERS[self.type][0] != self.words:
@@ -56,6 +67,8 @@ class Register:
             raise ConfigError(f"register {self.name}: scale must be a non-zero number")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ConfigError(f"register {self.name}: min {self.min} is above max {self.max}")
+        if self.default is not None and not self.in_range(self.default):
+            raise ConfigError(f"register {self.name}: default {self.default} is out of its range")
 
     @property
     def end(self) -> int:
@@ -80,6 +93,7 @@ class MeterModel:
     name: str
     description: str
     table: str
+    """The table rows are in unless they say otherwise."""
     big_word_first: bool
     max_block: int
     max_power_w: float
@@ -121,6 +135,8 @@ class MeterModel:
                     unit=str(r.get("unit", "")),
                     min=_optional_float(r, "min"),
                     max=_optional_float(r, "max"),
+                    table=str(r.get("table", table)),
+                    default=_optional_float(r, "default"),
                 )
                 for r in rows
             )
@@ -143,9 +159,22 @@ class MeterModel:
         names = [r.name for r in registers]
         if len(set(names)) != len(names):
             raise ConfigError(f"{where}: a register name appears twice")
+        _check_no_overlap(registers, where)
         if not registers:
             raise ConfigError(f"{where}: registers must not be empty")
         return model
+
+
+def _check_no_overlap(registers: Sequence[Register], where: str) -> None:
+    """Two rows of one table may not share a register."""
+    last: dict[str, Register] = {}
+    for reg in sorted(registers, key=lambda r: (r.table, r.address)):
+        prev = last.get(reg.table)
+        if prev is not None and reg.address < prev.end:
+            raise ConfigError(
+                f"{where}: {reg.name} at {reg.address:#06x} overlaps {prev.name} ({reg.table})"
+            )
+        last[reg.table] = reg
 
 
 def _optional_float(row: Mapping[str, Any], key: str) -> float | None:

@@ -38,20 +38,25 @@ def test_every_builtin_table_has_the_energy_register_and_plans_within_its_limit(
         covered = [r.name for b in blocks for r in b.registers]
         assert sorted(covered) == sorted(r.name for r in model.registers)
     sdm630 = load_model("sdm630")
-    # 28 quantities from 0x0000 to 0x004B and total energy at 0x0156: one read of 76
-    # registers (within the meter's 80) and one of 2, instead of 28 single reads.
-    assert [(b.address, b.count) for b in plan_blocks(sdm630.registers, 80)] == [
-        (0x0000, 0x4C),
-        (0x0156, 2),
+    # 86 input registers from 0x0000 to 0x017D in four reads of at most the meter's 80
+    # registers (not 86 single reads), and its 17 settings in three reads of the holding
+    # table: each read within one table.
+    assert [(b.table, b.address, b.count) for b in plan_blocks(sdm630.registers, 80)] == [
+        ("holding", 0x0000, 0x26),
+        ("holding", 0x0056, 4),
+        ("holding", 0xFC00, 2),
+        ("input", 0x0000, 80),
+        ("input", 0x0050, 0x1C),
+        ("input", 0x00C8, 0x46),
+        ("input", 0x014E, 0x30),
     ]
     # A meter that allows only 40 registers per read gets the same quantities in more reads,
     # each within its limit.
     small = plan_blocks(sdm630.registers, 40)
-    assert [(b.address, b.count) for b in small] == [
-        (0x0000, 0x24),
-        (0x002A, 0x22),
-        (0x0156, 2),
-    ]
+    assert all(b.count <= 40 for b in small) and len(small) == 10
+    assert sorted(r.name for b in small for r in b.registers) == sorted(
+        r.name for r in sdm630.registers
+    )
     # Registers far apart are not merged: the gap would cost more on the wire than a read.
     assert len(plan_blocks(sdm630.registers, 80, max_gap=2)) > 3
     assert load_model("adapter").dr_coil == 0
@@ -65,16 +70,18 @@ def test_split_halves_a_block_between_registers() -> None:
     assert split(split(halves[0])[0]) == split(halves[0])[:1]
 
 
+SDM630_INPUT = [r for r in load_model("sdm630").registers if r.table == "input"]
+
+
 class PickyBank(RegisterBank):
     """SDM630-like input registers that refuse reads of more than `limit` registers, and
     refuse `frequency` (0x46) altogether, as some firmware does."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(0x158, 0, 0)
+        super().__init__(max(r.end for r in SDM630_INPUT), 0, 0)
         self.limit = limit
         self.reads: list[tuple[int, int]] = []
-        model = load_model("sdm630")
-        for i, reg in enumerate(model.registers):
+        for i, reg in enumerate(SDM630_INPUT):
             hi, lo = encode_float32(float(i + 1))
             self.input[2 * reg.address : 2 * reg.address + 4] = bytes(
                 (hi >> 8, hi & 255, lo >> 8, lo & 255)
@@ -98,10 +105,9 @@ def test_the_driver_falls_back_to_smaller_reads_and_remembers(tmp_path: Path) ->
     server = DeviceServer([PickySlave(5, bank)], tmp_path / "bus")
     bus = ModbusBus(BusConfig(name="b", port=str(tmp_path / "bus"), baud=19200, timeout_s=1.0))
     try:
-        driver = MeterDriver(load_model("sdm630"))
+        driver = MeterDriver(load_model("sdm630"), [r.name for r in SDM630_INPUT])
         values = driver.read(bus, 5)
-        model = load_model("sdm630")
-        expected = {r.name: float(i + 1) * r.scale for i, r in enumerate(model.registers)}
+        expected = {r.name: float(i + 1) * r.scale for i, r in enumerate(SDM630_INPUT)}
         del expected["frequency"]
         assert values == expected
         assert driver.refused == {"frequency"}
