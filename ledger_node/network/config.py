@@ -40,6 +40,14 @@ from ledger_node.shared.mqtt import MqttSettings
 from ledger_node.wire import MAX_ENVELOPE_BYTES
 
 DEFAULT_API = "127.0.0.1:8470"
+PACKET_SLACK_BYTES = 4096
+"""Room for the topic and properties above the envelope limit."""
+
+
+def max_packet_bytes(max_message_bytes: int) -> int:
+    """The largest MQTT packet a node takes, bytes, and so what a broker for it should
+    allow: four times its envelope limit, plus room for the topic and properties."""
+    return 4 * max_message_bytes + PACKET_SLACK_BYTES
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.rekey import author_epochs
 from ledger_node.ledger.store import connect, purge_wal
 from ledger_node.network.antientropy import AntiEntropy
-from ledger_node.network.config import NodeConfig
+from ledger_node.network.config import NodeConfig, max_packet_bytes
 from ledger_node.network.genesis import load_genesis
 from ledger_node.network.marks import SeqMarks
 from ledger_node.network.witness import Witness
@@ -56,8 +56,6 @@ BURST = 512
 """Messages admitted in one transaction at most."""
 QUEUE_LIMIT = 20_000
 """Messages waiting for the worker; beyond it paho's thread waits (TCP back-pressure)."""
-PACKET_SLACK_BYTES = 4096
-"""Room for the topic and properties above the envelope limit."""
 
 T = TypeVar("T")
 
@@ -125,7 +123,7 @@ class Node:
     # -- MQTT -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        mqtt_start(self._client, self.mqtt, 4 * self.cfg.max_message_bytes + PACKET_SLACK_BYTES)
+        mqtt_start(self._client, self.mqtt, max_packet_bytes(self.cfg.max_message_bytes))
 
     def stop(self) -> None:
         self._client.disconnect()
