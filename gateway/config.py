@@ -67,6 +67,12 @@ example::
     meter = "m1"                       # the device's bus and unit id
     coil = 0                           # default: the model's dr_coil; or register = N,
                                        # on = 1, off = 0 for a holding-register write
+
+    [metrics]
+    listen = "127.0.0.1:9471"          # Prometheus metrics at /metrics (absent: off)
+
+    [enrol]                            # written by `mlg-flash gateway`: while this file
+    code_file = "enrol.code"           # exists, the gateway asks its RA to enrol it
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ from pathlib import Path
 
 from gateway.errors import ConfigError
 from gateway.meters import MeterModel, load_model
-from ledger_node.shared.config import Section, load_toml
+from ledger_node.shared.config import Section, load_toml, parse_listen
 from ledger_node.shared.errors import KeyFileError
 from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.shared.keys import PublicIdentity, load_public
@@ -152,6 +158,10 @@ class GatewayConfig:
     max_message_bytes: int = MAX_ENVELOPE_BYTES
     unconfirmed_alarm_s: float = 3600.0
     control: ControlConfig | None = None
+    metrics: tuple[str, int] | None = None
+    """Where to serve Prometheus metrics (None: not served)."""
+    enrol_code_path: Path | None = None
+    """The one-time enrolment code's file: while it exists the gateway asks to be enrolled."""
 
     db_file: Path | None = None
 
@@ -249,6 +259,7 @@ def load_config(path: Path) -> GatewayConfig:
             "[control] needs trust.tso (who sends DR commands) and trust.ras (whose "
             "declarations name this site): without them it would never switch"
         )
+    metrics_listen, enrol_code_path = _metrics_enrol(root)
     root.check_unknown()
     return GatewayConfig(
         gateway_id=gateway_id,
@@ -270,7 +281,20 @@ def load_config(path: Path) -> GatewayConfig:
         max_message_bytes=max_message,
         unconfirmed_alarm_s=unconfirmed_alarm_s,
         control=control,
+        metrics=metrics_listen,
+        enrol_code_path=enrol_code_path,
     )
+
+
+def _metrics_enrol(root: Section) -> tuple[tuple[str, int] | None, Path | None]:
+    """[metrics] listen and [enrol] code_file."""
+    metrics = root.section("metrics", required=False)
+    listen = parse_listen(metrics.get("listen", str, ""), "metrics.listen")
+    metrics.check_unknown()
+    enrol = root.section("enrol", required=False)
+    code_path = enrol.optional_path("code_file")
+    enrol.check_unknown()
+    return listen, code_path
 
 
 def _confirm(confirm: Section) -> tuple[tuple[PublicIdentity, ...], int]:

@@ -114,8 +114,23 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _status(self, state: str, reason: str = "") -> bytes:
-        obj: dict[str, Any] = {"state": state, "boot": self.boot, "t": int(self.clock.now())}
+    def heartbeat(self, fields: dict[str, Any]) -> bool:
+        """The periodic status (retained): the birth message's fields and `fields` (outbox
+        depth, alarms, …); `t` lets a monitor tell this gateway's clock skew. False while
+        not connected."""
+        if not self.connected.is_set():
+            return False
+        payload = self._status("online", extra=fields)
+        self._client.publish(self.status_topic, payload, qos=1, retain=True)
+        return True
+
+    def _status(self, state: str, reason: str = "", extra: dict[str, Any] | None = None) -> bytes:
+        obj: dict[str, Any] = {
+            **(extra or {}),
+            "state": state,
+            "boot": self.boot,
+            "t": int(self.clock.now()),
+        }
         if reason:
             obj["reason"] = reason
         return json.dumps(obj, sort_keys=True).encode()

@@ -24,6 +24,7 @@ from gateway.control import Controller, unsealed_actions
 from gateway.db import Database
 from gateway.errors import GatewayError, OutboxFullError
 from gateway.facts import DrPlan, EpochKeys
+from gateway.metrics import heartbeat_fields, samples
 from gateway.outbox import Outbox
 from gateway.poll import BusPoller
 from gateway.publish import Publisher
@@ -33,6 +34,7 @@ from gateway.status import write_status
 from gateway.trust import Trust
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import Identity
+from ledger_node.shared.metrics import MetricsServer, serve
 from ledger_node.wire import DrCommand, DrDeclaration, EpochKey, EpochShred
 from ledger_node.wire.readings import MAX_CONTROL_ACTIONS, MAX_SEQ_GAP
 from ledger_node.wire.topics import Topics
@@ -41,6 +43,8 @@ log = logging.getLogger("mlg.gateway")
 
 TICK_S = 1.0
 """Real seconds between sweeps: publish, alarms, status file."""
+STATUS_EVERY_S = 10.0
+"""Real seconds between status messages on the gateway's status topic."""
 ALARM_LOG_EVERY_S = 60.0
 """Real seconds between repeats of a standing alarm in the log."""
 
@@ -111,6 +115,8 @@ class Gateway:
                 cfg.control, meter, self.plan, self.db, clock, self.pollers[meter.bus].submit
             )
         self.started_at = clock.now()
+        self._metrics: MetricsServer | None = None
+        self._status_sent = 0.0
 
     def _meter_slots(self, meter_id: str) -> MeterSlots:
         m = self.cfg.meter(meter_id)
@@ -180,6 +186,11 @@ class Gateway:
     def run(self) -> None:
         """Run until `stop_event` is set."""
         self.publisher.start()
+        if self.cfg.metrics is not None:
+            gw = self.cfg.gateway_id
+            self._metrics = serve(
+                self.cfg.metrics, lambda: samples(gw, self.status(), self.outbox.stats())
+            )
         for poller in self.pollers.values():
             poller.start()
         log.info(
@@ -215,6 +226,8 @@ class Gateway:
             for poller in self.pollers.values():
                 poller.join(timeout=5)
             self.publisher.stop()
+            if self._metrics is not None:
+                self._metrics.stop()
             self._write_status(running=False)
             self.db.close()
 
@@ -229,6 +242,10 @@ class Gateway:
     def _tick(self) -> None:
         self._check_alarms()
         self._write_status()
+        if time.monotonic() - self._status_sent >= STATUS_EVERY_S and self.publisher.heartbeat(
+            heartbeat_fields(self.status(), self.outbox.stats())
+        ):
+            self._status_sent = time.monotonic()
 
     def _seal_due(self, now: float) -> int:
         """Seal slots that every meter reported, or whose grace period is over. Before the

@@ -247,12 +247,15 @@ class LocalNet:
 
     def mqtt_settings(self, identity: str | None = None) -> MqttSettings:
         """How `identity` (an organisation or gateway) connects: with its client certificate
-        on a TLS broker (`tls`), anonymously otherwise."""
-        if self.tls is None or identity is None:
+        on a TLS broker (`tls`), anonymously otherwise; without one, how the tests do."""
+        if identity is None:
             return MqttSettings(port=self.broker_port, protocol=self.protocol)
+        if self.tls is None:  # a short keepalive: a dead client's will comes within 8 s
+            return MqttSettings(port=self.broker_port, protocol=self.protocol, keepalive_s=5)
         return MqttSettings(
             port=self.broker_port,
             protocol=self.protocol,
+            keepalive_s=5,
             ca_file=(self.tls / "ca" / "ca.pem").resolve(),
             cert_file=(self.tls / "clients" / f"{identity}.pem").resolve(),
             key_file=(self.tls / "clients" / f"{identity}.key").resolve(),

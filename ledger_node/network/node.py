@@ -35,10 +35,12 @@ from ledger_node.network.antientropy import AntiEntropy
 from ledger_node.network.config import NodeConfig, max_packet_bytes
 from ledger_node.network.genesis import load_genesis
 from ledger_node.network.marks import SeqMarks
+from ledger_node.network.report import STATUS_EVERY_S, read_samples, status_message
 from ledger_node.network.witness import Witness
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.errors import ConfigError, MeterledgerError
 from ledger_node.shared.keys import Identity
+from ledger_node.shared.metrics import MetricsServer, serve
 from ledger_node.shared.mqtt import make_client
 from ledger_node.shared.mqtt import start as mqtt_start
 from ledger_node.wire import (
@@ -119,13 +121,19 @@ class Node:
         self._retry: list[Inbound | Call] = []
         self._timers: dict[str, float] = {}
         self._after: list[tuple[str, bytes, bool]] = []
+        self._metrics: MetricsServer | None = None
 
     # -- MQTT -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.cfg.metrics is not None:
+            me, db, now = self.me.name, self.cfg.db_path, self.clock.now
+            self._metrics = serve(self.cfg.metrics, lambda: read_samples(db, me, now()))
         mqtt_start(self._client, self.mqtt, max_packet_bytes(self.cfg.max_message_bytes))
 
     def stop(self) -> None:
+        if self._metrics is not None:
+            self._metrics.stop()
         self._client.disconnect()
         self._client.loop_stop()
         self.db.close()
@@ -401,6 +409,9 @@ class Node:
                 checkpoint = self.witness.checkpoint(self.clock.now())
             if checkpoint is not None:
                 self.publish(self.topics.checkpoint(self.me.name), checkpoint, retain=True)
+        if self.connected.is_set() and self._every("status", STATUS_EVERY_S):
+            topic = self.topics.node_status(self.me.name)
+            self.publish(topic, status_message(self.db, self.me.name, self.clock.now()), True)
         if self.connected.is_set() and self._every("sync", 1.0):
             with self.ledger.transaction():
                 requests = self.sync.step()

@@ -41,9 +41,9 @@ from pathlib import Path
 
 from ledger_node.interfaces.broker.pki import Authority
 from ledger_node.interfaces.broker.plan import Gateway, Plan, acl_text
-from ledger_node.network.config import max_packet_bytes, parse_listen
+from ledger_node.network.config import max_packet_bytes
 from ledger_node.network.genesis import load_genesis
-from ledger_node.shared.config import Section, load_toml
+from ledger_node.shared.config import Section, load_toml, parse_listen
 from ledger_node.shared.errors import ConfigError
 from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.shared.mqtt import DEFAULT_PREFIX
