@@ -81,6 +81,7 @@ class Publisher:
         self.broker_max_packet: int | None = None
         self.received: Counter[str] = Counter()
         self._handlers: list[tuple[str, Handler]] = []
+        self._retained: dict[str, bytes] = {}  # published again at every connection
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid → seq
@@ -99,6 +100,18 @@ class Publisher:
     def subscribe(self, topic_filter: str, handler: Handler) -> None:
         """Call `handler(topic, payload)` for messages on `topic_filter` (before `start`)."""
         self._handlers.append((topic_filter, handler))
+
+    def keep_retained(self, topic: str, payload: bytes) -> None:
+        """Publish `payload` retained on `topic` at every connection (an enrolment request)
+        until `clear_retained`."""
+        self._retained[topic] = payload
+        if self.connected.is_set():
+            self._client.publish(topic, payload, qos=1, retain=True)
+
+    def clear_retained(self, topic: str) -> None:
+        """Stop publishing `topic` and clear it on the broker."""
+        if self._retained.pop(topic, None) is not None and self.connected.is_set():
+            self._client.publish(topic, b"", qos=1, retain=True)
 
     def start(self) -> None:
         mqtt_start(self._client, self.settings, max_packet_bytes=self.max_message_bytes + 1024)
@@ -212,6 +225,8 @@ class Publisher:
             "resumed" if session else "new",
         )
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        for topic, payload in list(self._retained.items()):
+            client.publish(topic, payload, qos=1, retain=True)
         for topic_filter, _ in self._handlers:
             client.subscribe(topic_filter, qos=1)
         with self._lock:

@@ -18,6 +18,7 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from gateway import enrol
 from gateway.config import ENERGY_REGISTER, GatewayConfig
 from gateway.confirm import Confirmations
 from gateway.control import Controller, unsealed_actions
@@ -89,6 +90,15 @@ class Gateway:
             confirm_by_puback=self.confirmations.by_puback,
         )
         self._subscribe()
+        self.enrol_topic = ""
+        code_path = cfg.enrol_code_path
+        if code_path is not None and code_path.exists() and not self.keys.ready:
+            self.enrol_topic = self.topics.enrol(cfg.site, cfg.gateway_id)
+            raw = enrol.request(cfg, identity, enrol.read_code(code_path), clock.now())
+            self.publisher.keep_retained(self.enrol_topic, raw)
+            log.info(
+                "asking to be enrolled on %s (the RA approves with the code)", self.enrol_topic
+            )
         self.slots = {m.id: self._meter_slots(m.id) for m in cfg.meters}
         self.grace_s = cfg.slot_seconds / 2
         self._samples: queue.Queue[Sample] = queue.Queue()
@@ -240,6 +250,10 @@ class Gateway:
                 log.error("DR control: %s", exc)
 
     def _tick(self) -> None:
+        if self.enrol_topic and self.keys.ready and self.cfg.enrol_code_path is not None:
+            self.publisher.clear_retained(self.enrol_topic)
+            enrol.finish(self.cfg.enrol_code_path)
+            self.enrol_topic = ""
         self._check_alarms()
         self._write_status()
         if time.monotonic() - self._status_sent >= STATUS_EVERY_S and self.publisher.heartbeat(

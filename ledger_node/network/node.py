@@ -31,6 +31,7 @@ from ledger_node.ledger.arrival import Changes
 from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.rekey import author_epochs
 from ledger_node.ledger.store import connect, purge_wal
+from ledger_node.network import enrolments
 from ledger_node.network.antientropy import AntiEntropy
 from ledger_node.network.config import NodeConfig, max_packet_bytes
 from ledger_node.network.genesis import load_genesis
@@ -103,6 +104,8 @@ class Node:
         self.ledger = Ledger(self.db, self.me, clock, settings)
         with self.ledger.transaction():
             self.ledger.start(genesis_raw)
+            enrolments.ensure(self.db)
+        self._takes_enrolments = self.ledger.registry.role(self.me.name) == "ra"
         self.witness = Witness(self.ledger)
         self.sync = AntiEntropy(self.ledger, cfg.max_message_bytes, cfg.sync_every_s)
         self.sync.urgent = {row[0] for row in self.db.execute("SELECT peer FROM peers")}
@@ -153,6 +156,7 @@ class Node:
                 (topics.cosigs(me), 1),
                 (topics.sync(me), 1),
                 (topics.sync_response(me), 1),
+                *([(topics.all_enrolments, 1)] if self._takes_enrolments else []),
             ]
         )
         self.connected.set()
@@ -310,6 +314,10 @@ class Node:
             self.witness.on_cosignature(item.payload, now)
         elif kind in ("sync", "sync-resp"):
             self._sync(item.payload)
+        elif kind == "enrol" and topic is not None:
+            gw, site = topic.part("gateway"), topic.part("site")
+            if reason := enrolments.offer(self.db, site, gw, item.payload, now):
+                self.ledger.count(f"refused:{reason}")
         else:
             log.debug("ignored message on %s", item.topic)
 
