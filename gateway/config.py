@@ -79,6 +79,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.errors import ConfigError
 from gateway.meters import MeterModel, load_model
@@ -197,7 +198,12 @@ def _public(s: Section, key: str, path: Path) -> PublicIdentity:
 
 def load_config(path: Path) -> GatewayConfig:
     """Read and validate a gateway config file."""
-    root = Section(load_toml(path), "", path.parent)
+    return config_from(load_toml(path), path.parent)
+
+
+def config_from(data: dict[str, Any], base: Path) -> GatewayConfig:
+    """Validate a gateway config's TOML data; relative paths are relative to `base`."""
+    root = Section(data, "", base)
     gw = root.section("gateway")
     gateway_id = _id(gw, "id")
     site = _id(gw, "site")
