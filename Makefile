@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench lint firmware-types mosquitto browser venv clean
+.PHONY: demo test bench lint firmware-types mosquitto browser flashtools venv clean
 
 venv: $(VENV)/.deps
 
@@ -49,13 +49,22 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipafont-gothic; \
 	else echo "the browser tests need chromium and fonts-ipafont-gothic: apt-get install them" >&2; exit 1; fi
 
+# mtools (mlg-flash writes a gateway image's boot partition with it, never mounting it)
+# and dosfstools (the tests make FAT images with mkfs.vfat).
+flashtools:
+	@if command -v mcopy >/dev/null && { command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ]; }; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing mtools and dosfstools with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mtools dosfstools; \
+	else echo "the tests need mtools and dosfstools: apt-get install them" >&2; exit 1; fi
+
 # The demo runs without root too: with no Mosquitto it starts the embedded amqtt broker.
 # `make demo DEMO_ARGS=--keep` keeps its network and screens running until Ctrl-C.
 demo: venv mosquitto
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then $(PIP) install -e '.[broker]'; fi
 	$(BIN)/mlg-demo $(DEMO_ARGS)
 
-test: venv mosquitto browser node_modules/.installed
+test: venv mosquitto browser flashtools node_modules/.installed
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "the tests need Mosquitto: apt-get install mosquitto" >&2; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -72,17 +72,24 @@ example::
 
     [plain]                            # the local plain view, off by default: see
     enabled = true                     # gateway/config_plain.py for its keys
+
+    [metrics]
+    listen = "127.0.0.1:9471"          # Prometheus metrics at /metrics (absent: off)
+
+    [enrol]                            # written by `mlg-flash gateway`: while this file
+    code_file = "enrol.code"           # exists, the gateway asks its RA to enrol it
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from gateway.config_plain import PlainConfig, plain_from_section
 from gateway.errors import ConfigError
 from gateway.meters import MeterModel, load_model
-from ledger_node.shared.config import Section, load_toml
+from ledger_node.shared.config import Section, load_toml, parse_listen
 from ledger_node.shared.errors import KeyFileError
 from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.shared.keys import PublicIdentity, load_public
@@ -161,6 +168,10 @@ class GatewayConfig:
     control: ControlConfig | None = None
     plain: PlainConfig | None = None
     """The local plain view (unsigned, unencrypted), when enabled."""
+    metrics: tuple[str, int] | None = None
+    """Where to serve Prometheus metrics (None: not served)."""
+    enrol_code_path: Path | None = None
+    """The one-time enrolment code's file: while it exists the gateway asks to be enrolled."""
 
     db_file: Path | None = None
 
@@ -196,7 +207,12 @@ def _public(s: Section, key: str, path: Path) -> PublicIdentity:
 
 def load_config(path: Path) -> GatewayConfig:
     """Read and validate a gateway config file."""
-    root = Section(load_toml(path), "", path.parent)
+    return config_from(load_toml(path), path.parent)
+
+
+def config_from(data: dict[str, Any], base: Path) -> GatewayConfig:
+    """Validate a gateway config's TOML data; relative paths are relative to `base`."""
+    root = Section(data, "", base)
     gw = root.section("gateway")
     gateway_id = _id(gw, "id")
     site = _id(gw, "site")
@@ -264,6 +280,7 @@ def load_config(path: Path) -> GatewayConfig:
     plain = plain_from_section(
         root.section("plain", required=False), gateway_id, mqtt, [m.model for m in meters]
     )
+    metrics_listen, enrol_code_path = _metrics_enrol(root)
     root.check_unknown()
     return GatewayConfig(
         gateway_id=gateway_id,
@@ -287,7 +304,20 @@ def load_config(path: Path) -> GatewayConfig:
         control=control,
         max_clock_skew_s=max_skew_s,
         plain=plain,
+        metrics=metrics_listen,
+        enrol_code_path=enrol_code_path,
     )
+
+
+def _metrics_enrol(root: Section) -> tuple[tuple[str, int] | None, Path | None]:
+    """[metrics] listen and [enrol] code_file."""
+    metrics = root.section("metrics", required=False)
+    listen = parse_listen(metrics.get("listen", str, ""), "metrics.listen")
+    metrics.check_unknown()
+    enrol = root.section("enrol", required=False)
+    code_path = enrol.optional_path("code_file")
+    enrol.check_unknown()
+    return listen, code_path
 
 
 def _confirm(confirm: Section) -> tuple[tuple[PublicIdentity, ...], int]:

@@ -51,6 +51,8 @@ def write_config(
     retry_s: float | None = None,
     unconfirmed_alarm_s: float | None = None,
     control: ControlConfig | None = None,
+    metrics: tuple[str, int] | None = None,
+    enrol_code_file: Path | None = None,
 ) -> Path:
     """Write the gateway's config to `path` and return `path`.
 
@@ -83,6 +85,9 @@ def write_config(
     ]
     if control is not None:
         tables.append(_table("[control]", _control(control)))
+    if metrics is not None:
+        tables.append(_table("[metrics]", {"listen": f"{metrics[0]}:{metrics[1]}"}))
+    tables.append(_table("[enrol]", {"code_file": enrol_code_file}))
     path.write_text("\n".join(t for t in tables if t))
     return path
 

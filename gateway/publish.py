@@ -83,6 +83,7 @@ class Publisher:
         self.broker_max_packet: int | None = None
         self.received: Counter[str] = Counter()
         self._handlers: list[tuple[str, Handler]] = []
+        self._retained: dict[str, bytes] = {}  # published again at every connection
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._inflight: dict[int, int] = {}  # mid → seq
@@ -103,6 +104,18 @@ class Publisher:
         `start`)."""
         self._handlers.append((topic_filter, handler))
 
+    def keep_retained(self, topic: str, payload: bytes) -> None:
+        """Publish `payload` retained on `topic` at every connection (an enrolment request)
+        until `clear_retained`."""
+        self._retained[topic] = payload
+        if self.connected.is_set():
+            self._client.publish(topic, payload, qos=1, retain=True)
+
+    def clear_retained(self, topic: str) -> None:
+        """Stop publishing `topic` and clear it on the broker."""
+        if self._retained.pop(topic, None) is not None and self.connected.is_set():
+            self._client.publish(topic, b"", qos=1, retain=True)
+
     def start(self) -> None:
         mqtt_start(self._client, self.settings, max_packet_bytes=self.max_message_bytes + 1024)
 
@@ -117,8 +130,23 @@ class Publisher:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def _status(self, state: str, reason: str = "") -> bytes:
-        obj: dict[str, Any] = {"state": state, "boot": self.boot, "t": int(self.clock.now())}
+    def heartbeat(self, fields: dict[str, Any]) -> bool:
+        """The periodic status (retained): the birth message's fields and `fields` (outbox
+        depth, alarms, …); `t` lets a monitor tell this gateway's clock skew. False while
+        not connected."""
+        if not self.connected.is_set():
+            return False
+        payload = self._status("online", extra=fields)
+        self._client.publish(self.status_topic, payload, qos=1, retain=True)
+        return True
+
+    def _status(self, state: str, reason: str = "", extra: dict[str, Any] | None = None) -> bytes:
+        obj: dict[str, Any] = {
+            **(extra or {}),
+            "state": state,
+            "boot": self.boot,
+            "t": int(self.clock.now()),
+        }
         if reason:
             obj["reason"] = reason
         return json.dumps(obj, sort_keys=True).encode()
@@ -200,6 +228,8 @@ class Publisher:
             "resumed" if session else "new",
         )
         client.publish(self.status_topic, self._status("online"), qos=1, retain=True)
+        for topic, payload in list(self._retained.items()):
+            client.publish(topic, payload, qos=1, retain=True)
         for topic_filter, _ in self._handlers:
             client.subscribe(topic_filter, qos=1)
         with self._lock:

@@ -18,12 +18,14 @@ import time
 from collections import defaultdict
 from typing import Any
 
+from gateway import enrol
 from gateway.config import ENERGY_REGISTER, GatewayConfig
 from gateway.confirm import Confirmations
 from gateway.control import Controller, unsealed_actions
 from gateway.db import Database
 from gateway.errors import GatewayError, OutboxFullError
 from gateway.facts import DrPlan, EpochKeys
+from gateway.metrics import heartbeat_fields, samples
 from gateway.outbox import Outbox
 from gateway.plain.view import PlainView
 from gateway.poll import BusPoller
@@ -35,6 +37,7 @@ from gateway.timekeeping import DisciplinedClock
 from gateway.trust import Trust
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import Identity
+from ledger_node.shared.metrics import MetricsServer, serve
 from ledger_node.wire import Checkpoint, DrCommand, DrDeclaration, EpochKey, EpochShred
 from ledger_node.wire.readings import MAX_CONTROL_ACTIONS, MAX_SEQ_GAP
 from ledger_node.wire.topics import Topics
@@ -43,6 +46,8 @@ log = logging.getLogger("mlg.gateway")
 
 TICK_S = 1.0
 """Real seconds between sweeps: publish, alarms, status file."""
+STATUS_EVERY_S = 10.0
+"""Real seconds between status messages on the gateway's status topic."""
 ALARM_LOG_EVERY_S = 60.0
 """Real seconds between repeats of a standing alarm in the log."""
 
@@ -87,6 +92,15 @@ class Gateway:
             confirm_by_puback=self.confirmations.by_puback,
         )
         self._subscribe()
+        self.enrol_topic = ""
+        code_path = cfg.enrol_code_path
+        if code_path is not None and code_path.exists() and not self.keys.ready:
+            self.enrol_topic = self.topics.enrol(cfg.site, cfg.gateway_id)
+            raw = enrol.request(cfg, identity, enrol.read_code(code_path), clock.now())
+            self.publisher.keep_retained(self.enrol_topic, raw)
+            log.info(
+                "asking to be enrolled on %s (the RA approves with the code)", self.enrol_topic
+            )
         self.slots = {m.id: self._meter_slots(m.id) for m in cfg.meters}
         self.grace_s = cfg.slot_seconds / 2
         self._samples: queue.Queue[Sample] = queue.Queue()
@@ -116,6 +130,8 @@ class Gateway:
         self.plain = PlainView(cfg.plain, cfg.gateway_id, cfg.meters, jobs) if cfg.plain else None
         self.last_sealed: int | None = None
         self.started_at = clock.now()
+        self._metrics: MetricsServer | None = None
+        self._status_sent = 0.0
 
     def _meter_slots(self, meter_id: str) -> MeterSlots:
         m = self.cfg.meter(meter_id)
@@ -197,6 +213,11 @@ class Gateway:
         self.publisher.start()
         if self.plain is not None:
             self.plain.start()
+        if self.cfg.metrics is not None:
+            gw = self.cfg.gateway_id
+            self._metrics = serve(
+                self.cfg.metrics, lambda: samples(gw, self.status(), self.outbox.stats())
+            )
         for poller in self.pollers.values():
             poller.start()
         log.info(
@@ -234,6 +255,8 @@ class Gateway:
             self.publisher.stop()
             if self.plain is not None:
                 self.plain.stop()
+            if self._metrics is not None:
+                self._metrics.stop()
             self._write_status(running=False)
             self.db.close()
 
@@ -246,11 +269,19 @@ class Gateway:
                 log.error("DR control: %s", exc)
 
     def _tick(self) -> None:
+        if self.enrol_topic and self.keys.ready and self.cfg.enrol_code_path is not None:
+            self.publisher.clear_retained(self.enrol_topic)
+            enrol.finish(self.cfg.enrol_code_path)
+            self.enrol_topic = ""
         self._check_alarms()
         self._write_status()
         if self.plain is not None:
             end = None if self.last_sealed is None else self.last_sealed + self.cfg.slot_seconds
             self.plain.tick(self.outbox.stats().depth, sorted(self.alarms), end, self.publisher)
+        if time.monotonic() - self._status_sent >= STATUS_EVERY_S and self.publisher.heartbeat(
+            heartbeat_fields(self.status(), self.outbox.stats())
+        ):
+            self._status_sent = time.monotonic()
 
     def _seal_due(self, now: float) -> int:
         """Seal slots that every meter reported, or whose grace period is over. Before the

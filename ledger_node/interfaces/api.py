@@ -16,8 +16,10 @@ GET  /api/reconciliation?command=ID[&org=ORG]  AS report against the ledger, slo
 GET  /api/totals[?site=S]            per site and slot: Wh and meters (readable sites)
 GET  /api/control[?command=ID]       DR control actions the gateways recorded in their
                                      sealed batches (readable sites), oldest first
+GET  /api/enrolments                 gateways' enrolment requests waiting (an RA's node)
 POST /api/orgs, /api/orgs/remove, /api/sites, /api/site-moves, /api/commands,
-     /api/declarations, /api/as-reports (JSON, or CSV with ?command=ID), /api/shred:
+     /api/declarations, /api/as-reports (JSON, or CSV with ?command=ID), /api/enrolments,
+     /api/shred:
      the authoring commands of `commands.COMMANDS`, whose rows say what each takes
 
 `GETS` is the table of GET routes; `web.routes` serves both tables over HTTP and
@@ -40,6 +42,7 @@ from ledger_node.interfaces.commands import Query, param
 from ledger_node.ledger import load_command, proofs
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
+from ledger_node.network import enrolments
 from ledger_node.shared.errors import MeterledgerError
 
 if TYPE_CHECKING:
@@ -260,6 +263,12 @@ GETS: dict[str, Get] = {
             "Per site and slot: Wh and meters (sites this node can read)",
             (("site", False, "one site"),),
             lambda db, api, q: totals(db, param(q, "site", required=False)),
+        ),
+        Get(
+            "/api/enrolments",
+            "Gateways' enrolment requests waiting for this RA's approval",
+            (),
+            lambda db, api, q: enrolments.pending(db),
         ),
         Get(
             "/api/control",

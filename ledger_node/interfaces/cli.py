@@ -22,6 +22,7 @@ from ledger_node.contract.checks import check_result
 from ledger_node.contract.dr1 import CONTRACT_VERSION, TotalCheckError
 from ledger_node.interfaces import commands, status
 from ledger_node.interfaces.api import Api, results, totals
+from ledger_node.interfaces.broker import config as broker_config
 from ledger_node.interfaces.client import call_node, node_url, write_address
 from ledger_node.interfaces.verify import verify
 from ledger_node.interfaces.web import WebContext, WebServer
@@ -75,6 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _setup_parsers(cmd)
     _inspect_parsers(cmd)
     _author_parsers(cmd)
+    broker_config.add_parser(cmd)
     return p
 
 

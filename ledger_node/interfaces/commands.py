@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ledger_node.interfaces import authoring
+from ledger_node.interfaces import authoring, enrolment
 from ledger_node.interfaces.authoring import RequestError, parse_as_csv, parse_time
 from ledger_node.ledger.admission import Ledger
 from ledger_node.shared.errors import MeterledgerError
@@ -244,6 +244,18 @@ COMMANDS: tuple[Command, ...] = (
         AsReport,
         authoring.as_report_json,
         "RA/AC: submit the aggregation system's own totals (JSON)",
+    ),
+    Command(
+        "enrol",
+        "/api/enrolments",
+        SiteRegistration,
+        enrolment.approve,
+        "RA: approve a gateway's enrolment request with its one-time code (registers its site)",
+        (
+            arg("--gateway", required=True, help="the gateway's id, as mlg-flash printed it"),
+            arg("--code", required=True, help="its enrolment code, as mlg-flash printed it"),
+        ),
+        lambda a: {"gateway": a.gateway, "code": a.code},
     ),
     Command(
         "shred",

@@ -18,6 +18,7 @@ from ledger_node.interfaces import privacy
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import counters, get_meta
 from ledger_node.ledger.txlog import MerkleLog
+from ledger_node.network.report import refused_by
 
 
 def gather(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
@@ -129,20 +130,10 @@ the ledger until it is fixed."""
 ALARM_AFTER = 3
 
 
-def _refused_by(counts: dict[str, int]) -> dict[str, dict[str, int]]:
-    """Refusals per gateway and reason, from the ``refused_by:GATEWAY:REASON`` counters."""
-    out: dict[str, dict[str, int]] = {}
-    for name, n in counts.items():
-        if name.startswith("refused_by:"):
-            _, gateway, reason = name.split(":", 2)
-            out.setdefault(gateway, {})[reason] = n
-    return out
-
-
 def _gateway_alarms(counts: dict[str, int]) -> dict[str, int]:
     return {
         f"{reason}:{gateway}": n
-        for gateway, reasons in _refused_by(counts).items()
+        for gateway, reasons in refused_by(counts).items()
         for reason, n in reasons.items()
         if reason in GATEWAY_ALARMS and n >= ALARM_AFTER
     }
@@ -162,7 +153,7 @@ def _gateways(db: sqlite3.Connection, now: float, counts: dict[str, int]) -> lis
             " GROUP BY b.gateway"
         ).fetchall()
     )
-    refused = _refused_by(counts)
+    refused = refused_by(counts)
     for gateway, site, last_seq, n, last_slot, received, equivocated in rows:
         out.append(
             {

@@ -54,12 +54,17 @@ def wait_for_port(port: int, timeout_s: float = 10.0) -> None:
 
 @dataclass
 class Broker:
-    """A broker process listening on 127.0.0.1:`port`, with its log in `workdir`."""
+    """A broker process listening on 127.0.0.1:`port`, with its log in `workdir`.
+
+    With `config` (a Mosquitto configuration, such as `mlg-node broker-config` writes,
+    whose listener is on `port`), Mosquitto runs that instead of an open loopback broker.
+    """
 
     workdir: Path
     port: int = 0
     persistence: bool = False
     kind: str = ""
+    config: Path | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -72,7 +77,15 @@ class Broker:
             self.port = free_port()
         mosquitto = find_mosquitto() if prefer == "mosquitto" else None
         log = self.log_path.open("ab")
-        if mosquitto:
+        if mosquitto and self.config is not None:
+            conf = self.workdir / "mosquitto.conf"
+            lines = self.config.read_text().splitlines()
+            if os.geteuid() == 0:
+                lines.append("user root")  # else it drops to `mosquitto` and cannot save
+            conf.write_text("\n".join(lines) + "\n")
+            cmd = [mosquitto, "-c", str(conf)]
+            self.kind = "mosquitto"
+        elif mosquitto:
             conf = self.workdir / "mosquitto.conf"
             lines = [
                 f"listener {self.port} 127.0.0.1",
@@ -91,6 +104,8 @@ class Broker:
             conf.write_text("\n".join(lines) + "\n")
             cmd = [mosquitto, "-c", str(conf)]
             self.kind = "mosquitto"
+        elif self.config is not None:
+            raise BrokerError("a broker configuration needs Mosquitto: apt-get install mosquitto")
         else:
             conf = self.workdir / "amqtt.yaml"
             conf.write_text(

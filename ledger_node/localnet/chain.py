@@ -26,7 +26,6 @@ from gateway.config_file import MeterEntry, write_config
 from ledger_node.localnet.network import FIGURE_7, LocalNet, OrgSpec, terminate
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
-from ledger_node.shared.mqtt import MqttSettings
 from ledger_node.wire import GatewayKey, SiteRegistration
 
 METER = "m1"
@@ -87,6 +86,7 @@ class Chain:
         protocol: str = "5",
         late_after_s: int | None = None,
         network: str = "demo",
+        tls: Path | None = None,
     ) -> None:
         self.work = work
         self.slot_s = slot_s
@@ -106,6 +106,7 @@ class Chain:
             sync_every_s=2.0,
             protocol=protocol,
             network=network,
+            tls=tls,
         )
         self.gateways: dict[str, Identity] = {}
         for site in sites:
@@ -145,7 +146,7 @@ class Chain:
             ras=[Path(f"keys/{spec.ra}.key.pub")] if spec.controlled else [],
             confirm_nodes=[Path(f"keys/{n}.key.pub") for n in self.nodes],
             quorum=self.quorum,
-            mqtt=MqttSettings("127.0.0.1", self.broker_port, protocol=self.protocol),
+            mqtt=self.net.mqtt_settings(f"gw-{site}"),
             buses=[BusConfig("rs485-0", port=str(self.work / f"meter-{site}"), timeout_s=0.3)],
             meters=[MeterEntry(METER, METER_UNIT, spec.model)],
             control=ControlConfig(METER, coil=None, register=None) if spec.controlled else None,

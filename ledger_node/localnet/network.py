@@ -66,8 +66,12 @@ class LocalNet:
         sync_every_s: float = 2.0,
         protocol: str = "5",
         network: str = "localnet",
+        tls: Path | None = None,
     ) -> None:
+        """`tls`: the folder `mlg-node broker-config` wrote (a TLS broker: every node and
+        organisation connects with its own client certificate from it)."""
         self.work = work
+        self.tls = tls
         self.broker_port = broker_port
         self.orgs = {o.id: o for o in orgs}
         self.nodes = nodes
@@ -106,12 +110,23 @@ class LocalNet:
                 'host = "127.0.0.1"',
                 f"port = {broker_port}",
                 f'protocol = "{protocol}"',
+                *self._tls_lines(name),
                 "",
                 "[api]",
                 'listen = "127.0.0.1:0"',  # the node picks a free port and names it
             ]
             (work / name).mkdir(exist_ok=True)
             (work / name / "node.toml").write_text("\n".join(lines) + "\n")
+
+    def _tls_lines(self, name: str) -> list[str]:
+        s = self.mqtt_settings(name)
+        if s.ca_file is None:
+            return []
+        return [
+            f'ca_file = "{s.ca_file}"',
+            f'cert_file = "{s.cert_file}"',
+            f'key_file = "{s.key_file}"',
+        ]
 
     # -- processes -----------------------------------------------------------------------------
 
@@ -230,12 +245,26 @@ class LocalNet:
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read())
 
-    def mqtt_settings(self) -> MqttSettings:
-        return MqttSettings(port=self.broker_port, protocol=self.protocol)
+    def mqtt_settings(self, identity: str | None = None) -> MqttSettings:
+        """How `identity` (an organisation or gateway) connects: with its client certificate
+        on a TLS broker (`tls`), anonymously otherwise; without one, how the tests do."""
+        if identity is None:
+            return MqttSettings(port=self.broker_port, protocol=self.protocol)
+        if self.tls is None:  # a short keepalive: a dead client's will comes within 8 s
+            return MqttSettings(port=self.broker_port, protocol=self.protocol, keepalive_s=5)
+        return MqttSettings(
+            port=self.broker_port,
+            protocol=self.protocol,
+            keepalive_s=5,
+            ca_file=(self.tls / "ca" / "ca.pem").resolve(),
+            cert_file=(self.tls / "clients" / f"{identity}.pem").resolve(),
+            key_file=(self.tls / "clients" / f"{identity}.key").resolve(),
+        )
 
-    def publish(self, items: list[tuple[str, bytes, bool]]) -> None:
-        """Publish (topic, payload, retain) at QoS 1 and wait for every PUBACK."""
-        client = make_client(MqttSettings(port=self.broker_port, protocol=self.protocol))
+    def publish(self, items: list[tuple[str, bytes, bool]], identity: str | None = None) -> None:
+        """Publish (topic, payload, retain) at QoS 1 as `identity` and wait for every
+        PUBACK."""
+        client = make_client(self.mqtt_settings(identity))
         client.connect("127.0.0.1", self.broker_port)
         client.loop_start()
         try:
@@ -255,7 +284,7 @@ class LocalNet:
     def publish_fact(self, org: str, message: Message) -> bytes:
         """Sign `message` as `org` and put it on its retained fact topic."""
         raw = self.sign(org, message)
-        self.publish([(Topics(self.mqtt_settings().prefix).fact(message), raw, True)])
+        self.publish([(Topics(self.mqtt_settings().prefix).fact(message), raw, True)], org)
         return raw
 
 

@@ -24,6 +24,9 @@ Example::
                                     # (requests naming any other host are refused)
     session_hours = 12              # an operator's login lasts this long
 
+    [metrics]
+    listen = "127.0.0.1:9470"       # Prometheus metrics at /metrics ("" or absent: off)
+
 The node keeps beside its database `<db>.token` (its API token, mode 0600, made at first
 start; the CLI's authoring commands send it) and `<db>.web` (operators, sessions).
 """
@@ -33,13 +36,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from ledger_node.shared.config import Section, load_toml
+from ledger_node.shared.config import Section, load_toml, parse_listen
 from ledger_node.shared.errors import ConfigError
 from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.shared.mqtt import MqttSettings
 from ledger_node.wire import MAX_ENVELOPE_BYTES
 
 DEFAULT_API = "127.0.0.1:8470"
+PACKET_SLACK_BYTES = 4096
+"""Room for the topic and properties above the envelope limit."""
+
+
+def max_packet_bytes(max_message_bytes: int) -> int:
+    """The largest MQTT packet a node takes, bytes, and so what a broker for it should
+    allow: four times its envelope limit, plus room for the topic and properties."""
+    return 4 * max_message_bytes + PACKET_SLACK_BYTES
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,8 @@ class NodeConfig:
     hosts: tuple[str, ...] = ()
     """Host names besides the listening address that requests may name."""
     session_hours: float = 12.0
+    metrics: tuple[str, int] | None = None
+    """Where to serve Prometheus metrics (None: not served)."""
 
     @property
     def api_addr_path(self) -> Path:
@@ -82,16 +95,6 @@ def api_addr_path(db_path: Path) -> Path:
 def token_path(db_path: Path) -> Path:
     """The file beside a node's database holding its API token (mode 0600)."""
     return db_path.with_name(db_path.name + ".token")
-
-
-def parse_listen(text: str, where: str) -> tuple[str, int] | None:
-    """ "host:port" → (host, port); "" → None (off)."""
-    if not text:
-        return None
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f'{where} = {text!r} must be "host:port" (or "" for off)')
-    return host, int(port)
 
 
 def load_config(path: Path) -> NodeConfig:
@@ -125,6 +128,9 @@ def load_config(path: Path) -> NodeConfig:
     if not 0.1 <= session_hours <= 24 * 30:
         raise ConfigError("api.session_hours must be 0.1..720")
     api_section.check_unknown()
+    metrics_section = root.section("metrics", required=False)
+    metrics = parse_listen(metrics_section.get("listen", str, ""), "metrics.listen")
+    metrics_section.check_unknown()
     root.check_unknown()
     return NodeConfig(
         node_id=node_id,
@@ -139,4 +145,5 @@ def load_config(path: Path) -> NodeConfig:
         api=api,
         hosts=tuple(hosts),
         session_hours=session_hours,
+        metrics=metrics,
     )

@@ -31,14 +31,17 @@ from ledger_node.ledger.arrival import Changes
 from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.rekey import author_epochs
 from ledger_node.ledger.store import connect, purge_wal
+from ledger_node.network import enrolments
 from ledger_node.network.antientropy import AntiEntropy
-from ledger_node.network.config import NodeConfig
+from ledger_node.network.config import NodeConfig, max_packet_bytes
 from ledger_node.network.genesis import load_genesis
 from ledger_node.network.marks import SeqMarks
+from ledger_node.network.report import STATUS_EVERY_S, read_samples, status_message
 from ledger_node.network.witness import Witness
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.errors import ConfigError, MeterledgerError
 from ledger_node.shared.keys import Identity
+from ledger_node.shared.metrics import MetricsServer, serve
 from ledger_node.shared.mqtt import make_client
 from ledger_node.shared.mqtt import start as mqtt_start
 from ledger_node.wire import (
@@ -56,8 +59,6 @@ BURST = 512
 """Messages admitted in one transaction at most."""
 QUEUE_LIMIT = 20_000
 """Messages waiting for the worker; beyond it paho's thread waits (TCP back-pressure)."""
-PACKET_SLACK_BYTES = 4096
-"""Room for the topic and properties above the envelope limit."""
 
 T = TypeVar("T")
 
@@ -103,6 +104,8 @@ class Node:
         self.ledger = Ledger(self.db, self.me, clock, settings)
         with self.ledger.transaction():
             self.ledger.start(genesis_raw)
+            enrolments.ensure(self.db)
+        self._takes_enrolments = self.ledger.registry.role(self.me.name) == "ra"
         self.witness = Witness(self.ledger)
         self.sync = AntiEntropy(self.ledger, cfg.max_message_bytes, cfg.sync_every_s)
         self.sync.urgent = {row[0] for row in self.db.execute("SELECT peer FROM peers")}
@@ -121,13 +124,19 @@ class Node:
         self._retry: list[Inbound | Call] = []
         self._timers: dict[str, float] = {}
         self._after: list[tuple[str, bytes, bool]] = []
+        self._metrics: MetricsServer | None = None
 
     # -- MQTT -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        mqtt_start(self._client, self.mqtt, 4 * self.cfg.max_message_bytes + PACKET_SLACK_BYTES)
+        if self.cfg.metrics is not None:
+            me, db, now = self.me.name, self.cfg.db_path, self.clock.now
+            self._metrics = serve(self.cfg.metrics, lambda: read_samples(db, me, now()))
+        mqtt_start(self._client, self.mqtt, max_packet_bytes(self.cfg.max_message_bytes))
 
     def stop(self) -> None:
+        if self._metrics is not None:
+            self._metrics.stop()
         self._client.disconnect()
         self._client.loop_stop()
         self.db.close()
@@ -147,6 +156,7 @@ class Node:
                 (topics.cosigs(me), 1),
                 (topics.sync(me), 1),
                 (topics.sync_response(me), 1),
+                *([(topics.all_enrolments, 1)] if self._takes_enrolments else []),
             ]
         )
         self.connected.set()
@@ -304,6 +314,10 @@ class Node:
             self.witness.on_cosignature(item.payload, now)
         elif kind in ("sync", "sync-resp"):
             self._sync(item.payload)
+        elif kind == "enrol" and topic is not None:
+            gw, site = topic.part("gateway"), topic.part("site")
+            if reason := enrolments.offer(self.db, site, gw, item.payload, now):
+                self.ledger.count(f"refused:{reason}")
         else:
             log.debug("ignored message on %s", item.topic)
 
@@ -403,6 +417,9 @@ class Node:
                 checkpoint = self.witness.checkpoint(self.clock.now())
             if checkpoint is not None:
                 self.publish(self.topics.checkpoint(self.me.name), checkpoint, retain=True)
+        if self.connected.is_set() and self._every("status", STATUS_EVERY_S):
+            topic = self.topics.node_status(self.me.name)
+            self.publish(topic, status_message(self.db, self.me.name, self.clock.now()), True)
         if self.connected.is_set() and self._every("sync", 1.0):
             with self.ledger.transaction():
                 requests = self.sync.step()

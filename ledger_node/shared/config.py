@@ -86,3 +86,13 @@ class Section:
         unknown = set(self.data) - self._used
         if unknown:
             raise ConfigError(f"unknown key {self._key(sorted(unknown)[0])}")
+
+
+def parse_listen(text: str, where: str) -> tuple[str, int] | None:
+    """ "host:port" → (host, port); "" → None (off)."""
+    if not text:
+        return None
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f'{where} = {text!r} must be "host:port" (or "" for off)')
+    return host, int(port)

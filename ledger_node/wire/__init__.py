@@ -2,14 +2,16 @@
 
 `envelope` frames and signs body bytes; `canonical` is the one body encoding; `schema`
 validates; `messages` registers the body types and opens messages (`open_message`);
-`readings`, `facts`, `registry`, `reports` (ledger facts), `hwm`, `checkpoints` and `sync`
-(between nodes and gateways) define the types; `errors` names every reason for rejection;
-`pedersen` commits to a reading's energy; `topics` builds and parses every MQTT topic.
+`readings`, `facts`, `registry`, `reports` (ledger facts), `hwm`, `checkpoints`, `sync`
+and `enrol` (between nodes and gateways) define the types; `errors` names every reason
+for rejection; `pedersen` commits to a reading's energy; `topics` builds and parses every
+MQTT topic.
 
 May import: `ledger_node.shared`, the standard library and PyNaCl.
 """
 
 from ledger_node.wire.checkpoints import Checkpoint, Cosignature, SlotDigest
+from ledger_node.wire.enrol import EnrolmentRequest, open_enrolment
 from ledger_node.wire.envelope import (
     MAX_ENVELOPE_BYTES,
     Envelope,
@@ -72,6 +74,7 @@ __all__ = [
     "Cosignature",
     "DrCommand",
     "DrDeclaration",
+    "EnrolmentRequest",
     "Envelope",
     "EpochKey",
     "EpochShred",
@@ -104,6 +107,7 @@ __all__ = [
     "WireError",
     "WrappedKey",
     "open_body",
+    "open_enrolment",
     "open_message",
     "open_stored",
     "parse",

@@ -6,7 +6,12 @@ All payloads are signed envelopes, except the gateway's status::
     {prefix}/facts/{type}/{author}/{key…}   organisation facts, QoS 1, retained, one topic
                                             per fact key (`Topics.fact`)
     {prefix}/hwm/{node}/{gateway}           a node's high-water mark for a gateway (retained)
-    {prefix}/status/{gateway}               a gateway's birth / last-will message (retained)
+    {prefix}/status/{gateway}               a gateway's birth, last will and periodic status
+                                            (retained; JSON: state, boot, t, outbox depth)
+    {prefix}/node-status/{node}             a node's periodic status (retained; JSON: its
+                                            refusal counts by reason, log size, t)
+    {prefix}/enrol/{site}/{gateway}         a new gateway's enrolment request (retained,
+                                            signed by its own new key)
     {prefix}/checkpoint/{node}              a node's latest signed checkpoint (retained)
     {prefix}/cosig/{node}/{witness}         a witness's latest co-signature of it (retained)
     {prefix}/sync/{node}                    anti-entropy requests to a node (QoS 1)
@@ -29,6 +34,8 @@ _PARTS = {
     "readings": ("site", "gateway"),
     "hwm": ("node", "gateway"),
     "status": ("gateway",),
+    "node-status": ("node",),
+    "enrol": ("site", "gateway"),
     "checkpoint": ("node",),
     "cosig": ("node", "witness"),
     "sync": ("node",),
@@ -88,6 +95,12 @@ class Topics:
     def status(self, gateway: str) -> str:
         return self._join("status", gateway)
 
+    def node_status(self, node: str) -> str:
+        return self._join("node-status", node)
+
+    def enrol(self, site: str, gateway: str) -> str:
+        return self._join("enrol", site, gateway)
+
     def checkpoint(self, node: str) -> str:
         return self._join("checkpoint", node)
 
@@ -123,6 +136,23 @@ class Topics:
 
     def checkpoints(self) -> str:
         return self.checkpoint("+")
+
+    @property
+    def all_statuses(self) -> str:
+        """Every gateway's status topic."""
+        return self.status("+")
+
+    @property
+    def all_node_statuses(self) -> str:
+        return self.node_status("+")
+
+    @property
+    def all_enrolments(self) -> str:
+        return self._join("enrol", "+", "+")
+
+    def all_of(self, kind: str) -> str:
+        """Every topic of one kind (``hwm``, ``facts``, …): ``{prefix}/{kind}/#``."""
+        return self._join(kind, "#")
 
     def cosigs(self, node: str) -> str:
         """Every witness's co-signature of one node's checkpoint."""

@@ -13,6 +13,10 @@ import pytest
 
 from ledger_node.interfaces import api, cli, commands
 from ledger_node.ledger import author_epochs
+from ledger_node.network import enrolments
+from ledger_node.shared.keys import Identity
+from ledger_node.wire import EnrolmentRequest
+from ledger_node.wire.enrol import make_proof
 from tests.node.conftest import T0, Org, post
 
 # Each verb in an order the ledgers accept: who runs it, and its arguments besides -c.
@@ -29,6 +33,7 @@ STEPS = (
         ],
     ),
     ("ra1", "declare", ["--command", "c7", "--site", "site9=400"]),
+    ("ra1", "enrol", ["--gateway", "gw-site8", "--code", "K7QM-4ZTW-PX2D-9HVN"]),
     ("ra1", "as-report", ["--command", "c7", "--csv", "report.csv"]),
     ("tso", "site-move", ["--site", "site9", "--to", "ra4"]),
     ("tso", "shred", ["--site", "site9", "--epoch", "0"]),
@@ -47,6 +52,7 @@ PUBLIC = {
     ("as-report", "/api/as-reports"),
     (None, "/api/as-reports"),
     ("shred", "/api/shred"),
+    ("enrol", "/api/enrolments"),
 }
 
 
@@ -74,9 +80,12 @@ def test_each_verb_sent_by_the_cli_becomes_its_rows_fact(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "report.csv").write_text(f"slot,kwh\n{T0 + 5400},0.25\n")
     for who, verb, args in STEPS:
-        if verb == "shred":  # the TSO's node starts site9's first key epoch first
+        if verb == "enrol":  # gw-site8's request, bound to the code, has reached RA(1)'s node
+            _enrolment_request(orgs["ra1"], "gw-site8", "K7QM-4ZTW-PX2D-9HVN")
+        if verb == "shred":  # the TSO's node starts site9's (and site8's) first epoch first
             with orgs["tso"].ledger.transaction():
-                assert [k.epoch for k in author_epochs(orgs["tso"].ledger)] == [0]
+                keys = author_epochs(orgs["tso"].ledger)
+                assert sorted((k.site, k.epoch) for k in keys) == [("site8", 0), ("site9", 0)]
         code = cli.main([verb, "-c", str(orgs[who].config), *args])
         out, err = capsys.readouterr()
         assert code == 0, f"{verb}: {err}"
@@ -88,3 +97,13 @@ def test_each_verb_sent_by_the_cli_becomes_its_rows_fact(
     # A verb the ledger refuses exits 1 with the reason: an RA moves no site.
     code = cli.main(["site-move", "-c", str(orgs["ra1"].config), "--site", "site9", "--to", "ra1"])
     assert code == 1 and "refused (not_allowed)" in capsys.readouterr().err
+
+
+def _enrolment_request(org: Org, gateway: str, code: str) -> None:
+    """A new gateway's request for site8, bound to `code`, as the node keeps it."""
+    gw = Identity.generate(gateway)
+    ed, x = bytes(gw.signing_key.verify_key), bytes(gw.box_secret.public_key)
+    proof = make_proof(code, gateway, "site8", ed, x)
+    raw = EnrolmentRequest(gateway, "site8", ("m1",), ed, x, T0, proof).seal(gw)
+    enrolments.ensure(org.ledger.db)
+    assert enrolments.offer(org.ledger.db, "site8", gateway, raw, T0) == ""

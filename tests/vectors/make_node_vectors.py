@@ -1,7 +1,8 @@
 """Write the known-answer vectors of the node's wire types in tests/vectors/node/.
 
 Run from the repository root: `.venv/bin/python tests/vectors/make_node_vectors.py`.
-Registry facts, AS reports, epoch shredding, checkpoints, co-signatures and sync messages:
+Registry facts, AS reports, epoch shredding, checkpoints, co-signatures, sync messages and
+enrolment requests (self-signed: opened with `open_enrolment`):
 one valid envelope of each (its body and txid), and tampered cases, each with the
 exception it must raise and, for schema errors, the field's path. Keys come from fixed
 labels and Ed25519 is deterministic: the output is the same on every run.
@@ -21,6 +22,7 @@ from ledger_node.wire import (
     AsReport,
     Checkpoint,
     Cosignature,
+    EnrolmentRequest,
     EpochShred,
     GatewayKey,
     Genesis,
@@ -36,9 +38,12 @@ from ledger_node.wire import (
     SyncResponse,
     seal,
 )
+from ledger_node.wire.enrol import make_proof
 
 OUT = Path(__file__).parent / "node"
 T = 1610550000  # 2021-01-14T00:00:00+09:00
+ENROL_CODE = "K7QM-4ZTW-PX2D-9HVN"
+"""The enrolment code the vector's request is bound to."""
 
 
 def _seed(label: str) -> bytes:
@@ -90,7 +95,14 @@ def messages() -> dict[str, Message]:
         "sync-resp": SyncResponse(
             "tso", "ra1", bytes(16), "get", 12, h[0], 0, (), (SyncEntry(3, b"ML\x01"),), ()
         ),
+        "enrol": _enrolment(),
     }
+
+
+def _enrolment() -> EnrolmentRequest:
+    gw = _gateway()
+    proof = make_proof(ENROL_CODE, gw.id, "site1", gw.ed25519, gw.x25519)
+    return EnrolmentRequest(gw.id, "site1", ("m1", "m2"), gw.ed25519, gw.x25519, T, proof)
 
 
 def _env(message: Message, signer: str | None = None, body: bytes | None = None) -> bytes:
@@ -210,6 +222,25 @@ def vectors() -> list[dict[str, object]]:
         ("sync-req-ids-of-nothing", _edit(m["sync-req"], {"count": 0}), "SchemaError", "count"),
         ("sync-req-unknown-op", _edit(m["sync-req"], {"op": "drop"}), "SchemaError", "op"),
         ("sync-resp-id-short", _edit(m["sync-resp"], {"id": b64(bytes(15))}), "SchemaError", "id"),
+        (
+            "enrol-meters-unsorted",
+            _edit(m["enrol"], {"meters": ["m2", "m1"]}),
+            "SchemaError",
+            "meters",
+        ),
+        ("enrol-proof-short", _edit(m["enrol"], {"proof": b64(bytes(31))}), "SchemaError", "proof"),
+        (
+            "enrol-key-not-the-signers",  # signed by gw-site1's key, carrying ra1's
+            _edit(m["enrol"], {"ed25519": KEYS["ra1"]}),
+            "BadSignatureError",
+            None,
+        ),
+        (
+            "enrol-without-site",
+            _env(m["enrol"], body=_body(_without(json.loads(m["enrol"].to_body()), "site"))),
+            "SchemaError",
+            "site",
+        ),
     ]
     for name, raw, expect, path in bad:
         case: dict[str, object] = {"name": name, "envelope": raw, "expect": expect}
