@@ -226,27 +226,7 @@ def config_from(data: dict[str, Any], base: Path) -> GatewayConfig:
         raise ConfigError("gateway.max_clock_skew_s must be 1..3600 seconds")
     gw.check_unknown()
 
-    trust = root.section("trust", required=False)
-    tso_path = trust.optional_path("tso")
-    tso = None if tso_path is None else _public(trust, "tso", tso_path)
-    ras = tuple(
-        _public(trust, f"ras[{i}]", trust.base / p)
-        for i, p in enumerate(trust.get("ras", list, []))
-    )
-    trust.check_unknown()
-
-    seal = root.section("seal", required=False)
-    group_key_path = seal.optional_path("group_key")
-    seal.check_unknown()
-    if group_key_path is None and tso is None:
-        raise ConfigError("seal.group_key is required unless [trust] tso sends epoch keys")
-    if group_key_path is not None and tso is not None:
-        raise ConfigError(
-            "seal.group_key cannot be used with [trust] tso: the ledger's nodes read only "
-            "batches sealed with the TSO's epoch keys (the gateway holds its slots until the "
-            "first key arrives); remove [seal]"
-        )
-
+    tso, ras, group_key_path = _trust_seal(root)
     nodes, quorum = _confirm(root.section("confirm", required=False))
     outbox = root.section("outbox", required=False)
     db_file = outbox.optional_path("path")
@@ -307,6 +287,33 @@ def config_from(data: dict[str, Any], base: Path) -> GatewayConfig:
         metrics=metrics_listen,
         enrol_code_path=enrol_code_path,
     )
+
+
+def _trust_seal(
+    root: Section,
+) -> tuple[PublicIdentity | None, tuple[PublicIdentity, ...], Path | None]:
+    """[trust] tso and ras, [seal] group_key: who sends keys and facts, or a fixed key."""
+    trust = root.section("trust", required=False)
+    tso_path = trust.optional_path("tso")
+    tso = None if tso_path is None else _public(trust, "tso", tso_path)
+    ras = tuple(
+        _public(trust, f"ras[{i}]", trust.base / p)
+        for i, p in enumerate(trust.get("ras", list, []))
+    )
+    trust.check_unknown()
+
+    seal = root.section("seal", required=False)
+    group_key_path = seal.optional_path("group_key")
+    seal.check_unknown()
+    if group_key_path is None and tso is None:
+        raise ConfigError("seal.group_key is required unless [trust] tso sends epoch keys")
+    if group_key_path is not None and tso is not None:
+        raise ConfigError(
+            "seal.group_key cannot be used with [trust] tso: the ledger's nodes read only "
+            "batches sealed with the TSO's epoch keys (the gateway holds its slots until the "
+            "first key arrives); remove [seal]"
+        )
+    return tso, ras, group_key_path
 
 
 def _metrics_enrol(root: Section) -> tuple[tuple[str, int] | None, Path | None]:
