@@ -24,6 +24,7 @@ from firmware.emulator.dr import parse_window
 from firmware.emulator.faults import KINDS, FaultRates
 from firmware.emulator.line import Framing
 from firmware.emulator.runner import Emulator
+from ledger_node.shared.cli import run_cli
 from ledger_node.shared.clock import make_clock
 from ledger_node.shared.errors import ConfigError
 
@@ -185,6 +186,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    return run_cli("mlg-emulator", lambda: _serve(parser, args))
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Serve the meters `args` describe until SIGTERM or SIGINT."""
     try:
         if args.config is not None:
             given = _flags_given(parser, args)

@@ -117,10 +117,6 @@ class Topics:
         wrote it."""
         return self._join("facts", kind, "+", site, "+")
 
-    def hwms(self, gateway: str) -> str:
-        """Every node's high-water mark for one gateway."""
-        return self._join("hwm", "+", gateway)
-
     def checkpoints(self) -> str:
         return self.checkpoint("+")
 
