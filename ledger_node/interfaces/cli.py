@@ -17,11 +17,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from ledger_node.contract import settlement
-from ledger_node.contract.checks import check_result
-from ledger_node.contract.dr1 import CONTRACT_VERSION, TotalCheckError
+from ledger_node.contract.checks import Published, TotalChecks
+from ledger_node.contract.dr1 import CONTRACT_VERSION
+from ledger_node.contract.settlement import Finality
 from ledger_node.interfaces import commands, status
-from ledger_node.interfaces.api import Api, results, totals
+from ledger_node.interfaces.api import Api, ApiError, reconciliation, results, totals
 from ledger_node.interfaces.client import call_node, node_url, write_address
 from ledger_node.interfaces.verify import verify
 from ledger_node.interfaces.web import WebContext, WebServer
@@ -122,6 +122,7 @@ def _inspect_parsers(cmd: Cmd) -> None:
     r = cmd("results", "a DR command's results, rewards and AS reconciliation", _results)
     r.add_argument("--command", dest="dr_command", required=True, help="DR command id")
     r.add_argument("--json", action="store_true", help="print JSON")
+    add_clock_options(r)
     pr = cmd("prove", "print an inclusion proof of a transaction (JSON)", _prove)
     pr.add_argument("txid", help="transaction id (hex)")
     co = cmd("consistency", "print a consistency proof between two log sizes (JSON)", _consistency)
@@ -136,7 +137,10 @@ def _inspect_parsers(cmd: Cmd) -> None:
         _check_total,
     )
     ct.add_argument(
-        "result", type=Path, help="a result as JSON (one of `results --json`), - for stdin"
+        "result",
+        type=Path,
+        help="what `results --json` prints (every result in it is checked), or one of its"
+        " results; - for stdin",
     )
     cmd("verify", "replay the log and re-check everything derived from it", _verify)
 
@@ -147,6 +151,8 @@ def _author_parsers(cmd: Cmd) -> None:
             p = cmd(c.verb, c.help + " (through the running node's API)", partial(_author, c))
             for a in c.args:
                 p.add_argument(*a.flags, **a.options)
+            if c.clock:
+                add_clock_options(p)
 
 
 # -- offline commands ----------------------------------------------------------------------------
@@ -185,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
     server = None
     if cfg.api is not None:
         ctx = WebContext(
-            Api(cfg.db_path, cfg.node_id, node, clock.now),
+            Api(cfg.db_path, cfg.node_id, node, clock.now, cfg.late_after_s),
             ensure_token(cfg.token_path),
             _operators(cfg),
         )
@@ -267,39 +273,58 @@ def _totals(args: argparse.Namespace) -> int:
 
 def _results(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
+    finality = Finality(clock_from(args).now(), cfg.late_after_s)
     with closing(connect(cfg.db_path, readonly=True)) as db:
-        doc = results(db, args.dr_command)
-        rows, rewards = doc["results"], doc["rewards"]
-        scopes = sorted({r["scope"] for r in rows})
-        recon = {s: settlement.reconcile(db, args.dr_command, s) for s in scopes}
+        try:
+            doc = results(db, args.dr_command, finality)
+        except ApiError as exc:
+            raise MeterledgerError(str(exc)) from None
+        recon = reconciliation(db, cfg.node_id, args.dr_command)
     if args.json:
         print(json.dumps(doc, indent=2, sort_keys=True))
         return EXIT_OK
+    print(render_results(doc, recon))
+    return EXIT_OK
+
+
+def render_results(doc: dict[str, Any], recon: list[dict[str, Any]]) -> str:
+    """What `results` prints: a line per scope and slot, BC beside AS, and the rewards."""
+    rows, window = doc["results"], doc["window"]
+    lines = [
+        f"command {doc['command']}: window {_utc(window['start'])}-{_utc(window['end'])[-5:]}"
+        f" UTC, {WINDOW_TEXT[window['state']]} (at {_utc(doc['at'])})"
+    ]
     if not rows:
-        print(f"no results for {args.dr_command} on this node (not declared, or not readable here)")
-        return EXIT_OK
-    print(f"command {args.dr_command}, contract {rows[0]['contract']}")
-    print(
-        f"{'scope':<10} {'slot (UTC)':<17} {'BC Wh':>8} {'AS Wh':>8} {'':>2} {'baseline':>9}"
-        f" {'delivered':>9} {'target':>7} {'meters':>7}"
-    )
+        lines.append("no results on this node (not declared, or not readable here)")
+    else:
+        lines.append(
+            f"{'scope':<10} {'slot (UTC)':<17} {'state':<5} {'BC Wh':>8} {'AS Wh':>8} {'':>2}"
+            f" {'baseline':>9} {'delivered':>9} {'target':>7} {'meters':>7}"
+        )
+    as_rows = {(r["org"], r["slot"]): r for r in recon}
     for r in rows:
-        as_row = next((x for x in recon[r["scope"]] if x.slot == r["slot"]), None)
-        as_wh = "-" if as_row is None or as_row.as_wh is None else str(as_row.as_wh)
-        mark = {"equal": "=", "differs": "≠"}.get(as_row.status if as_row else "", "")
+        as_row = as_rows.get((r["scope"], r["slot"]))
+        as_wh = "-" if as_row is None or as_row["as_wh"] is None else str(as_row["as_wh"])
+        mark = {"equal": "=", "differs": "≠"}.get(as_row["status"] if as_row else "", "")
         scope = f"{r['kind']}:{r['scope']}"
-        print(
-            f"{scope:<10} {_utc(r['slot']):<17} {r['actual_wh']:>8} {as_wh:>8}"
+        lines.append(
+            f"{scope:<10} {_utc(r['slot']):<17} {r['state']:<5} {r['actual_wh']:>8} {as_wh:>8}"
             f" {mark:>2} {r['baseline_wh']:>9} {r['delivered_wh']:>9} {r['target_wh']:>7}"
             f" {r['reported']:>3}/{r['declared']:<3}"
         )
-    for w in rewards:
-        print(
-            f"reward {w['ac']}: {w['reward_yen']} yen (credited {w['credited_wh']} Wh, shortfall"
-            f" {w['shortfall_wh']} Wh, penalised {w['penalised_wh']} Wh at"
-            f" {w['price_yen_per_kwh']} yen/kWh)"
+    if window["state"] != "closed":
+        lines.append(f"reward: none before the window closes at {_utc(window['end'])} UTC")
+    for w in doc["rewards"]:
+        so_far = " so far (open: slots still take readings)" if w["state"] == "open" else ""
+        lines.append(
+            f"reward {w['ac']}: {w['reward_yen']} yen{so_far} ({w['state']}; credited"
+            f" {w['credited_wh']} Wh, shortfall {w['shortfall_wh']} Wh, penalised"
+            f" {w['penalised_wh']} Wh at {w['price_yen_per_kwh']} yen/kWh)"
         )
-    return EXIT_OK
+    return "\n".join(lines)
+
+
+WINDOW_TEXT = {"before": "not open yet", "running": "open now", "closed": "closed"}
 
 
 def _prove(args: argparse.Namespace) -> int:
@@ -334,24 +359,41 @@ def _check_proof(args: argparse.Namespace) -> int:
 
 def _check_total(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    result = _read_json(args.result)
+    doc = _read_json(args.result)
     with closing(connect(cfg.db_path, readonly=True)) as db:
-        check_result_cli(db, result)
-    print(
-        f"OK: {result['kind']} {result['scope']} slot {_utc(result['slot'])}: "
-        f"{result['total']['v_wh']} Wh over {len(result['total']['refs'])} readings matches "
-        "their public commitments"
-    )
+        checked = check_results(db, doc)
+    bad: list[str] = []
+    for result, verdict in checked:
+        what = f"{result['kind']} {result['scope']} slot {_utc(result['slot'])}"
+        if verdict is None:
+            print(
+                f"OK: {what}: {result['total']['v_wh']} Wh over"
+                f" {len(result['total']['refs'])} readings matches their public commitments"
+            )
+        else:
+            bad.append(f"{what}: {verdict}")
+            print(f"BAD: {what}: the total does not check: {verdict}")
+    if bad:
+        raise MeterledgerError(f"{len(bad)} of {len(checked)} totals do not check; {bad[0]}")
     return EXIT_OK
 
 
-def check_result_cli(db: Any, result: Any) -> None:
+def check_results(db: Any, doc: Any) -> list[tuple[dict[str, Any], str | None]]:
+    """Each result in `doc` (what `results --json` prints, a list of results, or one)
+    with None if its total checks, else why not; `MeterledgerError` for no such document."""
+    if isinstance(doc, dict) and "results" in doc:
+        doc = doc["results"]
+    items = doc if isinstance(doc, list) else [doc]
+    if not items:
+        raise MeterledgerError("the document holds no results to check")
     try:
-        check_result(db, Registry(db), result)
-    except (KeyError, TypeError) as exc:
-        raise MeterledgerError(f"not a result document: missing {exc}") from None
-    except TotalCheckError as exc:
-        raise MeterledgerError(f"the total does not check: {exc}") from None
+        published = [Published.of(r) for r in items]
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        raise MeterledgerError(
+            f"not a result document (one of `results --json`, or all of it): bad or missing {exc}"
+        ) from None
+    verdicts = TotalChecks().check(db, Registry(db), published)
+    return list(zip(items, verdicts, strict=True))
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -385,6 +427,8 @@ def _author(command: commands.Command, args: argparse.Namespace) -> int:
     path = f"{command.route}?{request.query}" if request.query else command.route
     out = call_node(cfg, path, request.body, command.content)
     print(f"{out['type']} accepted as entry {out['pos']}, txid {out['txid']}")
+    for warning in out.get("warnings", []):
+        print(f"mlg-node: warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

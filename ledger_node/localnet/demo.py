@@ -65,6 +65,7 @@ from ledger_node.localnet.demo_scenario import (
 )
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.cli import EXIT_PIPE, run_cli
+from ledger_node.wire import DEFAULT_SLOT_S
 
 OPERATOR = "operator"
 """The operator the demo adds to every node (with a random password it never shows)."""
@@ -82,7 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--slots", type=int, default=5, help="slots to wait for (5)")
-    p.add_argument("--slot-seconds", type=int, default=60, help="slot length, s (60)")
+    p.add_argument(
+        "--slot-seconds",
+        type=int,
+        default=DEFAULT_SLOT_S,
+        help=f"slot length, s ({DEFAULT_SLOT_S})",
+    )
     p.add_argument("--speed", type=float, default=30.0, help="time runs this much faster (30)")
     p.add_argument(
         "--workdir",

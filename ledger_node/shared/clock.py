@@ -7,6 +7,7 @@ at which simulated and real time coincide).
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 from typing import Protocol
@@ -85,3 +86,8 @@ class FixedClock:
     def wait(self, event: threading.Event, seconds: float) -> bool:
         self.t += max(seconds, 0.0)
         return event.is_set()
+
+
+def utc_text(t: float) -> str:
+    """UTC unix seconds as people read them: ``2026-11-26 15:36:00 UTC``."""
+    return dt.datetime.fromtimestamp(int(t), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
