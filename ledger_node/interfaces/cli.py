@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import getpass
 import json
 import signal
@@ -15,19 +14,16 @@ from contextlib import closing
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from ledger_node.contract.checks import Published, TotalChecks
 from ledger_node.contract.dr1 import CONTRACT_VERSION
-from ledger_node.contract.settlement import Finality
 from ledger_node.interfaces import commands, status
-from ledger_node.interfaces.api import Api, ApiError, reconciliation, results, totals
+from ledger_node.interfaces.api import Api
 from ledger_node.interfaces.client import call_node, node_url, write_address
+from ledger_node.interfaces.readouts import check_total_cmd, read_json, results_cmd, totals_cmd
 from ledger_node.interfaces.verify import verify
 from ledger_node.interfaces.web import WebContext, WebServer
 from ledger_node.interfaces.web.auth import Operators, ensure_token
 from ledger_node.ledger import proofs
-from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
 from ledger_node.network.config import NodeConfig, load_config
 from ledger_node.network.genesis import make_genesis
@@ -116,10 +112,10 @@ def _inspect_parsers(cmd: Cmd) -> None:
     st = cmd("status", "node, groups, log, checkpoint, peers, counts, gateways", _status)
     st.add_argument("--json", action="store_true", help="print JSON")
     add_clock_options(st)
-    t = cmd("totals", "per-slot totals of the sites this node can read", _totals)
+    t = cmd("totals", "per-slot totals of the sites this node can read", totals_cmd)
     t.add_argument("--site", help="only this site")
     t.add_argument("--json", action="store_true", help="print JSON")
-    r = cmd("results", "a DR command's results, rewards and AS reconciliation", _results)
+    r = cmd("results", "a DR command's results, rewards and AS reconciliation", results_cmd)
     r.add_argument("--command", dest="dr_command", required=True, help="DR command id")
     r.add_argument("--json", action="store_true", help="print JSON")
     add_clock_options(r)
@@ -134,7 +130,7 @@ def _inspect_parsers(cmd: Cmd) -> None:
     ct = cmd(
         "check-total",
         "check a published result's Pedersen total against this node's data",
-        _check_total,
+        check_total_cmd,
     )
     ct.add_argument(
         "result",
@@ -250,83 +246,6 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _utc(t: int) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _totals(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
-        rows = totals(db, args.site)
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-        return EXIT_OK
-    print(f"{'site':<12} {'slot (UTC)':<17} {'Wh':>10} {'meters':>6} {'flagged':>7}")
-    for row in rows:
-        stamp = _utc(row["slot"])
-        print(
-            f"{row['site']:<12} {stamp:<17} {row['wh']:>10} {row['meters']:>6} {row['flagged']:>7}"
-        )
-    return EXIT_OK
-
-
-def _results(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    finality = Finality(clock_from(args).now(), cfg.late_after_s)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
-        try:
-            doc = results(db, args.dr_command, finality)
-        except ApiError as exc:
-            raise MeterledgerError(str(exc)) from None
-        recon = reconciliation(db, cfg.node_id, args.dr_command)
-    if args.json:
-        print(json.dumps(doc, indent=2, sort_keys=True))
-        return EXIT_OK
-    print(render_results(doc, recon))
-    return EXIT_OK
-
-
-def render_results(doc: dict[str, Any], recon: list[dict[str, Any]]) -> str:
-    """What `results` prints: a line per scope and slot, BC beside AS, and the rewards."""
-    rows, window = doc["results"], doc["window"]
-    lines = [
-        f"command {doc['command']}: window {_utc(window['start'])}-{_utc(window['end'])[-5:]}"
-        f" UTC, {WINDOW_TEXT[window['state']]} (at {_utc(doc['at'])})"
-    ]
-    if not rows:
-        lines.append("no results on this node (not declared, or not readable here)")
-    else:
-        lines.append(
-            f"{'scope':<10} {'slot (UTC)':<17} {'state':<5} {'BC Wh':>8} {'AS Wh':>8} {'':>2}"
-            f" {'baseline':>9} {'delivered':>9} {'target':>7} {'meters':>7}"
-        )
-    as_rows = {(r["org"], r["slot"]): r for r in recon}
-    for r in rows:
-        as_row = as_rows.get((r["scope"], r["slot"]))
-        as_wh = "-" if as_row is None or as_row["as_wh"] is None else str(as_row["as_wh"])
-        mark = {"equal": "=", "differs": "≠"}.get(as_row["status"] if as_row else "", "")
-        scope = f"{r['kind']}:{r['scope']}"
-        lines.append(
-            f"{scope:<10} {_utc(r['slot']):<17} {r['state']:<5} {r['actual_wh']:>8} {as_wh:>8}"
-            f" {mark:>2} {r['baseline_wh']:>9} {r['delivered_wh']:>9} {r['target_wh']:>7}"
-            f" {r['reported']:>3}/{r['declared']:<3}"
-        )
-    if window["state"] != "closed":
-        lines.append(f"reward: none before the window closes at {_utc(window['end'])} UTC")
-    for w in doc["rewards"]:
-        so_far = " so far (open: slots still take readings)" if w["state"] == "open" else ""
-        lines.append(
-            f"reward {w['ac']}: {w['reward_yen']} yen{so_far} ({w['state']}; credited"
-            f" {w['credited_wh']} Wh, shortfall {w['shortfall_wh']} Wh, penalised"
-            f" {w['penalised_wh']} Wh at {w['price_yen_per_kwh']} yen/kWh)"
-        )
-    return "\n".join(lines)
-
-
-WINDOW_TEXT = {"before": "not open yet", "running": "open now", "closed": "closed"}
-
-
 def _prove(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     with closing(connect(cfg.db_path, readonly=True)) as db:
@@ -342,58 +261,11 @@ def _consistency(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_json(path: Path) -> Any:
-    text = sys.stdin.read() if str(path) == "-" else path.read_text()
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise MeterledgerError(f"{path} is not JSON: {exc}") from None
-
-
 def _check_proof(args: argparse.Namespace) -> int:
-    doc = _read_json(args.proof)
+    doc = read_json(args.proof)
     key = load_public(args.node_key).verify_key if args.node_key else None
     print("OK: " + proofs.check(doc, key))
     return EXIT_OK
-
-
-def _check_total(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    doc = _read_json(args.result)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
-        checked = check_results(db, doc)
-    bad: list[str] = []
-    for result, verdict in checked:
-        what = f"{result['kind']} {result['scope']} slot {_utc(result['slot'])}"
-        if verdict is None:
-            print(
-                f"OK: {what}: {result['total']['v_wh']} Wh over"
-                f" {len(result['total']['refs'])} readings matches their public commitments"
-            )
-        else:
-            bad.append(f"{what}: {verdict}")
-            print(f"BAD: {what}: the total does not check: {verdict}")
-    if bad:
-        raise MeterledgerError(f"{len(bad)} of {len(checked)} totals do not check; {bad[0]}")
-    return EXIT_OK
-
-
-def check_results(db: Any, doc: Any) -> list[tuple[dict[str, Any], str | None]]:
-    """Each result in `doc` (what `results --json` prints, a list of results, or one)
-    with None if its total checks, else why not; `MeterledgerError` for no such document."""
-    if isinstance(doc, dict) and "results" in doc:
-        doc = doc["results"]
-    items = doc if isinstance(doc, list) else [doc]
-    if not items:
-        raise MeterledgerError("the document holds no results to check")
-    try:
-        published = [Published.of(r) for r in items]
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        raise MeterledgerError(
-            f"not a result document (one of `results --json`, or all of it): bad or missing {exc}"
-        ) from None
-    verdicts = TotalChecks().check(db, Registry(db), published)
-    return list(zip(items, verdicts, strict=True))
 
 
 def _verify(args: argparse.Namespace) -> int:
