@@ -94,7 +94,7 @@ from ledger_node.shared.errors import KeyFileError
 from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.shared.keys import PublicIdentity, load_public
 from ledger_node.shared.mqtt import MqttSettings
-from ledger_node.wire import MAX_ENVELOPE_BYTES
+from ledger_node.wire import DEFAULT_SLOT_S, MAX_ENVELOPE_BYTES
 from ledger_node.wire.readings import MAX_METERS_PER_BATCH
 
 PARITIES = ("N", "E", "O")
@@ -218,7 +218,7 @@ def config_from(data: dict[str, Any], base: Path) -> GatewayConfig:
     site = _id(gw, "site")
     key_path = gw.path("key")
     state_dir = gw.path("state_dir", "state")
-    slot_seconds = gw.get("slot_seconds", int, 60)
+    slot_seconds = gw.get("slot_seconds", int, DEFAULT_SLOT_S)
     if not 1 <= slot_seconds <= 86_400 or 86_400 % slot_seconds:
         raise ConfigError("gateway.slot_seconds must divide a day (1..86400)")
     max_skew_s = gw.get("max_clock_skew_s", float, 5.0)

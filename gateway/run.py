@@ -146,14 +146,13 @@ class Gateway:
         return slots
 
     def _subscribe(self) -> None:
-        """Marks for this gateway; the TSO's epoch keys for this site and its DR commands;
-        the trusted RAs' declarations. Only the trusted authors' topics: other parties'
-        facts are nothing to refuse."""
+        """The configured nodes' marks for this gateway; the TSO's epoch keys for this site
+        and its DR commands; the trusted RAs' declarations. Only the trusted authors'
+        topics: other parties' marks and facts are nothing to refuse."""
         cfg, p = self.cfg, self.publisher
-        if cfg.confirm_nodes:
-            p.subscribe(self.topics.hwms(cfg.gateway_id), self._on_mark)
-            for node in cfg.confirm_nodes:  # the nodes' signed times, fresh ones
-                p.subscribe(self.topics.checkpoint(node.name), self._on_checkpoint)
+        for node in cfg.confirm_nodes:  # their marks, and their signed times (fresh ones)
+            p.subscribe(self.topics.hwm(node.name, cfg.gateway_id), self._on_mark)
+            p.subscribe(self.topics.checkpoint(node.name), self._on_checkpoint)
         if cfg.tso is not None:
             p.subscribe(
                 self.topics.site_epochs(EpochKey.TYPE, cfg.site),

@@ -24,8 +24,10 @@ from firmware.emulator.dr import parse_window
 from firmware.emulator.faults import KINDS, FaultRates
 from firmware.emulator.line import Framing
 from firmware.emulator.runner import Emulator
+from ledger_node.shared.cli import run_cli
 from ledger_node.shared.clock import make_clock
 from ledger_node.shared.errors import ConfigError
+from ledger_node.wire import DEFAULT_SLOT_S
 
 log = logging.getLogger("mlg.emulator")
 
@@ -85,7 +87,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--parity", choices="NEO", default="N", help="parity (N)")
     p.add_argument("--stopbits", type=int, choices=(1, 2), default=1, help="stop bits (1)")
     p.add_argument("--turnaround-ms", type=float, default=0.0, help="device turnaround, ms (0)")
-    p.add_argument("--slot-seconds", type=int, default=60, help="slot length for --truth (60)")
+    p.add_argument(
+        "--slot-seconds",
+        type=int,
+        default=DEFAULT_SLOT_S,
+        help=f"slot length for --truth ({DEFAULT_SLOT_S}, the gateways' default)",
+    )
     p.add_argument("--truth", type=Path, help="append each meter's true energy per slot here")
     p.add_argument(
         "--energy-start-kwh",
@@ -185,6 +192,11 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    return run_cli("mlg-emulator", lambda: _serve(parser, args))
+
+
+def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Serve the meters `args` describe until SIGTERM or SIGINT."""
     try:
         if args.config is not None:
             given = _flags_given(parser, args)

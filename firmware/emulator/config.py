@@ -14,6 +14,7 @@ from firmware.emulator.profiles import parse_profile
 from gateway.meters import builtin_models
 from ledger_node.shared.config import Section, load_toml
 from ledger_node.shared.errors import ConfigError
+from ledger_node.wire import DEFAULT_SLOT_S
 
 MODELS = tuple(sorted(builtin_models()))
 """The gateway's built-in register tables: the Eastron models and the adapter."""
@@ -71,7 +72,7 @@ class LineSpec:
 @dataclass(frozen=True)
 class EmulatorSpec:
     lines: tuple[LineSpec, ...]
-    slot_s: int = 60
+    slot_s: int = DEFAULT_SLOT_S
     truth: Path | None = None
     seed: int | None = None
     utc_offset_h: float = 9.0
@@ -200,7 +201,7 @@ def load_config(path: Path) -> EmulatorSpec:
     utc_offset_h = emu.get("utc_offset_h", float, 9.0)
     spec = EmulatorSpec(
         lines=tuple(_line(s, i, utc_offset_h) for i, s in enumerate(root.sections("line"))),
-        slot_s=emu.get("slot_seconds", int, 60),
+        slot_s=emu.get("slot_seconds", int, DEFAULT_SLOT_S),
         truth=emu.optional_path("truth"),
         seed=emu.optional("seed", int),
         utc_offset_h=utc_offset_h,

@@ -261,8 +261,69 @@ def rewards(db: sqlite3.Connection, command: str) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True, slots=True)
+class Finality:
+    """Whether a result can still change, as of `now` (UTC s): a slot is "open" until it
+    has ended and either every declared meter reported or its readings' lateness limit
+    (`late_after_s` after its end) passed; then "final". A reward exists only once the
+    command's window has closed, and is final once every slot of its AC is."""
+
+    now: float
+    late_after_s: int
+
+    def slot(self, slot: int, slot_s: int, reported: int, declared: int) -> str:
+        end = slot + slot_s
+        if self.now < end or (reported < declared and self.now < end + self.late_after_s):
+            return OPEN
+        return FINAL
+
+    def window(self, command: DrCommand) -> str:
+        """ "before" its start, "running" until its end, then "closed"."""
+        if self.now < command.start:
+            return "before"
+        return "running" if self.now < command.end else "closed"
+
+
+OPEN = "open"
+FINAL = "final"
+
+
+def settled(
+    db: sqlite3.Connection, command: DrCommand, finality: Finality, scope: str | None = None
+) -> dict[str, Any]:
+    """A command's results per slot and scope (all scopes if None), each with its `state`
+    ("open" or "final"), and its rewards once the window has closed (each with its state)."""
+    every = results(db, command.id)
+    for r in every:
+        r["state"] = finality.slot(r["slot"], command.slot_s, r["reported"], r["declared"])
+    return {
+        "command": command.id,
+        "at": int(finality.now),
+        "window": {"start": command.start, "end": command.end, "state": finality.window(command)},
+        "results": [r for r in every if scope is None or r["scope"] == scope],
+        "rewards": due_rewards(db, command, finality),
+    }
+
+
+def due_rewards(
+    db: sqlite3.Connection, command: DrCommand, finality: Finality
+) -> list[dict[str, Any]]:
+    """The command's rewards once its window has closed (none before), each with its
+    `state`: final once every slot of its AC is, else open."""
+    if finality.window(command) != "closed":
+        return []
+    out = []
+    for w in rewards(db, command.id):
+        own = result_rows(db, command.id, "ac", w["ac"])
+        final = all(finality.slot(r[1], command.slot_s, r[9], r[10]) == FINAL for r in own)
+        out.append(w | {"state": FINAL if final else OPEN})
+    return out
+
+
+@dataclass(frozen=True, slots=True)
 class Reconciled:
-    """One slot of an AS report beside the ledger: status equal, differs or missing."""
+    """One slot of an AS report beside the ledger: status equal, differs, missing (a side
+    has no value), or not_readable (no ledger value because this node cannot read the
+    author's sites)."""
 
     slot: int
     ledger_wh: int | None
@@ -283,8 +344,14 @@ def as_reported(
     }
 
 
-def reconcile(db: sqlite3.Connection, command: str, author: str) -> list[Reconciled]:
-    """An organisation's AS report for `command` against the ledger's totals for it."""
+NOT_READABLE = "not_readable"
+
+
+def reconcile(
+    db: sqlite3.Connection, command: str, author: str, readable: bool = True
+) -> list[Reconciled]:
+    """An organisation's AS report for `command` against the ledger's totals for it;
+    `readable`: whether this node settles the author's scope (`scopes_of`)."""
     reported = as_reported(db, command, author).get(author, {})
     ledger = {
         slot: wh
@@ -295,7 +362,12 @@ def reconcile(db: sqlite3.Connection, command: str, author: str) -> list[Reconci
     out = []
     for slot in sorted(set(reported) | set(ledger)):
         bc, as_ = ledger.get(slot), reported.get(slot)
-        status = "missing" if bc is None or as_ is None else "equal" if bc == as_ else "differs"
+        if bc is None and not readable:
+            status = NOT_READABLE
+        elif bc is None or as_ is None:
+            status = "missing"
+        else:
+            status = "equal" if bc == as_ else "differs"
         out.append(Reconciled(slot, bc, as_, status))
     return out
 

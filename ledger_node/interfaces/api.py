@@ -11,8 +11,10 @@ GET  /api/proof?txid=HEX             inclusion proof (see `proofs`)
 GET  /api/consistency?from=N[&to=M]  consistency proof
 GET  /api/registry                   organisations and sites
 GET  /api/commands                   DR commands with their declarations
-GET  /api/results?command=ID[&scope=ORG]   results per slot and scope, rewards
-GET  /api/reconciliation?command=ID[&org=ORG]  AS report against the ledger, slot by slot
+GET  /api/results?command=ID[&scope=ORG]   results per slot and scope, each "open" or
+                                     "final", and the rewards once the window closed
+GET  /api/reconciliation?command=ID[&org=ORG]  AS reports against the ledger, slot by
+                                     slot (default: every report this node can check)
 GET  /api/totals[?site=S]            per site and slot: Wh and meters (readable sites)
 GET  /api/control[?command=ID]       DR control actions the gateways recorded in their
                                      sealed batches (readable sites), oldest first
@@ -37,9 +39,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ledger_node.contract import settlement
+from ledger_node.contract.settlement import Finality
 from ledger_node.interfaces import commands, status
 from ledger_node.interfaces.commands import Query, param
-from ledger_node.ledger import load_command, proofs
+from ledger_node.ledger import LedgerSettings, load_command, proofs
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
 from ledger_node.network import enrolments
@@ -81,12 +84,15 @@ def control_actions(db: sqlite3.Connection, command: str | None) -> list[dict[st
     return [dict(zip(keys, row, strict=True)) | {"ok": bool(row[7])} for row in rows]
 
 
-def results(db: sqlite3.Connection, command: str, scope: str | None = None) -> dict[str, Any]:
-    """A DR command's results per slot and scope (all scopes if None) and its rewards."""
-    return {
-        "results": settlement.results(db, command, scope=scope),
-        "rewards": settlement.rewards(db, command),
-    }
+def results(
+    db: sqlite3.Connection, command_id: str, finality: Finality, scope: str | None = None
+) -> dict[str, Any]:
+    """A DR command's results per slot and scope (all scopes if None), each open or
+    final, and its rewards once its window has closed (`settlement.settled`)."""
+    command = load_command(db, command_id)
+    if command is None:
+        raise ApiError(HTTPStatus.NOT_FOUND, f"no DR command {command_id} on this node")
+    return settlement.settled(db, command, finality, scope)
 
 
 def registry(db: sqlite3.Connection) -> dict[str, Any]:
@@ -145,12 +151,40 @@ def _consistency(db: sqlite3.Connection, me: str, query: Query) -> dict[str, Any
     return proofs.consistency(db, me, old, None if to is None else int(to))
 
 
-def _reconciliation(db: sqlite3.Connection, me: str, query: Query) -> list[dict[str, Any]]:
-    org = param(query, "org", required=False) or me
-    rows = settlement.reconcile(db, param(query, "command") or "", org)
+def reconciliation(
+    db: sqlite3.Connection, me: str, command: str, org: str | None = None
+) -> list[dict[str, Any]]:
+    """AS reports for `command` beside the ledger, slot by slot: `org`'s, or by default
+    this node's own (an AC or RA) and every report of an organisation whose results this
+    node settles (the TSO: every report); a slot of a scope this node cannot read is
+    `not_readable`, not missing."""
+    registry = Registry(db)
+    kinds = {o: state.org.role for o, state in registry.orgs.items()}
+    readable = {
+        scope
+        for _, scope in settlement.scopes_of(
+            me,
+            registry,
+            [o for o, k in kinds.items() if k == "ra"],
+            [o for o, k in kinds.items() if k == "ac"],
+        )
+    }
+    if org is not None:
+        orgs = [org]
+    else:
+        reported = settlement.as_reported(db, command)
+        own = [me] if kinds.get(me) in ("ac", "ra") else []
+        orgs = sorted(set(own) | (set(reported) & readable))
     return [
-        {"slot": r.slot, "ledger_wh": r.ledger_wh, "as_wh": r.as_wh, "status": r.status}
-        for r in rows
+        {
+            "org": o,
+            "slot": r.slot,
+            "ledger_wh": r.ledger_wh,
+            "as_wh": r.as_wh,
+            "status": r.status,
+        }
+        for o in orgs
+        for r in settlement.reconcile(db, command, o, o in readable)
     ]
 
 
@@ -158,12 +192,24 @@ class Api:
     """Request handling, separate from the HTTP plumbing so the CLI can reuse it."""
 
     def __init__(
-        self, db_path: Path, me: str, node: Node | None, clock_now: Callable[[], float]
+        self,
+        db_path: Path,
+        me: str,
+        node: Node | None,
+        clock_now: Callable[[], float],
+        late_after_s: int = LedgerSettings().late_after_s,
     ) -> None:
         self.db_path = db_path
         self.me = me
         self.node = node
         self.now = clock_now
+        self.late_after_s = late_after_s
+        """The node's lateness limit: a slot's result is final at the latest this long
+        after its end (`settlement.Finality`)."""
+
+    def finality(self) -> Finality:
+        """Which results can still change, as of now on the node's clock."""
+        return Finality(self.now(), self.late_after_s)
 
     def get(self, path: str, query: Query) -> Any:
         handler = GETS.get(path)
@@ -249,14 +295,24 @@ GETS: dict[str, Get] = {
             "A DR command's results per slot and scope, and its rewards",
             (("command", True, "the command id"), ("scope", False, "one AC or RA")),
             lambda db, api, q: results(
-                db, param(q, "command") or "", param(q, "scope", required=False)
+                db, param(q, "command") or "", api.finality(), param(q, "scope", required=False)
             ),
         ),
         Get(
             "/api/reconciliation",
             "An organisation's AS report against the ledger, slot by slot",
-            (("command", True, "the command id"), ("org", False, "the AC or RA (this node)")),
-            lambda db, api, q: _reconciliation(db, api.me, q),
+            (
+                ("command", True, "the command id"),
+                (
+                    "org",
+                    False,
+                    "one AC or RA (default: this node's own and every report of an"
+                    " organisation this node settles; on the TSO's node every report)",
+                ),
+            ),
+            lambda db, api, q: reconciliation(
+                db, api.me, param(q, "command") or "", param(q, "org", required=False)
+            ),
         ),
         Get(
             "/api/totals",

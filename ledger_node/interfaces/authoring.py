@@ -11,12 +11,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from ledger_node.ledger.admission import Ledger, Outcome
+from ledger_node.ledger.registry import Registry
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.shared.keys import PublicIdentity
 from ledger_node.wire import (
@@ -68,10 +70,14 @@ def submit(ledger: Ledger, message: Message) -> dict[str, Any]:
         outcome: Outcome = ledger.author(message)
     except (WireError, ValueError) as exc:
         raise RequestError(str(exc)) from None
-    if not outcome.ok:
+    if outcome.status == "held":
         raise RequestError(
-            f"refused ({outcome.reason}); see the node's log for why", outcome.reason
+            f"not accepted ({outcome.reason}): {outcome.detail}; author its predecessor first",
+            outcome.reason,
         )
+    if not outcome.ok:
+        why = f": {outcome.detail}" if outcome.detail else ""
+        raise RequestError(f"refused ({outcome.reason}){why}", outcome.reason)
     return {"type": message.TYPE, "txid": outcome.txid.hex(), "pos": outcome.pos}
 
 
@@ -110,7 +116,8 @@ def site_move(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
 
 def command(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
     """{"id", "start", "end", "slot_s", "gate_closure" (UTC s or ISO 8601),
-    "price_yen_per_kwh", "targets": {ac: Wh per slot}}"""
+    "price_yen_per_kwh", "targets": {ac: Wh per slot}}; the answer carries "warnings"
+    when no registered gateway seals slots of its length (it would count no meter)."""
     targets = _field(body, "targets", dict)
     message = DrCommand(
         by=ledger.me.name,
@@ -122,7 +129,30 @@ def command(ledger: Ledger, body: Mapping[str, Any]) -> dict[str, Any]:
         price_yen_per_kwh=_field(body, "price_yen_per_kwh", int),
         targets=tuple(sorted((str(ac), int(wh)) for ac, wh in targets.items())),
     )
-    return submit(ledger, message)
+    answer = submit(ledger, message)
+    lengths = gateway_slot_lengths(ledger.db, ledger.registry)
+    if lengths and message.slot_s not in lengths:
+        sealed = ", ".join(f"{s} s ({len(g)} gateways)" for s, g in sorted(lengths.items()))
+        answer["warnings"] = [
+            f"no registered gateway seals {message.slot_s} s slots (their newest batches:"
+            f" {sealed}): this command counts none of their readings; issue another with"
+            " their slot length"
+        ]
+    return answer
+
+
+def gateway_slot_lengths(db: sqlite3.Connection, registry: Registry) -> dict[int, list[str]]:
+    """The registered sites' gateways by the slot length (s) of their newest batch held
+    here (gateways without a batch yet are not known)."""
+    lengths: dict[int, list[str]] = {}
+    for site in registry.sites.values():
+        row = db.execute(
+            "SELECT slot_s FROM batches WHERE gateway=? ORDER BY seq DESC LIMIT 1",
+            (site.gateway.id,),
+        ).fetchone()
+        if row is not None:
+            lengths.setdefault(int(row[0]), []).append(site.gateway.id)
+    return lengths
 
 
 def _next_rev(ledger: Ledger, table: str, who: str, command_id: str) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import getpass
 import json
 import signal
@@ -15,20 +14,17 @@ from contextlib import closing
 from functools import partial
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-from ledger_node.contract import settlement
-from ledger_node.contract.checks import check_result
-from ledger_node.contract.dr1 import CONTRACT_VERSION, TotalCheckError
+from ledger_node.contract.dr1 import CONTRACT_VERSION
 from ledger_node.interfaces import commands, status
-from ledger_node.interfaces.api import Api, results, totals
+from ledger_node.interfaces.api import Api
 from ledger_node.interfaces.broker import config as broker_config
 from ledger_node.interfaces.client import call_node, node_url, write_address
+from ledger_node.interfaces.readouts import check_total_cmd, read_json, results_cmd, totals_cmd
 from ledger_node.interfaces.verify import verify
 from ledger_node.interfaces.web import WebContext, WebServer
 from ledger_node.interfaces.web.auth import Operators, ensure_token
 from ledger_node.ledger import proofs
-from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
 from ledger_node.network.config import NodeConfig, load_config
 from ledger_node.network.genesis import make_genesis
@@ -118,12 +114,13 @@ def _inspect_parsers(cmd: Cmd) -> None:
     st = cmd("status", "node, groups, log, checkpoint, peers, counts, gateways", _status)
     st.add_argument("--json", action="store_true", help="print JSON")
     add_clock_options(st)
-    t = cmd("totals", "per-slot totals of the sites this node can read", _totals)
+    t = cmd("totals", "per-slot totals of the sites this node can read", totals_cmd)
     t.add_argument("--site", help="only this site")
     t.add_argument("--json", action="store_true", help="print JSON")
-    r = cmd("results", "a DR command's results, rewards and AS reconciliation", _results)
+    r = cmd("results", "a DR command's results, rewards and AS reconciliation", results_cmd)
     r.add_argument("--command", dest="dr_command", required=True, help="DR command id")
     r.add_argument("--json", action="store_true", help="print JSON")
+    add_clock_options(r)
     pr = cmd("prove", "print an inclusion proof of a transaction (JSON)", _prove)
     pr.add_argument("txid", help="transaction id (hex)")
     co = cmd("consistency", "print a consistency proof between two log sizes (JSON)", _consistency)
@@ -135,10 +132,13 @@ def _inspect_parsers(cmd: Cmd) -> None:
     ct = cmd(
         "check-total",
         "check a published result's Pedersen total against this node's data",
-        _check_total,
+        check_total_cmd,
     )
     ct.add_argument(
-        "result", type=Path, help="a result as JSON (one of `results --json`), - for stdin"
+        "result",
+        type=Path,
+        help="what `results --json` prints (every result in it is checked), or one of its"
+        " results; - for stdin",
     )
     cmd("verify", "replay the log and re-check everything derived from it", _verify)
 
@@ -149,6 +149,8 @@ def _author_parsers(cmd: Cmd) -> None:
             p = cmd(c.verb, c.help + " (through the running node's API)", partial(_author, c))
             for a in c.args:
                 p.add_argument(*a.flags, **a.options)
+            if c.clock:
+                add_clock_options(p)
 
 
 # -- offline commands ----------------------------------------------------------------------------
@@ -187,7 +189,7 @@ def _run(args: argparse.Namespace) -> int:
     server = None
     if cfg.api is not None:
         ctx = WebContext(
-            Api(cfg.db_path, cfg.node_id, node, clock.now),
+            Api(cfg.db_path, cfg.node_id, node, clock.now, cfg.late_after_s),
             ensure_token(cfg.token_path),
             _operators(cfg),
         )
@@ -246,64 +248,6 @@ def _status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _utc(t: int) -> str:
-    return dt.datetime.fromtimestamp(t, dt.UTC).strftime("%Y-%m-%d %H:%M")
-
-
-def _totals(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
-        rows = totals(db, args.site)
-    if args.json:
-        for row in rows:
-            print(json.dumps(row))
-        return EXIT_OK
-    print(f"{'site':<12} {'slot (UTC)':<17} {'Wh':>10} {'meters':>6} {'flagged':>7}")
-    for row in rows:
-        stamp = _utc(row["slot"])
-        print(
-            f"{row['site']:<12} {stamp:<17} {row['wh']:>10} {row['meters']:>6} {row['flagged']:>7}"
-        )
-    return EXIT_OK
-
-
-def _results(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
-        doc = results(db, args.dr_command)
-        rows, rewards = doc["results"], doc["rewards"]
-        scopes = sorted({r["scope"] for r in rows})
-        recon = {s: settlement.reconcile(db, args.dr_command, s) for s in scopes}
-    if args.json:
-        print(json.dumps(doc, indent=2, sort_keys=True))
-        return EXIT_OK
-    if not rows:
-        print(f"no results for {args.dr_command} on this node (not declared, or not readable here)")
-        return EXIT_OK
-    print(f"command {args.dr_command}, contract {rows[0]['contract']}")
-    print(
-        f"{'scope':<10} {'slot (UTC)':<17} {'BC Wh':>8} {'AS Wh':>8} {'':>2} {'baseline':>9}"
-        f" {'delivered':>9} {'target':>7} {'meters':>7}"
-    )
-    for r in rows:
-        as_row = next((x for x in recon[r["scope"]] if x.slot == r["slot"]), None)
-        as_wh = "-" if as_row is None or as_row.as_wh is None else str(as_row.as_wh)
-        mark = {"equal": "=", "differs": "≠"}.get(as_row.status if as_row else "", "")
-        scope = f"{r['kind']}:{r['scope']}"
-        print(
-            f"{scope:<10} {_utc(r['slot']):<17} {r['actual_wh']:>8} {as_wh:>8}"
-            f" {mark:>2} {r['baseline_wh']:>9} {r['delivered_wh']:>9} {r['target_wh']:>7}"
-            f" {r['reported']:>3}/{r['declared']:<3}"
-        )
-    for w in rewards:
-        print(
-            f"reward {w['ac']}: {w['reward_yen']} yen (credited {w['credited_wh']} Wh, shortfall"
-            f" {w['shortfall_wh']} Wh, penalised {w['penalised_wh']} Wh at"
-            f" {w['price_yen_per_kwh']} yen/kWh)"
-        )
-    return EXIT_OK
-
-
 def _prove(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     with closing(connect(cfg.db_path, readonly=True)) as db:
@@ -319,41 +263,11 @@ def _consistency(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _read_json(path: Path) -> Any:
-    text = sys.stdin.read() if str(path) == "-" else path.read_text()
-    try:
-        return json.loads(text)
-    except ValueError as exc:
-        raise MeterledgerError(f"{path} is not JSON: {exc}") from None
-
-
 def _check_proof(args: argparse.Namespace) -> int:
-    doc = _read_json(args.proof)
+    doc = read_json(args.proof)
     key = load_public(args.node_key).verify_key if args.node_key else None
     print("OK: " + proofs.check(doc, key))
     return EXIT_OK
-
-
-def _check_total(args: argparse.Namespace) -> int:
-    cfg = load_config(args.config)
-    result = _read_json(args.result)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
-        check_result_cli(db, result)
-    print(
-        f"OK: {result['kind']} {result['scope']} slot {_utc(result['slot'])}: "
-        f"{result['total']['v_wh']} Wh over {len(result['total']['refs'])} readings matches "
-        "their public commitments"
-    )
-    return EXIT_OK
-
-
-def check_result_cli(db: Any, result: Any) -> None:
-    try:
-        check_result(db, Registry(db), result)
-    except (KeyError, TypeError) as exc:
-        raise MeterledgerError(f"not a result document: missing {exc}") from None
-    except TotalCheckError as exc:
-        raise MeterledgerError(f"the total does not check: {exc}") from None
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -387,6 +301,8 @@ def _author(command: commands.Command, args: argparse.Namespace) -> int:
     path = f"{command.route}?{request.query}" if request.query else command.route
     out = call_node(cfg, path, request.body, command.content)
     print(f"{out['type']} accepted as entry {out['pos']}, txid {out['txid']}")
+    for warning in out.get("warnings", []):
+        print(f"mlg-node: warning: {warning}", file=sys.stderr)
     return EXIT_OK
 
 

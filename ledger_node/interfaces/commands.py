@@ -18,9 +18,11 @@ from typing import Any
 from ledger_node.interfaces import authoring, enrolment
 from ledger_node.interfaces.authoring import RequestError, parse_as_csv, parse_time
 from ledger_node.ledger.admission import Ledger
+from ledger_node.shared.cli import clock_from
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.shared.keys import load_public
 from ledger_node.wire import (
+    DEFAULT_SLOT_S,
     AsReport,
     DrCommand,
     DrDeclaration,
@@ -111,6 +113,8 @@ class Command:
     """The media type of the body it takes: `JSON` or `CSV`."""
     read: Reader = json_object
     """The request's fields from the HTTP query and body."""
+    clock: bool = False
+    """Whether its CLI verb takes the clock options (its times may be relative to now)."""
 
 
 def _pair(text: str) -> tuple[str, int]:
@@ -118,6 +122,38 @@ def _pair(text: str) -> tuple[str, int]:
     if not sep or not value.isdigit():
         raise MeterledgerError(f"{text!r}: expected NAME=INTEGER")
     return name, int(value)
+
+
+RELATIVE_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+def cli_time(text: str, now: float, align: int = 1) -> int:
+    """A time argument: UTC s or ISO 8601 with its offset (`parse_time`), or relative to
+    `now` on the CLI's clock: ``now``, ``+90``, ``+5m``, ``+2h``, rounded up to a multiple
+    of `align` (a command's slot boundary)."""
+    text = text.strip()
+    if not text.startswith(("now", "+")):
+        return parse_time(text)
+    amount = text.removeprefix("now").removeprefix("+") or "0"
+    scale = RELATIVE_UNITS.get(amount[-1], 1) if amount[-1].isalpha() else 1
+    number = amount[:-1] if amount[-1].isalpha() else amount
+    if not number.isdigit() or (amount[-1].isalpha() and amount[-1] not in RELATIVE_UNITS):
+        raise MeterledgerError(f"{text!r}: a relative time is now, +SECONDS, +MINUTESm or +HOURSh")
+    t = int(now) + int(number) * scale
+    return -(-t // align) * align
+
+
+def _command_request(a: argparse.Namespace) -> dict[str, Any]:
+    now = clock_from(a).now()
+    return {
+        "id": a.id,
+        "start": cli_time(a.start, now, a.slot_s),
+        "end": cli_time(a.end, now, a.slot_s),
+        "slot_s": a.slot_s,
+        "gate_closure": cli_time(a.gate_closure, now),
+        "price_yen_per_kwh": a.price,
+        "targets": dict(_pair(t) for t in a.target),
+    }
 
 
 def _csv_request(args: argparse.Namespace) -> Request:
@@ -183,10 +219,25 @@ COMMANDS: tuple[Command, ...] = (
         "TSO: issue a DR command",
         (
             arg("--id", required=True),
-            arg("--start", required=True, help="UTC s or ISO 8601 with offset"),
-            arg("--end", required=True, help="UTC s or ISO 8601 with offset"),
-            arg("--slot-s", type=int, default=1800, help="slot length, s (1800)"),
-            arg("--gate-closure", required=True, help="declarations accepted until then"),
+            arg(
+                "--start",
+                required=True,
+                help="UTC s, ISO 8601 with offset, or relative to the clock (now, +90, +5m,"
+                " +2h; start and end rounded up to a slot boundary)",
+            ),
+            arg("--end", required=True, help="as --start"),
+            arg(
+                "--slot-s",
+                type=int,
+                default=DEFAULT_SLOT_S,
+                help=f"slot length, s ({DEFAULT_SLOT_S}, as the gateways' default): the"
+                " gateways' slot length, or the command counts none of their readings",
+            ),
+            arg(
+                "--gate-closure",
+                required=True,
+                help="declarations accepted until then (as --start)",
+            ),
             arg("--price", type=int, required=True, help="yen per kWh delivered"),
             arg(
                 "--target",
@@ -196,15 +247,8 @@ COMMANDS: tuple[Command, ...] = (
                 help="reduction per slot",
             ),
         ),
-        lambda a: {
-            "id": a.id,
-            "start": parse_time(a.start),
-            "end": parse_time(a.end),
-            "slot_s": a.slot_s,
-            "gate_closure": parse_time(a.gate_closure),
-            "price_yen_per_kwh": a.price,
-            "targets": dict(_pair(t) for t in a.target),
-        },
+        _command_request,
+        clock=True,
     ),
     Command(
         "declare",

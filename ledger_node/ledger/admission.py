@@ -72,6 +72,8 @@ class Outcome:
     kind: str = ""
     pos: int | None = None
     message: Message | None = field(default=None, repr=False)
+    detail: str = ""
+    """Why it was refused or held, in words (what the log says)."""
 
     @property
     def ok(self) -> bool:
@@ -256,7 +258,7 @@ class Ledger(LedgerState):
     def _refuse(self, reason: str, detail: str, txid: bytes = b"") -> Outcome:
         self.count(f"refused:{reason}")
         log.warning("refused (%s): %s", reason, detail)
-        return Outcome("refused", reason, txid)
+        return Outcome("refused", reason, txid, detail=detail)
 
     def _hold(
         self,
@@ -279,7 +281,7 @@ class Ledger(LedgerState):
         self.pending.hold(
             txid, envelope.raw, reason, now, source, envelope.signer, known, again=retry
         )
-        return Outcome("held", reason, txid)
+        return Outcome("held", reason, txid, detail=detail)
 
     def expire_pending(self) -> int:
         """Drop the held facts past their time (see `pending`); how many."""

@@ -64,6 +64,8 @@ from ledger_node.localnet.demo_scenario import (
     issue_command,
 )
 from ledger_node.localnet.wait import wait_until
+from ledger_node.shared.cli import EXIT_PIPE, run_cli
+from ledger_node.wire import DEFAULT_SLOT_S
 
 OPERATOR = "operator"
 """The operator the demo adds to every node (with a random password it never shows)."""
@@ -81,7 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         ),
     )
     p.add_argument("--slots", type=int, default=5, help="slots to wait for (5)")
-    p.add_argument("--slot-seconds", type=int, default=60, help="slot length, s (60)")
+    p.add_argument(
+        "--slot-seconds",
+        type=int,
+        default=DEFAULT_SLOT_S,
+        help=f"slot length, s ({DEFAULT_SLOT_S})",
+    )
     p.add_argument("--speed", type=float, default=30.0, help="time runs this much faster (30)")
     p.add_argument(
         "--workdir",
@@ -165,11 +172,11 @@ def serve_until_interrupted(chain: Chain) -> None:
 
 def run_demo(args: argparse.Namespace, work: Path) -> int:
     broker = start_broker(work, args.broker)
-    print(f"broker: {broker.kind} on 127.0.0.1:{broker.port}")
     protocol = "3.1.1" if broker.kind == "amqtt" else "5"  # amqtt speaks MQTT 3.1.1 only
     chain = demo_chain(work, broker.port, args.slot_seconds, args.speed, protocol)
     slot_s = args.slot_seconds
     try:
+        print(f"broker: {broker.kind} on 127.0.0.1:{broker.port}")
         chain.start_emulators()
         devices = {s: os.readlink(work / f"meter-{s}") for s in SITES}
         print(
@@ -240,10 +247,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.workdir is not None:
         args.workdir.mkdir(parents=True, exist_ok=True)
-        return run_demo(args, args.workdir.resolve())
+        return run_cli("mlg-demo", lambda: run_demo(args, args.workdir.resolve()))
     work = Path(tempfile.mkdtemp(prefix="mlg-demo-"))
-    code = run_demo(args, work)
-    if code == 0:  # kept after a failure: its logs say why
+    code = run_cli("mlg-demo", lambda: run_demo(args, work))
+    if code in (0, EXIT_PIPE):  # kept after a failure: its logs say why
         shutil.rmtree(work, ignore_errors=True)
     return code
 

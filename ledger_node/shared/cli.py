@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,8 @@ from ledger_node.shared.keys import Identity
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+EXIT_PIPE = 141
+"""The reader of our output went away (`| head`): 128 + SIGPIPE, as a shell tool ends."""
 
 
 def setup_logging(verbose: bool) -> None:
@@ -71,11 +74,20 @@ def keygen(args: argparse.Namespace) -> int:
 
 
 def run_cli(prog: str, handler: Callable[[], int]) -> int:
-    """Run a command; turn our errors into a message and exit code 1, ^C into 130."""
+    """Run a command; turn our errors into a message and exit code 1, ^C into 130, and
+    output piped into a reader that stopped reading (`| head`) into a quiet exit 141."""
     try:
-        return handler()
+        code = handler()
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's exit
+        return code
     except MeterledgerError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Whatever is still buffered goes nowhere, so the exit's own flush cannot fail.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_PIPE

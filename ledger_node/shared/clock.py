@@ -8,6 +8,7 @@ real second (0 for a clock that only moves when set).
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import threading
 import time
@@ -126,3 +127,8 @@ class FixedClock:
     def wait(self, event: threading.Event, seconds: float) -> bool:
         self.t += max(seconds, 0.0)
         return event.is_set()
+
+
+def utc_text(t: float) -> str:
+    """UTC unix seconds as people read them: ``2026-11-26 15:36:00 UTC``."""
+    return dt.datetime.fromtimestamp(int(t), dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

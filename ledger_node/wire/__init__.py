@@ -42,6 +42,7 @@ from ledger_node.wire.messages import (
     open_stored,
 )
 from ledger_node.wire.readings import (
+    DEFAULT_SLOT_S,
     QUALITY_FLAGS,
     ControlAction,
     MeterCommitment,
@@ -64,6 +65,7 @@ from ledger_node.wire.topics import Topic, Topics
 
 __all__ = [
     "BODY_VERSION",
+    "DEFAULT_SLOT_S",
     "MAX_ENVELOPE_BYTES",
     "QUALITY_FLAGS",
     "TYPES",

@@ -19,6 +19,9 @@ from ledger_node.wire.schema import B64, Const, Id, Int, ListOf, Obj, Str
 MAX_METERS_PER_BATCH = 256
 MAX_BOX_BYTES = 48 * 1024
 MAX_SLOT_SECONDS = 86_400
+DEFAULT_SLOT_S = 60
+"""The slot length (s) of gateways, emulators and DR commands unless configured: one
+default, so that a command and the readings it counts agree without being told."""
 MAX_CONTROL_ACTIONS = 16
 MAX_SEQ_GAP = 100_000
 """A batch's seq is at most this far above the highest its gateway has had committed (about

@@ -135,9 +135,13 @@ def test_marks_confirm_at_quorum_and_bad_marks_are_refused(site) -> None:  # typ
     stranger = Identity.generate("ac1")  # right name, wrong key
     good = HighWaterMark("ac1", GATEWAY, 2, (), int(clock.now()))
     other_gw = HighWaterMark("ac1", "gw-other", 2, (), int(clock.now()))
+    # A node the gateway does not count on (ra1 runs one too) publishes its mark: the
+    # gateway does not subscribe to it, so it is nothing to refuse.
+    ra1_mark = HighWaterMark("ra1", GATEWAY, 2, (), int(clock.now()))
     _publish(
         broker.port,
         [
+            (f"mlg/v1/hwm/ra1/{GATEWAY}", sign(ids["ra1"], ra1_mark)),
             (f"mlg/v1/hwm/ac1/{GATEWAY}", sign(stranger, good)),
             (f"mlg/v1/hwm/tso/{GATEWAY}", sign(ids["ac1"], good)),
             (f"mlg/v1/hwm/ac1/{GATEWAY}", sign(ids["ac1"], other_gw)),

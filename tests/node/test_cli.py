@@ -125,9 +125,55 @@ def test_authoring_commands_go_through_the_running_nodes(fig7: SimNet, tmp_path:
         "--target",
         "ac1=500",
     )
-    # Refused with the reason: an RA may not move a site; a time without its offset.
+    # c7 left --slot-s at its default: the gateways' (60 s), not 1800 s.
+    c7 = wait_until(
+        lambda: net.get("tso", "/api/commands"), 30, "c7 at the TSO", alive=net.check_alive
+    )
+    assert c7[0]["slot_s"] == 60
+    # Once site1's gateway sealed a batch (60 s slots), a command of 1800 s slots is taken
+    # with a warning that it counts none of their readings; a time relative to the
+    # network's clock is rounded up to a slot boundary.
+    fig7.publish([fig7.batch("site1", fig7.last_slot())])
+    fig7.wait_accepted(("tso",), 1)
+    times = ["--start", "+2h", "--end", "+3h", "--gate-closure", "+90"]
+    long = net.cli(
+        "tso",
+        "command",
+        "--id",
+        "c30",
+        "--slot-s",
+        "1800",
+        *times,
+        "--price",
+        "1",
+        "--target",
+        "ac1=1",
+        *net.clock_args,
+    )
+    assert long.returncode == 0, long.stderr
+    assert "warning: no registered gateway seals 1800 s slots" in long.stderr
+    assert "60 s (1 gateways)" in long.stderr
+    now = fig7.sim_now()
+    c30 = next(c for c in net.get("tso", "/api/commands") if c["id"] == "c30")
+    assert c30["start"] % 1800 == 0 and 0 <= c30["start"] - (now + 7200) < 1800 + 5
+    assert 80 <= c30["gate_closure"] - now <= 95
+    short = net.cli(
+        "tso",
+        "command",
+        "--id",
+        "c60",
+        *times,
+        "--price",
+        "1",
+        "--target",
+        "ac1=1",
+        *net.clock_args,
+    )
+    assert short.returncode == 0 and "warning" not in short.stderr, short.stderr
+    # Refused with the reason and why: an RA may not move a site; a time without its offset.
     refused = net.cli("ra1", "site-move", "--site", "site9", "--to", "ra1")
-    assert refused.returncode == 1 and "refused (not_allowed)" in refused.stderr
+    assert refused.returncode == 1 and "refused (not_allowed): site_move by ra1" in refused.stderr
+    assert "see the node's log" not in refused.stderr
     naive = net.cli(
         "tso",
         "command",
@@ -153,9 +199,12 @@ def test_authoring_commands_go_through_the_running_nodes(fig7: SimNet, tmp_path:
 
     wait_until(registered, 30, "site9 moved to ra4 on ac1's node", alive=net.check_alive)
     commands = wait_until(
-        lambda: net.get("ac1", "/api/commands"), 30, "c7 at ac1", alive=net.check_alive
+        lambda: [c for c in net.get("ac1", "/api/commands") if c["id"] == "c7"],
+        30,
+        "c7 at ac1",
+        alive=net.check_alive,
     )
-    assert commands[0]["id"] == "c7" and commands[0]["start"] == 1893456000
+    assert next(c for c in commands if c["id"] == "c7")["start"] == 1893456000
     ok("tso", "org-remove", "--id", "ra4")
     wait_until(
         lambda: (

@@ -11,7 +11,8 @@ import pytest
 
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.wait import wait_until
-from ledger_node.wire import DrDeclaration, EpochKey, open_body, parse
+from ledger_node.shared.clock import utc_text
+from ledger_node.wire import AsReport, DrDeclaration, EpochKey, open_body, parse
 from tests.node.conftest import fig7_nodes
 from tests.support.sim import SimNet, db_bytes, retained
 
@@ -20,6 +21,13 @@ pytestmark = pytest.mark.slow
 
 def _wait_sim(sim: SimNet, t: float) -> None:
     wait_until(lambda: sim.sim_now() >= t, 60, f"simulated time {t}", alive=sim.net.check_alive)
+
+
+def _csv(tmp_path: Path, start: int) -> Path:
+    """RA(1)'s AS report: site1's two meters, 100 + 150 and 101 + 150 Wh."""
+    path = tmp_path / "ra1-as.csv"
+    path.write_text(f"slot,wh\n{start},250\n{start + 60},251\n")
+    return path
 
 
 def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -> None:
@@ -43,6 +51,21 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
         )
         sim.net.post("ra1", "/api/declarations", {"command": "c1", "sites": {"site1": 400}})
         sim.net.publish_fact("ra2", DrDeclaration("ra2", "c1", 1, (("site2", (350,)),)))
+        # Before the window opens: every slot open, and no reward (it was -4 yen: no
+        # delivered reduction yet looked like a final shortfall).
+        early = wait_until(
+            lambda: [r for r in sim.net.get("tso", "/api/results?command=c1")["results"]],
+            30,
+            "the declarations settled",
+            alive=sim.net.check_alive,
+        )
+        before = sim.net.get("tso", "/api/results?command=c1")
+        assert before["window"]["state"] == "before" and before["rewards"] == []
+        assert {r["state"] for r in early} == {"open"}
+        text = sim.net.cli("tso", "results", "--command", "c1", *sim.net.clock_args)
+        assert text.returncode == 0, text.stderr
+        assert "not open yet" in text.stdout and "reward: none before the window" in text.stdout
+        assert " yen" not in text.stdout
         _wait_sim(sim, start + 120)
         sim.publish(
             [
@@ -51,9 +74,10 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
                 for site in ("site1", "site2", "site3")
             ]
         )
-        # After gate closure a declaration is refused, with its reason.
+        # After gate closure a declaration is refused, with its reason and the closure.
         late = sim.net.cli("ra1", "declare", "--command", "c1", "--site", "site1=1")
         assert late.returncode == 1 and "gate_closed" in late.stderr, late.stderr
+        assert f"after its gate closure at {utc_text(start)}" in late.stderr, late.stderr
 
         def settled(node: str) -> list[dict[str, object]]:
             rows = sim.net.get(node, "/api/results?command=c1")["results"]
@@ -84,8 +108,19 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
                 "price_yen_per_kwh": 20,
                 "reward_yen": 4,
                 "shortfall_wh": 0,
+                "state": "final",
             }
         ]
+        assert {r["state"] for r in tso} == {"final"}
+        # The CLI on the network's clock says the same; on the wall clock (behind the
+        # network's, which runs 20 times faster) the window has not even opened.
+        text = sim.net.cli("tso", "results", "--command", "c1", *sim.net.clock_args)
+        assert "closed" in text.stdout and "reward ac1: 4 yen (final;" in text.stdout
+        assert " open " not in text.stdout, text.stdout
+        wall = sim.net.cli("tso", "results", "--command", "c1")
+        assert "not open yet" in wall.stdout and "reward ac1" not in wall.stdout
+        unknown = sim.net.cli("tso", "results", "--command", "c9")
+        assert unknown.returncode == 1 and "no DR command c9" in unknown.stderr
         ra1 = wait_until(
             lambda: settled("ra1"), 30, "results on RA(1)'s node", alive=sim.net.check_alive
         )
@@ -104,6 +139,42 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
         total = dict(first["total"])  # type: ignore[call-overload]
         assert "leaves out" in check({**first, "total": {**total, "refs": total["refs"][1:]}})
         assert "altered" in check({**first, "total": {**total, "v_wh": total["v_wh"] + 1}})
+        # What `results --json` prints, whole: every result in it checked, one line each.
+        printed = sim.net.cli("tso", "results", "--command", "c1", "--json", *sim.net.clock_args)
+        doc = json.loads(printed.stdout)
+        path = tmp_path / "results.json"
+        path.write_text(printed.stdout)
+        whole = sim.net.cli("ra1", "check-total", str(path))
+        assert whole.returncode == 0, whole.stderr
+        assert whole.stdout.count("OK: ") == len(doc["results"]) == 6, whole.stdout
+        doc["results"][2]["total"]["v_wh"] += 1
+        path.write_text(json.dumps(doc))
+        bad = sim.net.cli("ra1", "check-total", str(path))
+        assert bad.returncode == 1 and "1 of 6 totals do not check" in bad.stderr
+        assert bad.stdout.count("OK: ") == 5 and "BAD: " in bad.stdout
+        path.write_text(json.dumps({"results": []}))
+        assert "no results" in sim.net.cli("ra1", "check-total", str(path)).stderr
+
+        # AS reports: RA(1)'s and AC(1)'s. On the TSO's node the reconciliation shows
+        # every report without being asked for one; on RA(1)'s, AC(1)'s slots are not
+        # readable there (not "missing").
+        sim.net.cli("ra1", "as-report", "--command", "c1", "--csv", str(_csv(tmp_path, start)))
+        sim.net.publish_fact("ac1", AsReport("ac1", "c1", 1, ((start, 500), (start + 60, 501))))
+
+        def reports(node: str, query: str = "") -> list[dict[str, object]]:
+            rows = sim.net.get(node, f"/api/reconciliation?command=c1{query}")
+            return rows if {r["org"] for r in rows} >= {"ac1", "ra1"} or query else []
+
+        tso_recon = wait_until(lambda: reports("tso"), 30, "both reports at the TSO")
+        assert {(r["org"], r["slot"]): r["status"] for r in tso_recon} == {
+            ("ac1", start): "equal",
+            ("ac1", start + 60): "differs",
+            ("ra1", start): "equal",
+            ("ra1", start + 60): "equal",
+        }
+        ra1_recon = wait_until(lambda: reports("ra1", "&org=ac1"), 30, "AC(1)'s report at RA(1)")
+        assert {r["status"] for r in ra1_recon} == {"not_readable"}
+        assert {r["org"] for r in sim.net.get("ra1", "/api/reconciliation?command=c1")} == {"ra1"}
 
         # Shred site1's epoch 0: unreadable on every replica, hashes and totals stay.
         secret = sim.gateways["site1"].sealed[0][1].readings[0].blinding

@@ -25,6 +25,7 @@ from ledger_node.interfaces.api import Api
 from ledger_node.interfaces.web import WebContext, WebServer
 from ledger_node.interfaces.web.auth import Operators
 from ledger_node.interfaces.web.templating import jst, kwh, slot_span
+from ledger_node.ledger import LedgerSettings
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import connect
 from ledger_node.localnet.wait import wait_until
@@ -92,6 +93,7 @@ def test_the_table_is_the_contracts_results_and_highlights_the_differing_slot(
         assert cells[col["削減実績 (kWh)"]] == kwh(r["delivered_wh"])
         assert cells[col["メーター 報告/宣言"]] == f"{r['reported']}/{r['declared']}"
         assert cells[col["集計値の公開検証"]] == "✓ 検証済み"
+        assert cells[col["状態"]] == "確定"  # ended, every meter reported
     # Figure 6: AC(1)'s totals 4, 3, 5, 10 and 2 kWh.
     assert [c[col["BC集計値 (kWh)"]] for c in texts] == [f"{k:.3f}" for k in FIG6_KWH]
     # AC(1)'s AS report differs by +100 Wh in one slot: that row alone is highlighted.
@@ -370,3 +372,42 @@ def test_a_tampered_total_fails_its_check_loudly(page: Page, fig6: Fig6, tso_cop
         shot(page, "compare-check-failed-ja")
     finally:
         server.stop()
+
+
+def test_totals_are_open_and_no_reward_shows_before_the_window_closes(
+    page: Page, fig6: Fig6, tso_copy: Path
+) -> None:
+    """The same results seen at three times: before the window (every total open, no
+    reward), while a meter's reading may still come (open, a provisional reward), and
+    after (final)."""
+    end = fig6.slots[-1] + SLOT_S
+    with closing(sqlite3.connect(tso_copy, isolation_level=None)) as db:
+        # Site2's reading of the last slot has not come yet, as far as this copy knows.
+        db.execute(
+            "UPDATE results SET reported = reported - 1 WHERE command='c1' AND slot=?",
+            (fig6.slots[-1],),
+        )
+    seen = []
+    for now in (fig6.start - 60, end + 60, end + LedgerSettings().late_after_s):
+        ctx = WebContext(
+            Api(tso_copy, "tso", None, lambda t=now: t),  # type: ignore[misc]
+            "token",
+            Operators(tso_copy.with_suffix(".web"), 60),
+        )
+        server = WebServer(ctx, "127.0.0.1", 0)
+        server.start()
+        try:
+            page.goto(f"{server.url}compare?command=c1&entity=ac1")
+            header, texts, _ = _table(page)
+            states = [cells[header.index("状態")] for cells in texts]
+            reward = page.locator("table.reward").count()
+            notes = page.locator("p.reward-pending, p.reward-state").all_inner_texts()
+            seen.append((states, reward, notes))
+        finally:
+            server.stop()
+    before, provisional, final = seen
+    assert before[0] == ["未確定"] * 5 and before[1] == 0
+    assert before[2][0].startswith("指令の時間帯が終わる")
+    assert provisional[0] == ["確定"] * 4 + ["未確定"] and provisional[1] == 1
+    assert provisional[2][0].startswith("暫定")
+    assert final[0] == ["確定"] * 5 and final[1] == 1 and final[2][0].startswith("確定")

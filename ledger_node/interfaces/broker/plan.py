@@ -65,6 +65,7 @@ class Plan:
             gw.id,
             read=(
                 t.hwms(gw.id),
+                t.checkpoints(),  # the nodes' signed times keep the gateway's clock
                 t.site_epochs(EpochKey.TYPE, gw.site),
                 t.site_epochs(EpochShred.TYPE, gw.site),
                 t.facts(DrCommand.TYPE, self.tso),

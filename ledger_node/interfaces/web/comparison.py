@@ -22,11 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger_node.contract.checks import Published, TotalChecks
-from ledger_node.contract.settlement import (
-    as_reported,
-    result_rows,
-    rewards,
-)
+from ledger_node.contract.settlement import Finality, as_reported, due_rewards, result_rows
 from ledger_node.interfaces.web.context import RegistryCache
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.ledger import load_command
@@ -86,6 +82,9 @@ class SlotRow:
     check: str | None = None
     """What the public check of the total found wrong; None when it passed (or there is
     no total to check: `bc_wh` is None)."""
+    state: str | None = None
+    """"open" while readings may still change the total, then "final" (None: no total;
+    `settlement.Finality`)."""
 
     @property
     def status(self) -> str:
@@ -125,6 +124,9 @@ class Comparison:
     every: list[SlotRow] = field(default_factory=list)
     """All the command's slots (for the chart; not checked)."""
     reward: dict[str, Any] | None = None
+    """The AC's reward once the window has closed, with its `state` (open or final)."""
+    window: str = ""
+    """The command's window: "before", "running" or "closed" (no reward before)."""
     declared: bool = False
     """Whether the entity (an AC: one of its RAs) declared sites for the command."""
     as_reported: bool = False
@@ -224,7 +226,9 @@ def find_entity(
     )
 
 
-def _slot_row(row: tuple[Any, ...] | None, slot: int, as_wh: int | None) -> SlotRow:
+def _slot_row(
+    row: tuple[Any, ...] | None, slot: int, as_wh: int | None, command: DrCommand, f: Finality
+) -> SlotRow:
     """A slot from its stored result (`settlement.result_rows`), if any, and AS value."""
     if row is None:
         return SlotRow(slot, None, as_wh)
@@ -233,6 +237,7 @@ def _slot_row(row: tuple[Any, ...] | None, slot: int, as_wh: int | None) -> Slot
         slot,
         row[5],
         as_wh,
+        state=f.slot(slot, command.slot_s, reported, declared),
         baseline_wh=baseline,
         target_wh=target,
         delivered_wh=delivered,
@@ -247,20 +252,23 @@ def compare(
     me: str,
     memory: Memory,
     tz: dt.tzinfo,
+    finality: Finality,
     command_id: str | None = None,
     entity_id: str | None = None,
     day: str | None = None,
 ) -> Comparison:
     """The comparison `me` shows for the command (default: the newest), the entity
     (default: this node, else the command's first AC) and the day in `tz` (default: the
-    command's first). A parameter it cannot answer is its `error`."""
+    command's first), as of `finality`'s time. A parameter it cannot answer is its
+    `error`."""
     with snapshot(db):
         registry = memory.registry(db)
         out = Comparison(command_infos(db), entities(registry, me))
         try:
             command = find_command(db, out.commands, command_id)
             if command is not None:
-                _fill(out, db, registry, me, memory.checks, tz, command, entity_id, day)
+                out.window = finality.window(command)
+                _fill(out, db, registry, me, memory.checks, tz, command, entity_id, day, finality)
         except ComparisonError as exc:
             out.error = exc
         return out
@@ -276,6 +284,7 @@ def _fill(
     command: DrCommand,
     entity_id: str | None,
     day: str | None,
+    finality: Finality,
 ) -> None:
     entity = find_entity(registry, me, out.entities, command, entity_id)
     days = days_of(command, tz)
@@ -290,14 +299,18 @@ def _fill(
         )
     stored = {row[1]: row for row in result_rows(db, command.id, entity.kind, entity.id)}
     reported = as_reported(db, command.id, entity.id).get(entity.id)
-    every = [_slot_row(stored.get(s), s, (reported or {}).get(s)) for s in command.slots]
+    every = [
+        _slot_row(stored.get(s), s, (reported or {}).get(s), command, finality)
+        for s in command.slots
+    ]
     today = [r for r in every if dt.datetime.fromtimestamp(r.slot, tz).date() == chosen_day]
     checked = [stored[r.slot] for r in today if r.slot in stored]
     verdicts = checks.check(db, registry, [Published.of_row(row) for row in checked])
     failed = {row[1]: v for row, v in zip(checked, verdicts, strict=True)}
     out.command, out.entity, out.day, out.days, out.every = command, entity, chosen_day, days, every
     out.rows = [dataclasses.replace(r, check=failed.get(r.slot)) for r in today]
-    out.reward = next((w for w in rewards(db, command.id) if w["ac"] == entity.ac), None)
+    due = due_rewards(db, command, finality)
+    out.reward = next((w for w in due if w["ac"] == entity.ac), None)
     declared = db.execute("SELECT ra FROM declarations WHERE command=?", (command.id,))
     out.declared = any(ra_under(registry, ra, entity) for (ra,) in declared)
     out.as_reported = reported is not None

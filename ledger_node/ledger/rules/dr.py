@@ -14,6 +14,7 @@ import sqlite3
 from ledger_node.ledger.arrival import Arrival
 from ledger_node.ledger.refusals import GATE_CLOSED, NOT_ALLOWED, STALE, Held, Refused
 from ledger_node.ledger.state import LedgerState
+from ledger_node.shared.clock import utc_text
 from ledger_node.wire import AsReport, DrCommand, DrDeclaration, open_stored
 
 
@@ -95,7 +96,9 @@ def declaration(state: LedgerState, a: Arrival) -> int | None:
         raise Held("unknown_command", f"declaration for {decl.command}, not seen yet")
     if a.live and a.at > cmd.gate_closure:
         raise Refused(
-            GATE_CLOSED, f"declaration for {cmd.id} after its gate closure at {cmd.gate_closure}"
+            GATE_CLOSED,
+            f"declaration for {cmd.id} at {utc_text(a.at)}, after its gate closure at"
+            f" {utc_text(cmd.gate_closure)}",
         )
     slots = len(cmd.slots)
     for site, baseline in decl.sites:

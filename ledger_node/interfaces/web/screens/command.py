@@ -20,7 +20,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from ledger_node.interfaces.api import dr_commands
-from ledger_node.interfaces.authoring import int_rule
+from ledger_node.interfaces.authoring import gateway_slot_lengths, int_rule
 from ledger_node.interfaces.commands import JSON
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.interfaces.web.pages import Screen, context, page
@@ -36,7 +36,7 @@ from ledger_node.interfaces.web.screens.authored import (
 from ledger_node.interfaces.web.templating import JST, jst
 from ledger_node.ledger.registry import Registry
 from ledger_node.shared.ids import ID_PATTERN
-from ledger_node.wire import DrCommand
+from ledger_node.wire import DEFAULT_SLOT_S, DrCommand
 from ledger_node.wire.facts import MAX_DR_SLOTS
 
 SCREEN = Screen("/command", N_("DR command"), frozenset({"tso"}))
@@ -45,7 +45,8 @@ SLOT_S = int_rule(DrCommand.SCHEMA, "slot_s")
 PRICE = int_rule(DrCommand.SCHEMA, "price_yen_per_kwh")
 TARGET_WH = int_rule(DrCommand.SCHEMA, "targets", "wh")
 SLOT_LENGTHS = (60, 300, 900, 1800, 3600)
-"""The slot lengths the form offers (s); the balancing market's slot (コマ) is 30 min."""
+"""The slot lengths the form offers (s); the balancing market's slot (コマ) is 30 min, the
+gateways' default `DEFAULT_SLOT_S` 1 min (the form suggests the gateways' own)."""
 INPUT_TIME = "%Y-%m-%d %H:%M"
 """How the form shows a date and time (JST)."""
 
@@ -173,15 +174,15 @@ def read_form(
     return shown, fields, errors
 
 
-def defaults(now: float) -> dict[str, str]:
-    """A new command's suggested window: the next hour but one, two 30-minute slots'
+def defaults(now: float, slot_s: int) -> dict[str, str]:
+    """A new command's suggested window: the next hour but one, in slots of `slot_s`,
     gate closure an hour before."""
     start = (int(now) // 3600 + 2) * 3600
     return {
         "id": "",
         "start": jst(start, INPUT_TIME),
         "end": jst(start + 3600, INPUT_TIME),
-        "slot_s": "1800",
+        "slot_s": str(slot_s),
         "gate_closure": jst(start - 3600, INPUT_TIME),
         "price": "",
     }
@@ -226,12 +227,15 @@ def _screen(
             return page(request, "command.html", {"serves": False}, status)
         issued = _issued(db)
         accepted = entry(db, request.query_params.get("accepted"))
+        lengths = gateway_slot_lengths(db, registry)
+    # The gateways' slot length where they agree on one, else the shared default.
+    slot_s = next(iter(lengths)) if len(lengths) == 1 else DEFAULT_SLOT_S
     for c in issued:
         c["open"] = c["gate_closure"] > now
         c["until"] = wall_time(request, c["gate_closure"])
     values = {
         "serves": True,
-        "form": shown or defaults(now),
+        "form": shown or defaults(now, slot_s),
         "errors": errors or {},
         "acs": active_acs(registry),
         "slot_lengths": SLOT_LENGTHS,

@@ -77,6 +77,14 @@ def _check(c: Comparison, r: SlotRow, _: Gettext) -> str:
     return "✓ " + _("passed") if r.check is None else "✗ " + _("FAILED") + ": " + r.check
 
 
+STATES = {"open": N_("open"), "final": N_("final")}
+"""A total's state: open while readings may still change it, then final."""
+
+
+def _state(c: Comparison, r: SlotRow, _: Gettext) -> str:
+    return "" if r.state is None else _(STATES[r.state])
+
+
 @dataclass(frozen=True)
 class Column:
     label: str
@@ -98,6 +106,7 @@ COLUMNS: tuple[Column, ...] = (
     Column(N_("Delivered reduction (kWh)"), "num", lambda c, r, _: kwh(r.delivered_wh)),
     Column(N_("Meters reported/declared"), "num", _coverage),
     Column(N_("Total's public check"), "check", _check),
+    Column(N_("State"), "state", _state),
 )
 """The comparison table's columns: label, CSS classes, and the cell's text."""
 
@@ -116,7 +125,14 @@ def _compare(request: Request) -> Comparison:
     q = request.query_params
     with ctx.reading() as db:
         return comparison.compare(
-            db, ctx.api.me, memory_of(ctx), JST, q.get("command"), q.get("entity"), q.get("date")
+            db,
+            ctx.api.me,
+            memory_of(ctx),
+            JST,
+            ctx.api.finality(),
+            q.get("command"),
+            q.get("entity"),
+            q.get("date"),
         )
 
 
