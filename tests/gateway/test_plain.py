@@ -37,8 +37,12 @@ from tests.support.ha_schema import check_sensor
 SLOT_S = 30
 
 
-def BUS(work: Path) -> dict[str, str]:
-    return {"rs485-0": str(work / "bus")}
+def _configure(work: Path, port: int, plain_port: int, options: str = "") -> None:
+    """The gateway of an SDM630 on the emulator's line, its plain view on `plain_port`."""
+    bus = {"rs485-0": str(work / "bus")}
+    path = gateway_config(work, port, bus, [MeterEntry("m1", 1, "sdm630")], SLOT_S)
+    plain = f"\n[plain]\nenabled = true\n{options}[plain.mqtt]\nport = {plain_port}\n"
+    path.write_text(path.read_text() + plain)
 
 
 def _all_discovery() -> list[tuple[str, dict[str, object]]]:
@@ -188,12 +192,7 @@ def test_the_plain_view_publishes_beside_the_signed_path(
     rig: tuple[Path, Broker, Emulator],
 ) -> None:
     work, broker, _ = rig
-    path = gateway_config(work, broker.port, BUS(work), [MeterEntry("m1", 1, "sdm630")], SLOT_S)
-    path.write_text(
-        path.read_text()
-        + "\n[plain]\nenabled = true\nshare_network_broker = true\nlive_every_s = 1\n"
-        + f"[plain.mqtt]\nport = {broker.port}\n"
-    )
+    _configure(work, broker.port, broker.port, "share_network_broker = true\nlive_every_s = 1\n")
     watch = Retained(broker.port, "mlg-plain/#", "homeassistant/#")
     collector = Collector(broker.port, work / "keys")
     gateway = GatewayProcess(work, clock_args(10.0))
@@ -245,10 +244,7 @@ def test_the_signed_path_does_not_wait_for_a_dead_plain_broker(
     rig: tuple[Path, Broker, Emulator],
 ) -> None:
     work, broker, _ = rig
-    path = gateway_config(work, broker.port, BUS(work), [MeterEntry("m1", 1, "sdm630")], SLOT_S)
-    path.write_text(
-        path.read_text() + f"\n[plain]\nenabled = true\n[plain.mqtt]\nport = {free_port()}\n"
-    )
+    _configure(work, broker.port, free_port())
     collector = Collector(broker.port, work / "keys")
     gateway = GatewayProcess(work, clock_args(10.0))
     gateway.start()
