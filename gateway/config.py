@@ -12,6 +12,8 @@ example::
     slot_seconds = 60                  # must divide a day
     max_clock_skew_s = 5               # beyond this off the nodes' signed time, slots follow
                                        # theirs (alarm clock_skew)
+    clock_wait_s = 60                  # at start, polls wait this long at most for a node's
+                                       # signed time (then: the system clock, unchecked)
 
     [trust]
     tso = "keys/tso.key.pub"           # signs epoch keys (the only keys sealed with) and
@@ -165,6 +167,9 @@ class GatewayConfig:
     max_message_bytes: int = MAX_ENVELOPE_BYTES
     unconfirmed_alarm_s: float = 3600.0
     max_clock_skew_s: float = 5.0
+    clock_wait_s: float = 60.0
+    """At start, how long (s) polls wait for a node's signed time before the system clock
+    is trusted unchecked (alarm `clock_unverified`)."""
     control: ControlConfig | None = None
     plain: PlainConfig | None = None
     """The local plain view (unsigned, unencrypted), when enabled."""
@@ -224,6 +229,9 @@ def config_from(data: dict[str, Any], base: Path) -> GatewayConfig:
     max_skew_s = gw.get("max_clock_skew_s", float, 5.0)
     if not 1 <= max_skew_s <= 3600:
         raise ConfigError("gateway.max_clock_skew_s must be 1..3600 seconds")
+    clock_wait_s = gw.get("clock_wait_s", float, 60.0)
+    if not 0 <= clock_wait_s <= 3600:
+        raise ConfigError("gateway.clock_wait_s must be 0..3600 seconds")
     gw.check_unknown()
 
     tso, ras, group_key_path = _trust_seal(root)
@@ -283,6 +291,7 @@ def config_from(data: dict[str, Any], base: Path) -> GatewayConfig:
         unconfirmed_alarm_s=unconfirmed_alarm_s,
         control=control,
         max_clock_skew_s=max_skew_s,
+        clock_wait_s=clock_wait_s,
         plain=plain,
         metrics=metrics_listen,
         enrol_code_path=enrol_code_path,

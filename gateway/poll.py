@@ -72,6 +72,8 @@ class BusPoller(threading.Thread):
         self.bus = bus if bus is not None else ModbusBus(bus_cfg)
         self.meters = list(meters)
         self.clock = clock
+        stamp = getattr(clock, "stamp", None)  # a DisciplinedClock tags its corrections
+        self._stamp: Callable[[], tuple[float, int]] = stamp or (lambda: (clock.now(), 0))
         self.on_sample = on_sample
         self.slot_s = slot_s
         self.health = {m.id: MeterHealth() for m in meters}
@@ -134,7 +136,7 @@ class BusPoller(threading.Thread):
         health = self.health[meter.id]
         attempts = 0
         while True:
-            t0 = self.clock.now()
+            t0, gen0 = self._stamp()
             try:
                 values = self._drivers[meter.id].read(self.bus, meter.unit)
             except PortError as exc:
@@ -155,7 +157,7 @@ class BusPoller(threading.Thread):
                     log.warning("meter %s: %s", meter.id, exc)
                 return False
             break
-        t1 = self.clock.now()
+        t1, gen = self._stamp()
         if not self.port_ok:
             self.port_ok = True
             log.info("bus %s: %s is back", self.cfg.name, self.bus.where)
@@ -171,7 +173,9 @@ class BusPoller(threading.Thread):
             return False
         health.polls += 1
         health.last_poll = t1
-        self.on_sample(Sample(meter.id, (t0 + t1) / 2, value))
+        # Mid-transaction, unless the clock was corrected meanwhile (then its end).
+        t = (t0 + t1) / 2 if gen == gen0 else t1
+        self.on_sample(Sample(meter.id, t, value, gen))
         return True
 
     def _port_lost(self, health: MeterHealth, exc: PortError) -> None:

@@ -33,6 +33,7 @@ from gateway.publish import Publisher
 from gateway.seal import Sealer
 from gateway.slots import MeterSlots, Sample, SlotEnergy
 from gateway.status import write_status
+from gateway.timegate import TimeGate
 from gateway.timekeeping import DisciplinedClock
 from gateway.trust import Trust
 from ledger_node.shared.clock import Clock
@@ -102,6 +103,9 @@ class Gateway:
                 "asking to be enrolled on %s (the RA approves with the code)", self.enrol_topic
             )
         self.slots = {m.id: self._meter_slots(m.id) for m in cfg.meters}
+        if not cfg.confirm_nodes:
+            clock.trust_system()  # no node to ask the time
+        self.time_gate = TimeGate(clock, self.slots, cfg.clock_wait_s)
         self.grace_s = cfg.slot_seconds / 2
         self._samples: queue.Queue[Sample] = queue.Queue()
         self._open: dict[int, dict[str, SlotEnergy]] = defaultdict(dict)
@@ -236,8 +240,8 @@ class Gateway:
                 except queue.Empty:
                     pass
                 else:
-                    for energy in self.slots[sample.meter].add(sample):
-                        self._open[energy.slot_start][energy.meter] = energy
+                    self._take(self.time_gate.add(sample))
+                self._take(self.time_gate.check())
                 sealed = self._seal_due(self.clock.now())
                 if sealed or time.monotonic() - last_tick >= TICK_S:
                     self.publisher.flush()
@@ -258,6 +262,10 @@ class Gateway:
                 self._metrics.stop()
             self._write_status(running=False)
             self.db.close()
+
+    def _take(self, energies: list[SlotEnergy]) -> None:
+        for energy in energies:
+            self._open[energy.slot_start][energy.meter] = energy
 
     def _control(self) -> None:
         """DR switches due now (checked every loop, ~0.1 s, so a window starts on time)."""
@@ -382,6 +390,14 @@ class Gateway:
             self._alarm("clock_skew", self.clock.describe())
         else:
             self._clear_alarm("clock_skew")
+        if self.cfg.confirm_nodes and self.clock.settled and not self.clock.verified:
+            self._alarm(
+                "clock_unverified",
+                "no fresh signed time from the nodes since start: slots follow the system"
+                " clock unchecked (are the nodes and the broker reachable?)",
+            )
+        else:
+            self._clear_alarm("clock_unverified")
 
     def _check_alarms(self) -> None:
         self._check_clock()
@@ -438,6 +454,8 @@ class Gateway:
             "clock": self.clock.now(),
             "clock_offset_s": round(self.clock.offset, 1),
             "clock_steps": self.clock.steps,
+            "clock_waiting": self.time_gate.waiting,
+            "slots_unreported": sum(s.gaps_unreported for s in self.slots.values()),
             "pid": os.getpid(),
             "running": running,
             "boot": self.boot,

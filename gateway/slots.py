@@ -47,6 +47,8 @@ class Sample:
     meter: str
     t: float
     energy_wh: float
+    clock_gen: int = field(default=0, compare=False)
+    """The gateway clock's correction `generation` that `t` was read in."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +162,27 @@ class MeterSlots:
         self._valid_wh += gain
         self._prev = sample
         return done
+
+    def rebase(self, shift_s: float) -> bool:
+        """The gateway's time was corrected by `shift_s` (s): move the last sample with it.
+        False when it leaves the slot in progress, which then goes unreported (logged and
+        counted in `gaps_unreported`): its start was measured on the wrong time."""
+        prev = self._prev
+        if prev is None or not shift_s:
+            return True
+        t = prev.t + shift_s
+        self._prev = Sample(self.meter, t, prev.energy_wh)
+        if self._slot <= t < self._slot + self.slot_s:
+            return True
+        self.gaps_unreported += 1
+        log.error(
+            "meter %s: the clock was corrected by %+.0f s; the slot in progress is not"
+            " reported (its start was measured on the wrong time)",
+            self.meter,
+            shift_s,
+        )
+        self._slot, self._start_wh, self._flags = self._slot_of(t), None, set()
+        return False
 
     def _judge(self, before: float, after: float, delta: float, dt: float) -> set[str]:
         flags: set[str] = set()

@@ -12,7 +12,11 @@ only right if its boundaries are, so the gateway does not trust its system clock
   clock) and raises `clock_skew` until the system clock agrees again.
 
 So no slot is invented by a forward jump, none is lost by a backward one, and a wrong
-clock at boot is corrected by the first fresh mark. All times are UTC seconds.
+clock at boot is corrected by the first fresh mark: until that mark (or `clock_wait_s`
+without one) the clock is not `settled`, and the gateway keeps its polls aside, to move
+them by the correction once it is known. Each correction starts a new `generation`: a time
+read in an older one is `moved_since` that many seconds off the gateway's time now. All
+times are UTC seconds.
 """
 
 from __future__ import annotations
@@ -49,11 +53,22 @@ class DisciplinedClock:
         """The system clock minus the gateway's time, seconds."""
         self.steps = 0
         self.last_step = 0.0
+        self.verified = False
+        """True once a fresh signed time of a node arrived."""
+        self.settled = False
+        """True once verified, or once the system clock is trusted without (`trust_system`)."""
+        self.generation = 0
+        """How many times the nodes' time corrected the gateway's."""
+        self._moved = [0.0]  # generation → how far (s) the gateway's time moved until then
         self._samples: dict[str, tuple[float, float]] = {}  # node → (system - node, mono)
         self._last: tuple[float, float] | None = None
         self._lock = threading.Lock()
 
     def now(self) -> float:
+        return self.stamp()[0]
+
+    def stamp(self) -> tuple[float, int]:
+        """The time now and the `generation` it is in, read together."""
         with self._lock:
             t, mono = self.base.now(), self.monotonic()
             if self._last is not None and self.rate > 0:  # a fixed clock is set on purpose
@@ -66,7 +81,7 @@ class DisciplinedClock:
                     # The nodes' samples were taken against the system clock before it.
                     self._samples = {n: (d + step, m) for n, (d, m) in self._samples.items()}
             self._last = (t, mono)
-            return t - self.offset
+            return t - self.offset, self.generation
 
     def sleep(self, seconds: float) -> None:
         self.base.sleep(seconds)
@@ -80,16 +95,32 @@ class DisciplinedClock:
         with self._lock:
             mono = self.monotonic()
             system = self.base.now()
-            self._samples[node] = (system - node_t, mono)
+            # Nodes sign whole seconds (truncated): the middle of that second is nearest.
+            self._samples[node] = (system - (node_t + 0.5), mono)
             fresh = [d for d, m in self._samples.values() if mono - m <= SAMPLE_MAX_AGE_S]
             if not fresh:
                 return
             measured = statistics.median(fresh)
             slack = self.slack_s
-            if abs(measured - self.offset) > slack:
-                # The gateway's time is off the nodes': take theirs (back to the system
-                # clock, offset 0, once that agrees with them again).
-                self.offset = 0.0 if abs(measured) <= slack else measured
+            agrees = abs(measured) <= slack  # the system clock is right (again)
+            if abs(measured - self.offset) > slack or (agrees and self.offset):
+                # The gateway's time is off the nodes': take theirs; back to the system
+                # clock, offset 0, once that agrees with them again.
+                offset = 0.0 if agrees else measured
+                self._moved.append(self._moved[-1] + self.offset - offset)
+                self.generation += 1
+                self.offset = offset
+            self.verified = self.settled = True
+
+    def trust_system(self) -> None:
+        """Go on with the system clock (no node to ask, or none answered in time)."""
+        with self._lock:
+            self.settled = True
+
+    def moved(self, since: int, until: int) -> float:
+        """Seconds to add to a time of generation `since` to have it in generation `until`."""
+        with self._lock:
+            return self._moved[until] - self._moved[since]
 
     @property
     def slack_s(self) -> float:

@@ -18,6 +18,7 @@ from ledger_node.interfaces import privacy
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import counters, get_meta
 from ledger_node.ledger.txlog import MerkleLog
+from ledger_node.network.peer_time import MAX_SKEW_S
 from ledger_node.network.report import refused_by
 
 
@@ -48,6 +49,7 @@ def gather(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
             "cosigners": cosigners,
         }
     counts = counters(db)
+    clock = _clock(db)
     return {
         "node": me,
         "role": registry.role(me),
@@ -64,10 +66,26 @@ def gather(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
         "alarms": {
             **{k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("alarm:")},
             **_gateway_alarms(counts),
+            **({"clock_skew": round(clock["skew_s"])} if clock and clock["alarm"] else {}),
         },
+        "clock": clock,
         "sealed": _sealed(db, me),
         "gateways": _gateways(db, now, counts),
         "schema": get_meta(db, "schema"),
+    }
+
+
+def _clock(db: sqlite3.Connection) -> dict[str, Any] | None:
+    """This node's clock minus its nearest peer's (fresh checkpoints), seconds."""
+    skew = get_meta(db, "clock_skew_s")
+    if skew is None:
+        return None
+    return {
+        "skew_s": skew,
+        "peers": get_meta(db, "clock_skew_peers"),
+        "measured_at": get_meta(db, "clock_skew_at"),
+        "max_skew_s": MAX_SKEW_S,
+        "alarm": abs(skew) > MAX_SKEW_S,
     }
 
 
@@ -124,10 +142,10 @@ def _sealed(db: sqlite3.Connection, me: str) -> int:
     )
 
 
-GATEWAY_ALARMS = ("late", "future", "seq_gap")
-"""Refusals that, repeated, say a gateway's clock or state is wrong: its batches are lost to
-the ledger until it is fixed."""
-ALARM_AFTER = 3
+GATEWAY_ALARMS = {"late": 3, "future": 3, "seq_gap": 3, "bad_payload": 1}
+"""Refusals that, repeated this often, say a gateway's clock or state is wrong: its batches
+are lost to the ledger until it is fixed. One sealed payload that does not open its own
+commitments is already a broken (or tampered) gateway."""
 
 
 def _gateway_alarms(counts: dict[str, int]) -> dict[str, int]:
@@ -135,7 +153,7 @@ def _gateway_alarms(counts: dict[str, int]) -> dict[str, int]:
         f"{reason}:{gateway}": n
         for gateway, reasons in refused_by(counts).items()
         for reason, n in reasons.items()
-        if reason in GATEWAY_ALARMS and n >= ALARM_AFTER
+        if n >= GATEWAY_ALARMS.get(reason, n + 1)
     }
 
 
@@ -223,6 +241,18 @@ def render(s: dict[str, Any]) -> str:
     lines.append(f"held for a predecessor: {s['held']}; sealed, not yet decrypted: {s['sealed']}")
     if s["alarms"]:
         lines.append("ALARMS: " + ", ".join(f"{k} {v}" for k, v in s["alarms"].items()))
+    clock = s.get("clock")
+    if clock and clock["alarm"]:
+        lines.append(
+            f"clock: {clock['skew_s']:+.0f} s off every one of {clock['peers']} peers' signed"
+            f" times (more than {clock['max_skew_s']:g} s): late/future and gate closures are"
+            " judged wrongly; fix this machine's clock (NTP)"
+            + (
+                " — or the peer's: with one peer it cannot tell which"
+                if clock["peers"] == 1
+                else ""
+            )
+        )
     lines.append("gateways:")
     for g in s["gateways"] or [{"gateway": "(none yet)"}]:
         if "site" not in g:

@@ -2,7 +2,9 @@
 
 Runs after the commit that acknowledged the batches (a busy member node does not slow its
 acknowledgements). Each reading is checked against its batch's public Pedersen commitment
-before it is stored; a batch that fails is marked ``bad`` and counted, never used.
+before it is stored; a batch that fails is marked ``bad`` and counted (per gateway too:
+the node's `bad_payload:<gateway>` alarm), never used. Its high-water mark still counts it:
+the mark says the signed batch is logged, and resending the same bytes could not mend it.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ def _open_one(state: LedgerState, box: nacl.secret.SecretBox, pos: int, raw: byt
     except (ValueError, WireError, nacl.exceptions.CryptoError) as exc:
         state.db.execute("UPDATE batches SET state='bad' WHERE pos=?", (pos,))
         state.count(f"refused:{BAD_PAYLOAD}")
+        state.count(f"refused_by:{batch.gateway}:{BAD_PAYLOAD}")
         log.warning("refused (%s): %s seq %d: %s", BAD_PAYLOAD, batch.gateway, batch.seq, exc)
         return
     state.db.executemany(

@@ -143,7 +143,8 @@ class LocalNet:
     def log_path(self, name: str) -> Path:
         return self.work / f"{name}.log"
 
-    def start_node(self, name: str) -> subprocess.Popen[bytes]:
+    def start_node(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
+        """Start `name`'s node; `extra`: more `mlg-node run` options (fault injection)."""
         with self.log_path(name).open("ab") as log:
             proc = subprocess.Popen(
                 [
@@ -154,6 +155,7 @@ class LocalNet:
                     "-c",
                     str(self.config(name)),
                     *self.clock_args,
+                    *extra,
                 ],
                 stdout=log,
                 stderr=log,

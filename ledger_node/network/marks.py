@@ -3,8 +3,9 @@
 Per gateway, `next` (every seq below it is committed) and the committed seqs above it.
 The node publishes a signed `HighWaterMark` per gateway after the commit that changed it,
 at most once per `every_s`; gateways take it as confirmation and stop resending. Every
-`heartbeat_s` it publishes each known gateway's mark again, changed or not: its signed time
-keeps the gateway's clock to the nodes' (`gateway.timekeeping`).
+`heartbeat_s` it publishes the mark of each gateway it knows (it holds its batches, or a
+site registration names it) again, changed or not: its signed time keeps the gateway's
+clock to the nodes' (`gateway.timekeeping`), a new gateway's before its first batch too.
 """
 
 from __future__ import annotations
@@ -16,10 +17,18 @@ from bisect import insort
 from ledger_node.wire import HighWaterMark
 from ledger_node.wire.hwm import MAX_ABOVE
 
+HEARTBEAT_S = 30.0
+"""Clock seconds between a gateway's unchanged marks: a gateway waits `clock_wait_s` (60 s
+by default) for a signed time at start."""
+
 
 class SeqMarks:
     def __init__(
-        self, db: sqlite3.Connection, node: str, every_s: float = 1.0, heartbeat_s: float = 30.0
+        self,
+        db: sqlite3.Connection,
+        node: str,
+        every_s: float = 1.0,
+        heartbeat_s: float = HEARTBEAT_S,
     ) -> None:
         self.db = db
         self.node = node
@@ -71,8 +80,11 @@ class SeqMarks:
         seconds), or was not sent in the last `heartbeat_s`."""
         now = time.monotonic()
         ready = [g for g in self._dirty if now - self._sent.get(g, 0.0) >= self.every_s]
+        registered = {row[0] for row in self.db.execute("SELECT gateway FROM sites")}
         ready += [
-            g for g in self._known - self._dirty if now - self._sent.get(g, 0.0) >= self.heartbeat_s
+            g
+            for g in (self._known | registered) - self._dirty
+            if now - self._sent.get(g, 0.0) >= self.heartbeat_s
         ]
         for g in ready:
             self._dirty.discard(g)

@@ -35,7 +35,7 @@ from ledger_node.network import enrolments
 from ledger_node.network.antientropy import AntiEntropy
 from ledger_node.network.config import NodeConfig, max_packet_bytes
 from ledger_node.network.genesis import load_genesis
-from ledger_node.network.marks import SeqMarks
+from ledger_node.network.marks import HEARTBEAT_S, SeqMarks
 from ledger_node.network.report import STATUS_EVERY_S, read_samples, status_message
 from ledger_node.network.witness import Witness
 from ledger_node.shared.clock import Clock
@@ -69,6 +69,8 @@ class Inbound:
     payload: bytes
     mid: int
     qos: int
+    retained: bool = False
+    """A copy the broker kept, delivered on subscribing: old news, not a fresh time."""
 
 
 @dataclass
@@ -111,7 +113,11 @@ class Node:
         self.sync.urgent = {row[0] for row in self.db.execute("SELECT peer FROM peers")}
         self.settlement = Settlement(self.ledger)
         self.settlement.note_all()
-        self.marks = SeqMarks(self.db, self.me.name)
+        # The time heartbeat runs on the node's clock (a sped-up one in a lab sends sooner),
+        # as a gateway's wait for it does.
+        self.marks = SeqMarks(
+            self.db, self.me.name, heartbeat_s=HEARTBEAT_S / getattr(self.clock, "scale", 1.0)
+        )
         self._epochs_due = True  # the TSO checks its epochs once at start
         self.mqtt = cfg.mqtt
         self.topics = Topics(cfg.mqtt.prefix)
@@ -170,7 +176,7 @@ class Node:
         log.warning("disconnected from broker: %s", reason_code)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
-        self.queue.put(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos))
+        self.queue.put(Inbound(msg.topic, bytes(msg.payload), msg.mid, msg.qos, bool(msg.retain)))
 
     def publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         info = self._client.publish(topic, payload, qos=1, retain=retain)
@@ -309,7 +315,7 @@ class Node:
             self.ledger.admit(item.payload, "mqtt", hold_unknown=True)
         elif kind == "checkpoint":
             self.ledger.flush()  # the slots of this burst's batches first
-            self._checkpoint(item.payload, now)
+            self._checkpoint(item.payload, now, fresh=not item.retained)
         elif kind == "cosig":
             self.witness.on_cosignature(item.payload, now)
         elif kind in ("sync", "sync-resp"):
@@ -321,8 +327,8 @@ class Node:
         else:
             log.debug("ignored message on %s", item.topic)
 
-    def _checkpoint(self, raw: bytes, now: float) -> None:
-        cosig = self.witness.on_checkpoint(raw, now)
+    def _checkpoint(self, raw: bytes, now: float, fresh: bool) -> None:
+        cosig = self.witness.on_checkpoint(raw, now, fresh)
         if cosig is not None:
             signed = cosig.seal(self.me)
             self._after.append((self.topics.cosig(cosig.node, self.me.name), signed, True))

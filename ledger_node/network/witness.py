@@ -19,6 +19,7 @@ import sqlite3
 from ledger_node.ledger.admission import Ledger
 from ledger_node.ledger.merkle import RFC6962, ProofError, verify_consistency
 from ledger_node.ledger.store import count
+from ledger_node.network.peer_time import PeerTime
 from ledger_node.wire import (
     Checkpoint,
     Cosignature,
@@ -63,6 +64,7 @@ class Witness:
         """Peers whose slot digests differ from ours (anti-entropy pulls from them)."""
         self.unchecked: dict[str, tuple[int, int]] = {}
         """Peers whose log growth needs a consistency proof from them: (old, new) sizes."""
+        self.peer_time = PeerTime(self.db)
 
     # -- own slots and checkpoints ----------------------------------------------------------
 
@@ -144,8 +146,9 @@ class Witness:
 
     # -- peers' checkpoints -------------------------------------------------------------------
 
-    def on_checkpoint(self, raw: bytes, now: float) -> Cosignature | None:
-        """Check a peer's checkpoint; co-sign the slots we agree on if its log only grew."""
+    def on_checkpoint(self, raw: bytes, now: float, fresh: bool = True) -> Cosignature | None:
+        """Check a peer's checkpoint; co-sign the slots we agree on if its log only grew.
+        A `fresh` one (not a retained copy) also says the peer's time (`PeerTime`)."""
         opened = self.ledger.open_signed(raw, frozenset({Checkpoint.TYPE}))
         if opened is None:
             return None
@@ -170,6 +173,8 @@ class Witness:
             (peer, message.size),
         )
         self._prune(peer)
+        if fresh:
+            self.peer_time.observe(peer, message.t, now)
         agreed = self._compare_slots(peer, message, now)
         if verdict not in ("ok", "first"):
             return None

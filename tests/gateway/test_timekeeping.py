@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import threading
 
+from gateway.slots import MeterSlots, Sample, SlotEnergy
+from gateway.timegate import TimeGate
 from gateway.timekeeping import DisciplinedClock
 
 T0 = 1_800_000_000.0
@@ -39,6 +41,12 @@ class HandClock:
         self.t += seconds
 
 
+def _poll(clock: DisciplinedClock, wh: float) -> Sample:
+    """A poll of m1 now, tagged with the clock's generation as the bus poller tags it."""
+    t, gen = clock.stamp()
+    return Sample("m1", t, wh, gen)
+
+
 def _clock() -> tuple[HandClock, DisciplinedClock]:
     base = HandClock()
     return base, DisciplinedClock(base, 5.0, monotonic=lambda: base.mono)
@@ -64,14 +72,14 @@ def test_a_wrong_clock_at_boot_follows_the_nodes_signed_time() -> None:
     base, clock = _clock()
     base.t = T0 - 3600  # booted an hour behind, before NTP
     assert clock.now() == T0 - 3600
-    clock.observe("tso", T0)  # a fresh mark: the node's time
-    assert abs(clock.now() - T0) < 1e-6 and clock.skewed
+    clock.observe("tso", T0)  # a fresh mark: T0 in whole seconds, so T0 + 0.5 at best
+    assert abs(clock.now() - (T0 + 0.5)) < 1e-6 and clock.skewed
     base.advance(30)
     clock.observe("ac1", T0 + 30)
-    assert abs(clock.now() - (T0 + 30)) < 1e-6
+    assert abs(clock.now() - (T0 + 30.5)) < 1e-6
     # NTP sets the system clock right: absorbed as a step; no alarm once the nodes agree.
     base.step(3600)
-    assert abs(clock.now() - (T0 + 30)) < 1e-6
+    assert abs(clock.now() - (T0 + 30.5)) < 1e-6
     clock.observe("tso", T0 + 30)
     assert clock.offset == 0 and not clock.skewed
 
@@ -86,3 +94,64 @@ def test_transit_and_whole_seconds_within_the_slack_change_nothing() -> None:
     clock.observe("n2", T0)  # an hour and more behind
     clock.observe("n3", base.t)
     assert clock.offset == 0
+
+
+def test_polls_wait_for_the_nodes_time_at_boot_and_move_with_it() -> None:
+    """A gateway booted an hour behind keeps its polls aside until the first fresh mark,
+    then cuts them into slots on the nodes' time: each slot gets its true energy."""
+    base, clock = _clock()
+    base.t = T0 - 3600
+    slots = {"m1": MeterSlots("m1", 60, 1.0, 10_000)}
+    gate = TimeGate(clock, slots, wait_s=60, monotonic=lambda: base.mono)
+    done: list[SlotEnergy] = []
+    for k in range(50):  # 1 Wh a second from T0 - 15 s (true time) on
+        done += gate.add(_poll(clock, 1000.0 + k))
+        base.advance(1)
+    assert gate.waiting and not done
+    clock.observe("tso", T0 + 35)  # the node's time: 50 s after T0 - 15 s
+    done += gate.check()
+    for k in range(50, 200):
+        done += gate.add(_poll(clock, 1000.0 + k))
+        base.advance(1)
+    assert not gate.waiting and clock.generation == 1
+    # True time T0 - 15 s .. T0 + 185 s: three full slots from T0 (a slot boundary), 60 Wh
+    # each; on the gateway's boot clock they would have been an hour early.
+    assert [(e.slot_start - T0, e.wh) for e in done] == [(0, 60), (60, 60), (120, 60)]
+
+
+def test_without_a_node_time_the_system_clock_is_trusted_after_the_wait() -> None:
+    base, clock = _clock()
+    slots = {"m1": MeterSlots("m1", 60, 1.0, 10_000)}
+    gate = TimeGate(clock, slots, wait_s=30, monotonic=lambda: base.mono)
+    done: list[SlotEnergy] = []
+    for k in range(200):
+        done += gate.add(_poll(clock, float(k)))
+        base.advance(1)
+    assert not gate.waiting and clock.settled and not clock.verified
+    assert [e.wh for e in done][:2] == [60, 60]  # nothing kept aside was lost
+
+
+def test_a_later_correction_moves_the_last_poll_with_it() -> None:
+    base, clock = _clock()
+    clock.observe("tso", base.t)
+    slots = {"m1": MeterSlots("m1", 60, 1.0, 10_000)}
+    gate = TimeGate(clock, slots, wait_s=30, monotonic=lambda: base.mono)
+    done: list[SlotEnergy] = []
+    k = 0
+
+    def run(seconds: int) -> None:
+        nonlocal k, done
+        for _ in range(seconds):
+            done += gate.add(_poll(clock, float(k)))
+            base.advance(1)
+            k += 1
+
+    run(130)
+    clock.observe("tso", base.t + 19.5)  # the system clock drifted 20 s behind the nodes'
+    assert clock.offset == -20
+    run(130)
+    assert slots["m1"].gaps_unreported == 0
+    # Twenty seconds of the gateway's time never happened: the slot holding them has
+    # 20 Wh less than a minute's worth; every other full slot has 60 Wh; none lost twice.
+    assert sorted(e.wh for e in done) == [40, 60, 60]
+    assert sum(e.wh for e in done) == done[-1].slot_start + 60 - done[0].slot_start - 20

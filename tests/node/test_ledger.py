@@ -192,6 +192,11 @@ def test_a_batch_whose_readings_do_not_open_its_commitments_is_flagged(net: Net)
     assert ledger.db.execute("SELECT state FROM batches").fetchall() == [("bad",)]
     assert ledger.db.execute("SELECT COUNT(*) FROM readings").fetchone() == (0,)
     assert _count(ledger, "refused:bad_payload") == 1
+    # Counted against its gateway, and at once an alarm on the node that found it.
+    s = status.gather(ledger.db, "ra1", T0)
+    assert s["alarms"] == {"bad_payload:gw-site1": 1}
+    (row,) = [g for g in s["gateways"] if g["gateway"] == "gw-site1"]
+    assert row["refused"] == {"bad_payload": 1}
 
 
 def test_a_seq_far_beyond_the_gateways_highest_is_refused_and_alarmed_per_gateway(

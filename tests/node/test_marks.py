@@ -38,3 +38,16 @@ def test_marks_are_sent_when_changed_and_again_as_a_heartbeat(tmp_path: Path) ->
     assert marks.mark("gw-a", 0).next == 4
     # A restarted node knows its gateways from its database: their marks go out at once.
     assert SeqMarks(db, "tso", heartbeat_s=30.0).due() == ["gw-a"]
+
+
+def test_a_registered_gateway_gets_its_heartbeat_before_its_first_batch(tmp_path: Path) -> None:
+    """Its signed time lets a new gateway check its clock before it seals anything."""
+    db = connect(tmp_path / "node.sqlite")
+    marks = SeqMarks(db, "tso", every_s=0.0, heartbeat_s=0.3)
+    assert marks.due() == []
+    db.execute(
+        "INSERT INTO sites VALUES ('site1', 'ra1', 'gw-new', ?, ?, 'm1', 0)", (b"e" * 32, b"x" * 32)
+    )
+    assert marks.due() == ["gw-new"]
+    assert marks.mark("gw-new", 1_800_000_000).next == 0  # nothing committed yet
+    assert marks.due() == []
