@@ -12,6 +12,7 @@ alarm on its own node, not on every other). `mlg-node status` raises `clock_skew
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ class PeerTime:
         # Signed in whole seconds (truncated): the middle of that second is nearest.
         self._samples[peer] = (now - (peer_t + 0.5), mono)
         fresh = [d for d, m in self._samples.values() if mono - m <= SAMPLE_MAX_AGE_S]
-        set_meta(self.db, "clock_skew_s", round(min(fresh, key=abs), 1))
+        nearest = min(fresh, key=math.fabs)
+        set_meta(self.db, "clock_skew_s", round(nearest, 1))
         set_meta(self.db, "clock_skew_peers", len(fresh))
         set_meta(self.db, "clock_skew_at", now)
