@@ -26,7 +26,6 @@ from ledger_node.contract.dr1 import (
     settle,
 )
 from ledger_node.ledger.admission import Ledger
-from ledger_node.ledger.arrival import Changes
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.rules import load_command
 from ledger_node.wire import DrCommand, DrDeclaration, open_stored
@@ -60,33 +59,42 @@ def scopes_of(
     return scopes
 
 
+def unsettled_by_slots(db: sqlite3.Connection) -> set[str]:
+    """Commands over a slot whose batches were decrypted since the last settlement."""
+    slots = [row[0] for row in db.execute("SELECT slot FROM unsettled_slots")]
+    if not slots:
+        return set()
+    lo, hi = min(slots), max(slots)
+    return {
+        cid
+        for cid, start, end in db.execute(
+            "SELECT id, t_start, t_end FROM commands WHERE t_start <= ? AND t_end > ?", (hi, lo)
+        ).fetchall()
+        if any(start <= s < end for s in slots)
+    }
+
+
+def unsettled(db: sqlite3.Connection) -> set[str]:
+    """Commands queued to settle again (read only: what `verify` must not judge yet)."""
+    queued = {r[0] for r in db.execute("SELECT command FROM unsettled_commands")}
+    return queued | unsettled_by_slots(db)
+
+
 class Settlement:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.db = ledger.db
-        self._commands: set[str] = set()
-        self._slots: set[int] = set()
-
-    def note(self, changes: Changes) -> None:
-        """Take what a committed transaction changed: its commands and opened slots."""
-        self._commands |= changes.commands
-        self._slots |= changes.opened_slots
 
     def note_all(self) -> None:
-        """Settle every held command again (at start)."""
-        self._commands.update(row[0] for row in self.db.execute("SELECT id FROM commands"))
+        """Queue every held command to settle again (at start; in a transaction)."""
+        self.db.execute("INSERT OR IGNORE INTO unsettled_commands SELECT id FROM commands")
 
     def dirty(self) -> set[str]:
-        """Commands whose results may have changed since the last call."""
-        commands, slots = self._commands, self._slots
-        self._commands, self._slots = set(), set()
-        if slots:
-            lo, hi = min(slots), max(slots)
-            for cid, start, end in self.db.execute(
-                "SELECT id, t_start, t_end FROM commands WHERE t_start <= ? AND t_end > ?", (hi, lo)
-            ).fetchall():
-                if any(start <= s < end for s in slots):
-                    commands.add(cid)
+        """Take the commands whose results may have changed (the queue the ledger writes
+        with each change); call it in the transaction that settles them."""
+        commands = unsettled(self.db)
+        self.db.execute("DELETE FROM unsettled_commands")
+        self.db.execute("DELETE FROM unsettled_slots")
         return commands
 
     def inputs(self, command: DrCommand) -> Inputs:

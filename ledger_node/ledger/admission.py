@@ -112,11 +112,23 @@ class Ledger(LedgerState):
             with transaction(self.db):
                 yield changes
                 self.flush()
+                self._queue_settlement(changes)
         except BaseException:
             self.reload()
             raise
         finally:
             self.changes = Changes()
+
+    def _queue_settlement(self, changes: Changes) -> None:
+        """Note, in the same transaction, what the contract must settle again."""
+        self.db.executemany(
+            "INSERT OR IGNORE INTO unsettled_commands VALUES (?)",
+            [(c,) for c in changes.commands],
+        )
+        self.db.executemany(
+            "INSERT OR IGNORE INTO unsettled_slots VALUES (?)",
+            [(s,) for s in changes.opened_slots],
+        )
 
     def reload(self) -> None:
         super().reload()

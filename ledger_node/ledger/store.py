@@ -128,6 +128,11 @@ CREATE TABLE IF NOT EXISTS slots (
     digest BLOB, digest_count INTEGER, announced INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX IF NOT EXISTS slots_open ON slots (closes_at) WHERE digest IS NULL;
+-- What the contract must settle again: commands whose command or declarations changed, and
+-- slots whose batches were decrypted. Written in the transaction that changed them, taken
+-- in the one that settles; `verify` skips what is still queued (not settled yet).
+CREATE TABLE IF NOT EXISTS unsettled_commands (command TEXT PRIMARY KEY) STRICT;
+CREATE TABLE IF NOT EXISTS unsettled_slots (slot INTEGER PRIMARY KEY) STRICT;
 CREATE TABLE IF NOT EXISTS results (
     command TEXT NOT NULL, slot INTEGER NOT NULL, kind TEXT NOT NULL, scope TEXT NOT NULL,
     contract TEXT NOT NULL, actual_wh INTEGER NOT NULL, baseline_wh INTEGER NOT NULL,

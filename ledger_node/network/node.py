@@ -112,7 +112,8 @@ class Node:
         self.sync = AntiEntropy(self.ledger, cfg.max_message_bytes, cfg.sync_every_s)
         self.sync.urgent = {row[0] for row in self.db.execute("SELECT peer FROM peers")}
         self.settlement = Settlement(self.ledger)
-        self.settlement.note_all()
+        with self.ledger.transaction():
+            self.settlement.note_all()
         # The time heartbeat runs on the node's clock (a sped-up one in a lab sends sooner),
         # as a gateway's wait for it does.
         self.marks = SeqMarks(
@@ -365,7 +366,7 @@ class Node:
 
     def _committed(self, changes: Changes) -> None:
         """Act on what a committed transaction changed: publish the facts this node
-        authored, move the gateways' marks, note what to settle and re-key."""
+        authored, move the gateways' marks, re-key (what to settle the ledger queued)."""
         for message, raw in changes.authored:
             self.publish(self.topics.fact(message), raw, retain=True)
             if isinstance(message, EpochShred):  # the wrapped key leaves the broker too
@@ -375,7 +376,6 @@ class Node:
             purge_wal(self.db)
         for b in changes.batches:
             self.marks.add(b.gateway, b.seq)
-        self.settlement.note(changes)
         self._epochs_due |= changes.registry or changes.shredded
 
     def _publish_after(self) -> None:
@@ -414,10 +414,8 @@ class Node:
                 raw = mark.seal(self.me)
                 self.publish(self.topics.hwm(self.me.name, gateway), raw, retain=True)
         if self._every("settle", 1.0):
-            dirty = self.settlement.dirty()
-            if dirty:
-                with self.ledger.transaction():
-                    self.settlement.refresh(dirty)
+            with self.ledger.transaction():
+                self.settlement.refresh(self.settlement.dirty())
         if self._every("checkpoint", self.cfg.checkpoint_every_s):
             with self.ledger.transaction():
                 checkpoint = self.witness.checkpoint(self.clock.now())

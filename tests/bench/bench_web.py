@@ -112,8 +112,8 @@ def build(path: Path) -> tuple[str, int]:
             if not open_sealed(ledger, 1024):
                 break
     settlement = Settlement(ledger)
-    settlement.note_all()
     with ledger.transaction():
+        settlement.note_all()
         settlement.refresh(settlement.dirty())
     db.close()
     return "bench", start

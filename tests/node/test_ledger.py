@@ -437,8 +437,9 @@ def test_verify_names_a_changed_reward_a_deleted_entry_and_ignores_decryption_la
     # One batch stays sealed (a running node decrypts shortly after the commit): no error.
     late = net.fig.gateways["site2"].batch(start + 120, {"m1": 1, "m2": 1})
     net.open("tso")
+    settlement = Settlement(tso)
     with tso.transaction():
-        Settlement(tso).refresh(["c1"])
+        assert settlement.refresh(settlement.dirty())  # what the ledger queued: c1
     assert net.admit("tso", late).ok
     assert tso.db.execute("SELECT COUNT(*) FROM batches WHERE state='sealed'").fetchone() == (1,)
     assert _verify(net, "tso") == []
@@ -456,6 +457,32 @@ def test_verify_names_a_changed_reward_a_deleted_entry_and_ignores_decryption_la
         tso.db.execute("DELETE FROM log WHERE pos = 5")
     problems = _verify(net, "tso")
     assert problems == ["entry 5 is missing from the log (its row was deleted)"], problems
+
+
+def test_verify_judges_every_settled_result_and_waits_for_queued_ones(net: Net) -> None:
+    """Results lag decryption by up to a second on a running node: a command queued to
+    settle again (in the transaction that decrypted its slots) is not judged; once
+    settled, a result changed in the database is named."""
+    tso = net.ledgers["tso"]
+    start = T0 - 180
+    net.admit("tso", net.fig.command("c1", start, 2, start, {"ac1": 100}), "sync:ra1")
+    net.admit("tso", net.fig.declaration("ra1", "c1", {"site1": 400}), "sync:ra1")
+    settlement = Settlement(tso)
+    with tso.transaction():
+        settlement.refresh(settlement.dirty())
+    gw = net.fig.gateways["site1"]
+    assert net.admit("tso", gw.batch(start, {"m1": 100, "m2": 150})).ok
+    net.open("tso")  # decrypted; the contract has not settled it yet
+    report = verify(connect(net.tmp / "tso.sqlite", readonly=True), tso.me)
+    assert report.problems == [] and "1 commands being settled" in " ".join(report.checked)
+    with tso.transaction():
+        assert settlement.dirty() == {"c1"}
+        settlement.refresh({"c1"})
+    assert _verify(net, "tso") == []
+    with tso.transaction():
+        tso.db.execute("UPDATE results SET actual_wh = actual_wh + 1 WHERE kind = 'ra'")
+    problems = _verify(net, "tso")
+    assert problems and all("recomputation" in p for p in problems), problems
 
 
 def test_an_equivocation_after_decryption_verifies_as_in_replay(net: Net) -> None:
