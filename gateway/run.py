@@ -15,15 +15,15 @@ import os
 import queue
 import threading
 import time
-from collections import defaultdict
 from typing import Any
 
 from gateway import enrol
+from gateway.alarms import Alarms
 from gateway.config import ENERGY_REGISTER, GatewayConfig
 from gateway.confirm import Confirmations
-from gateway.control import Controller, unsealed_actions
+from gateway.control import Controller
 from gateway.db import Database
-from gateway.errors import GatewayError, OutboxFullError
+from gateway.errors import GatewayError
 from gateway.facts import DrPlan, EpochKeys
 from gateway.metrics import heartbeat_fields, samples
 from gateway.outbox import Outbox
@@ -31,7 +31,8 @@ from gateway.plain.view import PlainView
 from gateway.poll import BusPoller
 from gateway.publish import Publisher
 from gateway.seal import Sealer
-from gateway.slots import MeterSlots, Sample, SlotEnergy
+from gateway.sealing import SealingLine
+from gateway.slots import MeterSlots, Sample
 from gateway.status import write_status
 from gateway.timegate import TimeGate
 from gateway.timekeeping import DisciplinedClock
@@ -40,7 +41,7 @@ from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import Identity
 from ledger_node.shared.metrics import MetricsServer, serve
 from ledger_node.wire import Checkpoint, DrCommand, DrDeclaration, EpochKey, EpochShred
-from ledger_node.wire.readings import MAX_CONTROL_ACTIONS, MAX_SEQ_GAP
+from ledger_node.wire.readings import MAX_SEQ_GAP
 from ledger_node.wire.topics import Topics
 
 log = logging.getLogger("mlg.gateway")
@@ -49,8 +50,6 @@ TICK_S = 1.0
 """Real seconds between sweeps: publish, alarms, status file."""
 STATUS_EVERY_S = 10.0
 """Real seconds between status messages on the gateway's status topic."""
-ALARM_LOG_EVERY_S = 60.0
-"""Real seconds between repeats of a standing alarm in the log."""
 
 
 class Gateway:
@@ -106,13 +105,8 @@ class Gateway:
         if not cfg.confirm_nodes:
             clock.trust_system()  # no node to ask the time
         self.time_gate = TimeGate(clock, self.slots, cfg.clock_wait_s)
-        self.grace_s = cfg.slot_seconds / 2
         self._samples: queue.Queue[Sample] = queue.Queue()
-        self._open: dict[int, dict[str, SlotEnergy]] = defaultdict(dict)
-        self._held = len(self.outbox.held())  # slot energies stored until a key arrives
-        self.refused_batches = 0
-        self.alarms: dict[str, str] = {}
-        self._alarm_logged: dict[str, float] = {}
+        self.alarms = Alarms()
         self.stop_event = threading.Event()
         self.pollers = {
             bus.name: BusPoller(
@@ -132,7 +126,10 @@ class Gateway:
             )
         jobs = {name: poller.submit for name, poller in self.pollers.items()}
         self.plain = PlainView(cfg.plain, cfg.gateway_id, cfg.meters, jobs) if cfg.plain else None
-        self.last_sealed: int | None = None
+        on_sealed = None if self.plain is None else self.plain.slot
+        self.line = SealingLine(
+            cfg, self.db, self.keys, self.sealer, self.outbox, self.alarms, on_sealed
+        )
         self.started_at = clock.now()
         self._metrics: MetricsServer | None = None
         self._status_sent = 0.0
@@ -196,7 +193,7 @@ class Gateway:
         seen = self.confirmations.highest_seen()
         ours = self.outbox.stats().next_seq
         if seen > ours + MAX_SEQ_GAP:
-            self._alarm(
+            self.alarms.on(
                 "seq_jump",
                 f"node {mark.by} reports seqs up to {seen - 1}, {seen - ours} above this"
                 f" gateway's next ({ours}): not adopted (a corrupt or forged batch or mark);"
@@ -240,9 +237,9 @@ class Gateway:
                 except queue.Empty:
                     pass
                 else:
-                    self._take(self.time_gate.add(sample))
-                self._take(self.time_gate.check())
-                sealed = self._seal_due(self.clock.now())
+                    self.line.take(self.time_gate.add(sample))
+                self.line.take(self.time_gate.check())
+                sealed = self.line.seal_due(self.clock.now())
                 if sealed or time.monotonic() - last_tick >= TICK_S:
                     self.publisher.flush()
                 self._control()
@@ -263,10 +260,6 @@ class Gateway:
             self._write_status(running=False)
             self.db.close()
 
-    def _take(self, energies: list[SlotEnergy]) -> None:
-        for energy in energies:
-            self._open[energy.slot_start][energy.meter] = energy
-
     def _control(self) -> None:
         """DR switches due now (checked every loop, ~0.1 s, so a window starts on time)."""
         if self.controller is not None:
@@ -283,136 +276,42 @@ class Gateway:
         self._check_alarms()
         self._write_status()
         if self.plain is not None:
-            end = None if self.last_sealed is None else self.last_sealed + self.cfg.slot_seconds
+            last = self.line.last_sealed
+            end = None if last is None else last + self.cfg.slot_seconds
             self.plain.tick(self.outbox.stats().depth, sorted(self.alarms), end, self.publisher)
         if time.monotonic() - self._status_sent >= STATUS_EVERY_S and self.publisher.heartbeat(
             heartbeat_fields(self.status(), self.outbox.stats())
         ):
             self._status_sent = time.monotonic()
 
-    def _seal_due(self, now: float) -> int:
-        """Seal slots that every meter reported, or whose grace period is over. Before the
-        site's first epoch key arrives, store them unsealed instead (`Outbox.hold`); they
-        are sealed, oldest first, once it is here."""
-        if not self._open and not self._held:
-            return 0
-        ready = self.keys.ready
-        if ready and self._held:
-            self._release_held()
-        sealed = 0
-        for slot in sorted(self._open):
-            energies = self._open[slot]
-            complete = len(energies) == len(self.cfg.meters)
-            if not complete and now < slot + self.cfg.slot_seconds + self.grace_s:
-                continue
-            if not ready:
-                self._hold(slot)
-            elif self._seal(slot, list(energies.values()), now):
-                del self._open[slot]
-                sealed += 1
-            else:
-                break  # the outbox refuses: keep this and later slots for the next try
-        return sealed
-
-    def _hold(self, slot: int) -> None:
-        energies = list(self._open.pop(slot).values())
-        self.outbox.hold(energies, self.cfg.slot_seconds)
-        self._held += len(energies)
-        try:
-            self.keys.current()
-            why = "no usable epoch key"
-        except GatewayError as exc:
-            why = str(exc)
-        log.warning("slot %d held (stored, unsealed): %s", slot, why)
-        self._alarm(
-            "no_epoch_key",
-            f"{self.outbox.stats().waiting_for_key} slots stored unsealed: {why} (is the site"
-            " registered with this gateway's key, and is the TSO's node running?)",
-        )
-
-    def _release_held(self) -> None:
-        """The epoch key is here: put the held slots back in line for sealing."""
-        held = self.outbox.held()
-        for e in held:
-            self._open[e.slot_start][e.meter] = e
-        log.info(
-            "site %s: epoch key here, sealing %d held slots",
-            self.cfg.site,
-            len({e.slot_start for e in held}),
-        )
-        self._held = 0
-        self._clear_alarm("no_epoch_key")
-
-    def _seal(self, slot: int, batch: list[SlotEnergy], now: float) -> bool:
-        slot_s = self.cfg.slot_seconds
-        actions = unsealed_actions(self.db, slot + slot_s, MAX_CONTROL_ACTIONS)
-
-        def build(seq: int) -> bytes:
-            return self.sealer.seal(seq, slot, slot_s, batch, [a for _, a in actions])
-
-        states = [(e.meter, e.slot_start + slot_s, e.resume) for e in batch if e.resume]
-        try:
-            seq = self.outbox.store(slot, build, now, states, [i for i, _ in actions])
-        except OutboxFullError as exc:
-            self.refused_batches += 1
-            self._alarm("outbox_full", str(exc))
-            return False
-        except GatewayError as exc:
-            self._alarm("cannot_seal", str(exc))
-            return False
-        self._clear_alarm("cannot_seal")
-        self.last_sealed = slot
-        if self.plain is not None:
-            self.plain.slot(slot, slot_s, batch)
-        missing = sorted(m.id for m in self.cfg.meters if m.id not in {e.meter for e in batch})
-        log.info(
-            "slot %d sealed as seq %d: %s%s%s",
-            slot,
-            seq,
-            ", ".join(
-                f"{e.meter}={e.wh} Wh{'/' + '+'.join(sorted(e.quality)) if e.quality else ''}"
-                for e in batch
-            ),
-            f" (no reading yet from {', '.join(missing)})" if missing else "",
-            f"; {len(actions)} control actions" if actions else "",
-        )
-        return True
-
-    def _alarm(self, name: str, text: str) -> None:
-        self.alarms[name] = text
-        last = self._alarm_logged.get(name)
-        if last is None or time.monotonic() - last >= ALARM_LOG_EVERY_S:
-            self._alarm_logged[name] = time.monotonic()
-            log.error("ALARM %s: %s", name, text)
-
     def _check_clock(self) -> None:
         if self.clock.skewed:
-            self._alarm("clock_skew", self.clock.describe())
+            self.alarms.on("clock_skew", self.clock.describe())
         else:
-            self._clear_alarm("clock_skew")
+            self.alarms.off("clock_skew")
         if self.cfg.confirm_nodes and self.clock.settled and not self.clock.verified:
-            self._alarm(
+            self.alarms.on(
                 "clock_unverified",
                 "no fresh signed time from the nodes since start: slots follow the system"
                 " clock unchecked (are the nodes and the broker reachable?)",
             )
         else:
-            self._clear_alarm("clock_unverified")
+            self.alarms.off("clock_unverified")
 
     def _check_alarms(self) -> None:
         self._check_clock()
         if "outbox_full" in self.alarms and self.outbox.depth_bytes < 0.9 * self.outbox.max_bytes:
             log.warning("outbox has room again (%d bytes)", self.outbox.depth_bytes)
-            self._clear_alarm("outbox_full")
+            self.alarms.off("outbox_full")
         if self.publisher.oversize:
-            self._alarm(
+            self.alarms.on(
                 "oversize",
                 f"{len(self.publisher.oversize)} stored batches exceed the broker's packet limit",
             )
         self._check_unconfirmed()
-        held = sum(len(v) for v in self._open.values())
+        held = sum(len(v) for v in self.line.open.values())
         if held > len(self.cfg.meters) * 2 * 86_400 // self.cfg.slot_seconds:
-            self._alarm("memory", f"{held} slot energies held in memory, waiting for the outbox")
+            self.alarms.on("memory", f"{held} slot energies held in memory, waiting for the outbox")
 
     def _check_unconfirmed(self) -> None:
         """Alarm while the oldest unconfirmed batch's slot ended over `unconfirmed_alarm_s`
@@ -420,24 +319,19 @@ class Gateway:
         batch later than the nodes' lateness limit). It stays stored and is re-sent."""
         stats = self.outbox.stats()
         if stats.oldest_slot is None:
-            self._clear_alarm("unconfirmed")
+            self.alarms.off("unconfirmed")
             return
         age = self.clock.now() - (stats.oldest_slot + self.cfg.slot_seconds)
         if age <= self.cfg.unconfirmed_alarm_s:
-            self._clear_alarm("unconfirmed")
+            self.alarms.off("unconfirmed")
             return
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(stats.oldest_slot))
-        self._alarm(
+        self.alarms.on(
             "unconfirmed",
             f"{stats.depth} batches unconfirmed, the oldest for slot {stamp} UTC, {age:.0f} s"
             " after it ended: are the ledger nodes running, is this gateway registered with"
             " its site, and is the batch within the nodes' late_after_s?",
         )
-
-    def _clear_alarm(self, name: str) -> None:
-        if self.alarms.pop(name, None) is not None:
-            log.warning("alarm %s cleared", name)
-        self._alarm_logged.pop(name, None)
 
     def status(self, running: bool = True) -> dict[str, Any]:
         p = self.publisher
@@ -460,9 +354,9 @@ class Gateway:
             "running": running,
             "boot": self.boot,
             "started_at": self.started_at,
-            "alarms": [f"{k}: {v}" for k, v in sorted(self.alarms.items())],
-            "refused_batches": self.refused_batches,
-            "held_slots": len(self._open),
+            "alarms": self.alarms.lines(),
+            "refused_batches": self.line.refused,
+            "held_slots": len(self.line.open),
             "epoch": epoch,
             "broker": {
                 "host": self.cfg.mqtt.host,

@@ -163,7 +163,7 @@ def test_a_full_outbox_refuses_with_an_alarm_and_loses_nothing(
         assert "ALARM unconfirmed" in caplog.text
         stored = [p.envelope for p in gw.outbox.pending()]
         assert sum(map(len, stored)) <= 4096
-        wait_until(lambda: gw.refused_batches >= 2, 30, "more refusals")
+        wait_until(lambda: gw.line.refused >= 2, 30, "more refusals")
         assert "ALARM outbox_full" in caplog.text
         gw._write_status()
         status = (tmp_path / "state" / "status.json").read_text()
@@ -172,7 +172,7 @@ def test_a_full_outbox_refuses_with_an_alarm_and_loses_nothing(
         # The broker comes back: the stored batches go out, the held slots are sealed after.
         broker.start()
         collector = Collector(port, keys, node=Identity.load(keys / "tso.key"), clock=clock)
-        wait_until(lambda: "outbox_full" not in gw.alarms and not gw._open, 90, "the backlog")
+        wait_until(lambda: "outbox_full" not in gw.alarms and not gw.line.open, 90, "the backlog")
         wait_until(lambda: gw.outbox.stats().depth == 0, 60, "the outbox to drain")
         wait_until(lambda: "unconfirmed" not in gw.alarms, 10, "the unconfirmed alarm to clear")
     finally:
