@@ -60,6 +60,7 @@ example::
     unit = 1
     model = "sdm120"                   # built in (gateway/meters/*.toml) or a [[model]]
     poll_seconds = 1.0
+    max_power_w = 700000               # plausibility limit, if not the model's (CT meters)
 
     [[model]]                          # a meter model defined here, rows as in meters/*.toml
     model = "acme-x1"
@@ -133,6 +134,14 @@ class MeterConfig:
     unit: int
     model: MeterModel
     poll_seconds: float
+    max_power_w: float | None = None
+    """The plausibility limit (W) when it is not the model's: a meter behind current
+    transformers carries more than the model's direct connection."""
+
+    @property
+    def plausible_w(self) -> float:
+        """The power (W) beyond which an energy step is a `jump`."""
+        return self.model.max_power_w if self.max_power_w is None else self.max_power_w
 
 
 @dataclass(frozen=True)
@@ -396,7 +405,10 @@ def _meter(
         unit=m.get("unit", int),
         model=model,
         poll_seconds=m.get("poll_seconds", float, 1.0),
+        max_power_w=m.optional("max_power_w", float),
     )
+    if meter.max_power_w is not None and meter.max_power_w <= 0:
+        raise ConfigError(f"{m.where}.max_power_w must be positive")
     if meter.bus not in bus_names:
         raise ConfigError(f"{m.where}.bus = {meter.bus!r} names no [[bus]]")
     if not 1 <= meter.unit <= 247:

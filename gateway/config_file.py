@@ -21,14 +21,15 @@ Value = str | Path | int | float | Sequence[Path]
 
 @dataclass(frozen=True)
 class MeterEntry:
-    """A `[[meter]]`: its id, unit id, model (built in or a `[[model]]`), bus and poll
-    period (s)."""
+    """A `[[meter]]`: its id, unit id, model (built in or a `[[model]]`), bus, poll
+    period (s) and, when not the model's, its plausibility limit (W)."""
 
     id: str
     unit: int
     model: str = "sdm120"
     bus: str = "rs485-0"
     poll_seconds: float = 1.0
+    max_power_w: float | None = None
 
 
 def write_config(

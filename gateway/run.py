@@ -138,7 +138,7 @@ class Gateway:
         m = self.cfg.meter(meter_id)
         reg = m.model.register(ENERGY_REGISTER)
         slots = MeterSlots(
-            m.id, self.cfg.slot_seconds, m.poll_seconds, m.model.max_power_w, reg.min, reg.max
+            m.id, self.cfg.slot_seconds, m.poll_seconds, m.plausible_w, reg.min, reg.max
         )
         state = self.outbox.meter_states().get(m.id)
         if state is not None:

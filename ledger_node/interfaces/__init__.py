@@ -1,5 +1,6 @@
-"""What operators use: the `mlg-node` command line, the JSON API, status, verify, and the
-requests by which an organisation authors its facts.
+"""What operators use: the `mlg-node` command line, the JSON API, status, verify, the
+requests by which an organisation authors its facts, and authoring without a node
+(`offline`: sign a fact with the organisation's key, publish it).
 
 May import: `ledger_node.network` and every layer below it; never `gateway` or `firmware`.
 """

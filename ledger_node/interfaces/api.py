@@ -23,6 +23,9 @@ POST /api/orgs, /api/orgs/remove, /api/sites, /api/site-moves, /api/commands,
      /api/declarations, /api/as-reports (JSON, or CSV with ?command=ID), /api/enrolments,
      /api/shred:
      the authoring commands of `commands.COMMANDS`, whose rows say what each takes
+POST /api/facts                      a fact signed elsewhere (`mlg-node sign`), the envelope
+                                     as the body: {"status": accepted|replay|held, "txid",
+                                     "pos"}; accepted facts are published like the node's
 
 `GETS` is the table of GET routes; `web.routes` serves both tables over HTTP and
 `client` is the other end, for the CLI.
@@ -40,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from ledger_node.contract import settlement
 from ledger_node.contract.settlement import Finality
-from ledger_node.interfaces import commands, status
+from ledger_node.interfaces import authoring, commands, status
 from ledger_node.interfaces.commands import Query, param
 from ledger_node.ledger import LedgerSettings, load_command, proofs
 from ledger_node.ledger.registry import Registry
@@ -54,6 +57,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("mlg.node.api")
 
 MAX_BODY_BYTES = 1024 * 1024
+FACTS_ROUTE = "/api/facts"
+"""Admits a fact signed elsewhere (`mlg-node sign`): the envelope's bytes as the body."""
 
 
 class ApiError(MeterledgerError):
@@ -224,6 +229,9 @@ class Api:
     def post(self, path: str, query: Query, body: bytes, content_type: str) -> Any:
         if self.node is None:
             raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the node is not running")
+        if path == FACTS_ROUTE:
+            node = self.node
+            return node.submit(lambda: authoring.admit_signed(node.ledger, body))
         command = commands.route(path, content_type)
         # An unknown path's body is read as JSON all the same: a bad body is a 400 first.
         fields = (commands.json_object if command is None else command.read)(query, body)
@@ -238,8 +246,7 @@ class Api:
         node = self.node
         if node is None:
             raise ApiError(HTTPStatus.SERVICE_UNAVAILABLE, "the node is not running")
-        author = command.author
-        return node.submit(lambda: author(node.ledger, fields))
+        return node.submit(lambda: command.author(node.ledger, fields))
 
 
 Answer = Callable[[sqlite3.Connection, Api, Query], Any]

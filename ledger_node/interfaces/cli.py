@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from ledger_node.contract.dr1 import CONTRACT_VERSION
-from ledger_node.interfaces import commands, status
+from ledger_node.interfaces import as_sources, commands, offline, status
 from ledger_node.interfaces.api import Api
 from ledger_node.interfaces.broker import config as broker_config
 from ledger_node.interfaces.client import call_node, node_url, write_address
@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
         return c
 
     add_keygen_parser(sub, "node").set_defaults(handler=keygen)
+    offline.add_parsers(sub)
+    as_sources.add_parser(sub)
     _setup_parsers(cmd)
     _inspect_parsers(cmd)
     _author_parsers(cmd)

@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from ledger_node.interfaces import authoring, enrolment
-from ledger_node.interfaces.authoring import RequestError, parse_as_csv, parse_time
+from ledger_node.interfaces.as_csv import parse_as_csv
+from ledger_node.interfaces.authoring import (
+    Build,
+    LedgerNumbers,
+    Numbers,
+    RequestError,
+    parse_time,
+    submit,
+)
 from ledger_node.ledger.admission import Ledger
 from ledger_node.shared.cli import clock_from
 from ledger_node.shared.errors import MeterledgerError
@@ -38,7 +46,6 @@ JSON = "application/json"
 CSV = "text/csv"
 
 Query = Mapping[str, list[str]]
-Author = Callable[[Ledger, Mapping[str, Any]], dict[str, Any]]
 Reader = Callable[[Query, bytes], Mapping[str, Any]]
 
 
@@ -69,8 +76,8 @@ def _as_csv(query: Query, body: bytes) -> dict[str, Any]:
     return {"command": command, "slots": parse_as_csv(body.decode("utf-8-sig", errors="replace"))}
 
 
-def _as_report_csv(ledger: Ledger, fields: Mapping[str, Any]) -> dict[str, Any]:
-    return authoring.as_report(ledger, fields["command"], fields["slots"])
+def _as_report_csv(me: str, numbers: Numbers, fields: Mapping[str, Any]) -> Message:
+    return authoring.as_report(me, numbers, fields["command"], fields["slots"])
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,9 @@ class Command:
     """The API's POST path."""
     fact: type[Message]
     """The type of fact it authors (the API's answer names its `TYPE`)."""
-    author: Author
-    """Builds, signs and admits the fact from the request's fields (in the node's worker)."""
+    build: Build | None
+    """Builds the fact from its author, its numbering and the request's fields (None:
+    only a node can author it, by `on_node`)."""
     help: str
     args: tuple[Arg, ...] = ()
     request: Callable[[argparse.Namespace], Mapping[str, Any] | Request] | None = None
@@ -115,6 +123,22 @@ class Command:
     """The request's fields from the HTTP query and body."""
     clock: bool = False
     """Whether its CLI verb takes the clock options (its times may be relative to now)."""
+    warn: Callable[[Ledger, Message], list[str]] | None = None
+    """What the node's answer warns of, once the fact is in its ledger."""
+    on_node: Callable[[Ledger, Mapping[str, Any]], dict[str, Any]] | None = None
+    """Authors the fact from what only a node holds (an enrolment request it received),
+    for a row without `build`: such a verb cannot be signed offline."""
+
+    def author(self, ledger: Ledger, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """Build the fact from the request's fields as the node's organisation, sign and
+        admit it (in the node's worker); the answer names it, with any warnings."""
+        if self.build is None:
+            assert self.on_node is not None, self.route
+            return self.on_node(ledger, fields)
+        message = self.build(ledger.me.name, LedgerNumbers(ledger), fields)
+        answer = submit(ledger, message)
+        warnings = self.warn(ledger, message) if self.warn else []
+        return answer | {"warnings": warnings} if warnings else answer
 
 
 def _pair(text: str) -> tuple[str, int]:
@@ -249,6 +273,7 @@ COMMANDS: tuple[Command, ...] = (
         ),
         _command_request,
         clock=True,
+        warn=authoring.slot_warnings,
     ),
     Command(
         "declare",
@@ -293,13 +318,14 @@ COMMANDS: tuple[Command, ...] = (
         "enrol",
         "/api/enrolments",
         SiteRegistration,
-        enrolment.approve,
+        None,
         "RA: approve a gateway's enrolment request with its one-time code (registers its site)",
         (
             arg("--gateway", required=True, help="the gateway's id, as mlg-flash printed it"),
             arg("--code", required=True, help="its enrolment code, as mlg-flash printed it"),
         ),
         lambda a: {"gateway": a.gateway, "code": a.code},
+        on_node=enrolment.approve,
     ),
     Command(
         "shred",

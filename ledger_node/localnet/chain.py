@@ -58,10 +58,17 @@ class Site:
 
 def write_duty_profile(path: Path, watts: float, slot_s: int) -> Path:
     """A day of `seconds,watts` rows (UTC) for the `duty:W` load of `Site`."""
+    return write_slots_profile(path, [watts * slot_s / 2 / 3600], slot_s)
+
+
+def write_slots_profile(path: Path, wh_per_slot: list[float], slot_s: int) -> Path:
+    """A day of `seconds,watts` rows (UTC) drawing `wh_per_slot` in turn, one a slot, in
+    the slot's middle half (nothing a quarter slot either side of each boundary)."""
     pause = slot_s / 4
     rows = ["0,0"]
-    for start in range(0, 86_400, slot_s):
-        rows += [f"{start + pause:g},{watts:g}", f"{start + slot_s - pause:g},0"]
+    for i, start in enumerate(range(0, 86_400, slot_s)):
+        watts = wh_per_slot[i % len(wh_per_slot)] * 3600 / (slot_s / 2)
+        rows += [f"{start + pause:g},{watts:.10g}", f"{start + slot_s - pause:g},0"]
     path.write_text("\n".join(rows) + "\n")
     return path
 

@@ -37,13 +37,10 @@ import argparse
 import os
 import secrets
 import shutil
-import signal
 import sys
 import tempfile
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import FrameType
 
 from ledger_node.localnet.broker import Broker, BrokerError
 from ledger_node.localnet.chain import Chain
@@ -63,7 +60,7 @@ from ledger_node.localnet.demo_scenario import (
     demo_chain,
     issue_command,
 )
-from ledger_node.localnet.wait import wait_until
+from ledger_node.localnet.wait import serve_until_interrupted, wait_until
 from ledger_node.shared.cli import EXIT_PIPE, run_cli
 from ledger_node.wire import DEFAULT_SLOT_S
 
@@ -146,30 +143,6 @@ def show_screens(chain: Chain, work: Path, keep: bool) -> None:
         print("the network stops now; `mlg-demo --keep` serves the screens until Ctrl-C")
 
 
-def serve_until_interrupted(chain: Chain) -> None:
-    """Keep the network running until SIGINT (Ctrl-C) or SIGTERM; RuntimeError if a part
-    dies meanwhile on its own."""
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    print("serving until Ctrl-C (SIGINT)", flush=True)
-    try:
-        while not stop.wait(1.0):
-            try:
-                chain.check_alive()
-            except RuntimeError:
-                if stop.wait(1.0):  # Ctrl-C in a terminal reaches the parts too
-                    break
-                raise
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    print("stopping the network", flush=True)
-
-
 def run_demo(args: argparse.Namespace, work: Path) -> int:
     broker = start_broker(work, args.broker)
     protocol = "3.1.1" if broker.kind == "amqtt" else "5"  # amqtt speaks MQTT 3.1.1 only
@@ -230,7 +203,9 @@ def run_demo(args: argparse.Namespace, work: Path) -> int:
             print(f"\nmlg-demo: a check failed (see above); logs are in {work}", file=sys.stderr)
         show_screens(chain, work, args.keep)
         if args.keep:
-            serve_until_interrupted(chain)
+            print("serving until Ctrl-C (SIGINT)", flush=True)
+            serve_until_interrupted(chain.check_alive)
+            print("stopping the network", flush=True)
     except (TimeoutError, RuntimeError) as exc:  # a part did not come up, or it died
         print(f"mlg-demo: {exc}; logs are in {work}", file=sys.stderr)
         return 1

@@ -1,10 +1,13 @@
 """Waiting until a condition holds: the one polling loop of the local networks, the demo
-and the tests."""
+and the tests; and serving a running network until Ctrl-C."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -42,3 +45,28 @@ def wait_until(
                 return value
         time.sleep(step)
     raise TimeoutError(f"waited {timeout_s} s for {what}" + (f" ({last!r})" if last else ""))
+
+
+def serve_until_interrupted(check_alive: Callable[[], None], seconds: float | None = None) -> None:
+    """Return on SIGINT (Ctrl-C) or SIGTERM (or after `seconds`); `check_alive` raises
+    `RuntimeError` when a part of the network died on its own meanwhile."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    deadline = None if seconds is None else time.monotonic() + seconds
+    try:
+        while not stop.wait(1.0):
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            try:
+                check_alive()
+            except RuntimeError:
+                if stop.wait(1.0):  # Ctrl-C in a terminal reaches the parts too
+                    break
+                raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

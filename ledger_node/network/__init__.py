@@ -2,7 +2,8 @@
 
 `node` (MQTT in, one writer thread, MQTT out), `witness` (checkpoints and co-signatures),
 `antientropy` (fetching missed facts from any peer), `marks` (high-water marks for the
-gateways), `genesis` (the network's first fact) and `config` (the node's TOML file).
+gateways), `genesis` (the network's first fact), `config` (the node's TOML file) and
+`retained` (one-shot broker clients for the commands that run without a node).
 
 May import: `ledger_node.contract`, `ledger_node.ledger`, `ledger_node.wire`,
 `ledger_node.shared`.

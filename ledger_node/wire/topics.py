@@ -120,10 +120,10 @@ class Topics:
         return self._join("readings", "+", "+")
 
     def facts(self, kind: str | None = None, author: str | None = None) -> str:
-        """All facts, all facts of one type, or those of one type by one author."""
-        if kind is None:
+        """All facts, or those of one type, by one author, or both."""
+        if kind is None and author is None:
             return self._join("facts", "#")
-        return self._join("facts", kind, author or "+", "#")
+        return self._join("facts", kind or "+", author or "+", "#")
 
     def site_epochs(self, kind: str, site: str) -> str:
         """Every epoch fact of one site (`EpochKey.TYPE` or `EpochShred.TYPE`), whoever

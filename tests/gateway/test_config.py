@@ -85,6 +85,10 @@ def test_a_complete_config(tmp_path: Path) -> None:
     assert cfg.control is not None and cfg.control.coil == 0  # the adapter's DR coil
     assert cfg.db_path == tmp_path / "elsewhere" / "outbox.sqlite"
     assert load_config(_write(tmp_path)).db_path == tmp_path / "state" / "state.sqlite"
+    # A meter behind current transformers: its own plausibility limit, else the model's.
+    ct = '[[meter]]\nid = "m3"\nbus = "rs485-0"\nunit = 3\nmodel = "sdm630"\nmax_power_w = 7e5\n'
+    cfg = load_config(_write(tmp_path, ct))
+    assert (cfg.meter("m3").plausible_w, cfg.meter("m1").plausible_w) == (7e5, 11000)
 
 
 @pytest.mark.parametrize(
@@ -121,6 +125,10 @@ def test_a_complete_config(tmp_path: Path) -> None:
             "meter[2].poll_seconds",
         ),
         ('[[bus]]\nname = "b2"\nport = "/dev/x"\nbaud = 1234\n', "bus[1].baud"),
+        (
+            '[[meter]]\nid = "m3"\nbus = "rs485-0"\nunit = 3\nmodel = "sdm630"\nmax_power_w = 0\n',
+            "meter[2].max_power_w must be positive",
+        ),
     ],
 )
 def test_bad_values_name_their_key(tmp_path: Path, extra: str, message: str) -> None:

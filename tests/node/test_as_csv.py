@@ -6,13 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from ledger_node.interfaces.authoring import (
-    AS_WH,
-    CSV_PROBLEMS,
-    RequestError,
-    parse_as_csv,
-    read_as_csv,
-)
+from ledger_node.interfaces.as_csv import AS_WH, CSV_PROBLEMS, parse_as_csv, read_as_csv
+from ledger_node.interfaces.authoring import RequestError
 from ledger_node.wire import DrCommand
 
 T0 = 1_768_316_400  # 2026-01-14 00:00 JST

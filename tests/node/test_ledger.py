@@ -13,7 +13,7 @@ import nacl.secret
 import pytest
 
 from ledger_node.contract.settlement import Settlement, rewards
-from ledger_node.interfaces import authoring, status
+from ledger_node.interfaces import commands, status
 from ledger_node.interfaces.api import control_actions
 from ledger_node.interfaces.verify import verify
 from ledger_node.ledger import Ledger, LedgerSettings, Outcome, author_epochs, open_sealed
@@ -324,7 +324,7 @@ def test_dr_control_actions_are_read_by_members_only_and_shredded_with_the_readi
     # Shredding site1's epoch erases what its gateway did along with what it measured.
     tso = net.ledgers["tso"]
     with tso.transaction() as changes:
-        authoring.shred(tso, {"site": "site1", "epoch": 0})
+        commands.VERBS["shred"].author(tso, {"site": "site1", "epoch": 0})
     net.everywhere([raw for _, raw in changes.authored])
     assert seen("ra1") == []
     assert seen("tso") == [("site3", 1, T0 - 118, True)]
@@ -387,7 +387,7 @@ def test_shredding_the_current_epoch_starts_the_next_at_once(net: Net) -> None:
     group (readings go on), and no shredded epoch is ever started again."""
     tso = net.ledgers["tso"]
     with tso.transaction() as changes:
-        authoring.shred(tso, {"site": "site1", "epoch": 0})
+        commands.VERBS["shred"].author(tso, {"site": "site1", "epoch": 0})
     assert changes.shredded
     net.everywhere([raw for _, raw in changes.authored])
     with tso.transaction():

@@ -14,7 +14,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from ledger_node.interfaces.api import GETS
+from ledger_node.interfaces.api import FACTS_ROUTE, GETS
 from ledger_node.interfaces.commands import COMMANDS, JSON
 from ledger_node.interfaces.web import WebContext, WebServer
 from ledger_node.interfaces.web.app import MAX_BODY_BYTES
@@ -63,6 +63,9 @@ def test_authoring_needs_the_token_or_a_session_with_its_csrf_token(orgs: dict[s
     size = tso.ledger.log.size
     for headers in (NO_TOKEN, {"Authorization": "Bearer not-the-token"}):
         status, answer = post(tso, "/api/commands", BODY, JSON, headers)
+        assert status == 401 and "token" in answer["error"], answer
+        # A fact signed elsewhere is let in by the same door only.
+        status, answer = post(tso, FACTS_ROUTE, b"ML", "application/octet-stream", headers)
         assert status == 401 and "token" in answer["error"], answer
     # An operator's session: its cookie alone is what a page elsewhere can make a browser
     # send; without the session's CSRF token it authors nothing.
@@ -138,11 +141,14 @@ def test_answers_carry_security_headers_and_the_openapi_document_names_every_rou
     assert status == 200
     assert "frame-ancestors 'none'" in headers["Content-Security-Policy"]
     assert headers["X-Frame-Options"] == "DENY" and headers["X-Content-Type-Options"] == "nosniff"
-    assert set(doc["paths"]) == set(GETS) | {c.route for c in COMMANDS}
+    assert set(doc["paths"]) == set(GETS) | {c.route for c in COMMANDS} | {FACTS_ROUTE}
     for c in COMMANDS:
         post_op = doc["paths"][c.route]["post"]
         assert c.content in post_op["requestBody"]["content"]
         assert {"token": []} in post_op["security"]
+    facts = doc["paths"][FACTS_ROUTE]["post"]
+    assert "application/octet-stream" in facts["requestBody"]["content"]
+    assert {"token": []} in facts["security"]
     (txid,) = doc["paths"]["/api/proof"]["get"]["parameters"]
     assert (txid["name"], txid["in"], txid["required"]) == ("txid", "query", True)
 

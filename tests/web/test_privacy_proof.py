@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 
 from playwright.sync_api import Page
 
-from ledger_node.interfaces import authoring, privacy
+from ledger_node.interfaces import commands, privacy
 from ledger_node.interfaces.web.templating import render
 from tests.conftest import run_module
 from tests.node.test_ledger import T0, Net
@@ -193,7 +193,7 @@ def test_moves_and_shreds_show_which_epochs_a_node_holds_and_why(tmp_path: Path)
     net.everywhere([gws["site1"].batch(T0 - 120, {"m1": 3, "m2": 4})])
     tso = net.ledgers["tso"]
     with tso.transaction() as changes:
-        authoring.shred(tso, {"site": "site2", "epoch": 0})
+        commands.VERBS["shred"].author(tso, {"site": "site2", "epoch": 0})
     net.everywhere([raw for _, raw in changes.authored])
     for name in net.ledgers:
         net.open(name)

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ledger_node.interfaces import commands
-from ledger_node.interfaces.api import GETS, Api, Get
+from ledger_node.interfaces.api import FACTS_ROUTE, GETS, Api, Get
 
 JSON_ERROR = {
     "description": "the request is refused",
@@ -100,4 +100,22 @@ def api_router(api: Api, authorize: Callable[[Request], object]) -> APIRouter:
                 "security": [{"token": []}, {"session": []}],
             },
         )
+    router.add_api_route(
+        FACTS_ROUTE,
+        _post_endpoint(api, FACTS_ROUTE, authorize),
+        methods=["POST"],
+        summary="Admit a fact signed elsewhere (`mlg-node sign`)",
+        description="Admits the signed fact as one from the broker would be, and publishes"
+        " it on its retained topic once accepted. Answers its status: accepted, replay or"
+        " held (for a predecessor this node has not seen).",
+        response_class=PrettyJSON,
+        responses={400: JSON_ERROR, 401: JSON_ERROR, 403: JSON_ERROR, 413: JSON_ERROR},
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+            },
+            "security": [{"token": []}, {"session": []}],
+        },
+    )
     return router

@@ -22,7 +22,8 @@ from starlette.datastructures import UploadFile
 
 from ledger_node.contract.settlement import reconcile
 from ledger_node.interfaces import commands
-from ledger_node.interfaces.authoring import MAX_CSV_BYTES, RequestError, read_as_csv
+from ledger_node.interfaces.as_csv import MAX_CSV_BYTES, read_as_csv
+from ledger_node.interfaces.authoring import RequestError
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.interfaces.web.pages import Screen, context, page
 from ledger_node.interfaces.web.screens.authored import (

@@ -20,7 +20,8 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
 from ledger_node.interfaces.api import dr_commands
-from ledger_node.interfaces.authoring import gateway_slot_lengths, int_rule
+from ledger_node.interfaces.as_csv import int_rule
+from ledger_node.interfaces.authoring import gateway_slot_lengths
 from ledger_node.interfaces.commands import JSON
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.interfaces.web.pages import Screen, context, page

@@ -21,7 +21,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.datastructures import FormData
 
-from ledger_node.interfaces.authoring import int_rule
+from ledger_node.interfaces.as_csv import int_rule
 from ledger_node.interfaces.commands import JSON
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.interfaces.web.pages import Screen, context, page
