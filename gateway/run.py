@@ -55,7 +55,8 @@ STATUS_EVERY_S = 10.0
 class Gateway:
     def __init__(self, cfg: GatewayConfig, system_clock: Clock) -> None:
         self.cfg = cfg
-        self.clock = clock = DisciplinedClock(system_clock, cfg.max_clock_skew_s)
+        quorum = max(1, min(cfg.quorum, len(cfg.confirm_nodes)))
+        self.clock = clock = DisciplinedClock(system_clock, cfg.max_clock_skew_s, quorum=quorum)
         identity = Identity.load(cfg.key_path)
         if identity.name != cfg.gateway_id:
             raise GatewayError(

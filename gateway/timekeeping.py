@@ -7,9 +7,11 @@ only right if its boundaries are, so the gateway does not trust its system clock
 - a **step** of the system clock (its change not matched by the monotonic clock) is
   absorbed at once: the gateway's time goes on smoothly, and the step is an alarm;
 - the nodes' **signed times** (fresh high-water marks and checkpoints of the nodes it
-  trusts) say what time it is: when the median of their differences from the gateway's
-  clock exceeds `max_skew_s`, the gateway takes the nodes' time (an offset from its system
-  clock) and raises `clock_skew` until the system clock agrees again.
+  trusts) say what time it is: while one of them agrees (within `max_skew_s`) with the
+  system clock, or with the time the gateway keeps, nothing changes; when none agrees and
+  `quorum` of them agree with each other (the confirmation quorum: one node's wrong clock
+  moves nothing), the gateway takes their time (an offset from its system clock) and
+  raises `clock_skew` until the system clock agrees with a node again.
 
 So no slot is invented by a forward jump, none is lost by a backward one, and a wrong
 clock at boot is corrected by the first fresh mark: until that mark (or `clock_wait_s`
@@ -42,9 +44,15 @@ class DisciplinedClock:
     """`base` corrected for steps and for its offset from the nodes' signed times."""
 
     def __init__(
-        self, base: Clock, max_skew_s: float, monotonic: Callable[[], float] = time.monotonic
+        self,
+        base: Clock,
+        max_skew_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+        quorum: int = 1,
     ) -> None:
         self.base = base
+        self.quorum = quorum
+        """Nodes that must agree on a time before the gateway takes it over its own."""
         self.monotonic = monotonic
         self.max_skew_s = max_skew_s
         self.rate = getattr(base, "scale", 1.0)
@@ -100,13 +108,19 @@ class DisciplinedClock:
             fresh = [d for d, m in self._samples.values() if mono - m <= SAMPLE_MAX_AGE_S]
             if not fresh:
                 return
-            measured = statistics.median(fresh)
             slack = self.slack_s
-            agrees = abs(measured) <= slack  # the system clock is right (again)
-            if abs(measured - self.offset) > slack or (agrees and self.offset):
-                # The gateway's time is off the nodes': take theirs; back to the system
-                # clock, offset 0, once that agrees with them again.
-                offset = 0.0 if agrees else measured
+            offset: float | None = self.offset
+            if any(abs(d) <= slack for d in fresh):
+                offset = 0.0  # a node agrees with the system clock: it is right (again)
+            elif not any(abs(d - self.offset) <= slack for d in fresh):
+                # None agrees with the gateway's time: take the nodes', once `quorum` of
+                # them agree with each other (one node's wrong clock moves nothing).
+                middle = statistics.median(fresh)
+                near = [d for d in fresh if abs(d - middle) <= slack]
+                offset = statistics.median(near) if len(near) >= self.quorum else None
+            if offset is None:
+                return
+            if offset != self.offset:
                 self._moved.append(self._moved[-1] + self.offset - offset)
                 self.generation += 1
                 self.offset = offset

@@ -96,6 +96,28 @@ def test_transit_and_whole_seconds_within_the_slack_change_nothing() -> None:
     assert clock.offset == 0
 
 
+def test_one_node_with_a_wrong_clock_moves_nothing() -> None:
+    """Of two confirming nodes (quorum 2) one is an hour behind: whichever speaks first,
+    the gateway keeps its system clock (the wrong node raises its own alarm). Were the
+    system clock wrong too, the nodes agreeing with the time the gateway keeps hold it."""
+    base = HandClock()
+    clock = DisciplinedClock(base, 5.0, monotonic=lambda: base.mono, quorum=2)
+    for _ in range(3):
+        base.advance(10)
+        clock.observe("tso", int(base.t) - 3600)
+        clock.observe("ac1", int(base.t))
+    assert clock.offset == 0 and clock.generation == 0 and clock.verified
+    base = HandClock()
+    clock = DisciplinedClock(base, 5.0, monotonic=lambda: base.mono, quorum=2)
+    base.t = T0 - 3600  # booted an hour behind; both nodes right: corrected
+    clock.observe("tso", T0)
+    assert not clock.settled  # one node alone does not move it
+    clock.observe("ac1", T0)
+    assert clock.skewed and clock.generation == 1
+    clock.observe("ra1", T0 - 7200)  # a third, wrong, node: the gateway's time stays
+    assert clock.generation == 1
+
+
 def test_polls_wait_for_the_nodes_time_at_boot_and_move_with_it() -> None:
     """A gateway booted an hour behind keeps its polls aside until the first fresh mark,
     then cuts them into slots on the nodes' time: each slot gets its true energy."""
