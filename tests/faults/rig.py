@@ -165,14 +165,17 @@ def energy_against_truth(rig: Rig, node: str = "tso") -> tuple[int, int, float]:
     """`node`'s totals (read from its database, running or not) against the emulators'
     truth, per site over the unbroken run of slots it holds: (slots, exact slots, largest
     |difference| of the run's sum, Wh). AssertionError if a slot inside the run is
-    missing. A slot estimated over a gap may split energy differently from the truth, but
-    a run's sum telescopes to the meter's advance: it must equal the truth's."""
+    missing, or a slot differs from the truth without a quality flag (silently). A slot
+    estimated over a gap may split energy differently from the truth, but a run's sum
+    telescopes to the meter's advance: it must equal the truth's."""
     db = connect(rig.net.db(node), readonly=True)
     try:
-        held = {(r["site"], r["slot"]): r["wh"] for r in totals(db, None)}
+        rows = totals(db, None)
+        held = {(r["site"], r["slot"]): r["wh"] for r in rows}
+        flagged = {(r["site"], r["slot"]) for r in rows if r["flagged"]}
     finally:
         db.close()
-    slots_n = exact = 0
+    slots_n = exact = silent = 0
     worst = 0.0
     for site in rig.chain.sites:
         slots = sorted(slot for s, slot in held if s == site)
@@ -183,5 +186,12 @@ def energy_against_truth(rig: Rig, node: str = "tso") -> tuple[int, int, float]:
         run = [s for s in run if (site, s) in truth]
         slots_n += len(run)
         exact += sum(held[(site, s)] == truth[(site, s)] for s in run)
+        for s in run:
+            if held[(site, s)] != truth[(site, s)]:
+                flag = "flagged" if (site, s) in flagged else "NOT FLAGGED"
+                wh, true_wh = held[(site, s)], truth[(site, s)]
+                rig.figure(f"{node} {site} slot {s}: {wh} Wh, truth {true_wh}, {flag}")
+                silent += (site, s) not in flagged
         worst = max(worst, abs(sum(held[(site, s)] - truth[(site, s)] for s in run)))
+    assert not silent, f"{silent} slots at {node} differ from the truth without a quality flag"
     return slots_n, exact, worst
