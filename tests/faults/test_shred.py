@@ -51,7 +51,7 @@ def test_shredding_the_current_epoch_keeps_readings_flowing_and_leaves_no_key(
         )
         took = time.monotonic() - t
 
-        def sealed_with_new() -> bool:
+        def sealed_with_new(epoch: int = epoch, before: int = before) -> bool:
             batches = rig.tap.snapshot()
             new = [m for v in batches.values() for m in v.values() if m.epoch == epoch + 1]
             return len(new) >= 2 and len(batches) > before
