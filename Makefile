@@ -74,8 +74,8 @@ test: venv mosquitto browser flashtools node_modules/.installed
 	$(BIN)/pytest
 
 # The fault suite at full size (tests/faults, the scenarios marked soak): each prints its
-# figures (also appended to tests/artifacts/fault-figures.txt). About 25 minutes; no
-# scenario may take more than its own bound (pytest-timeout).
+# figures (also appended to tests/artifacts/fault-figures.txt). About 25 minutes by its
+# sizes; no scenario may take more than its own bound (pytest-timeout).
 soak: venv mosquitto node_modules/.installed
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "the fault suite needs Mosquitto: apt-get install mosquitto" >&2; exit 1; }
 	$(BIN)/pytest tests/faults -m soak -rP
