@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test bench lint firmware-types mosquitto browser flashtools venv clean
+.PHONY: demo test soak bench lint firmware-types mosquitto browser flashtools venv clean
 
 venv: $(VENV)/.deps
 
@@ -72,6 +72,13 @@ test: venv mosquitto browser flashtools node_modules/.installed
 	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory firmware-types
 	$(BIN)/pytest
+
+# The fault suite at full size (tests/faults, the scenarios marked soak): each prints its
+# figures (also appended to tests/artifacts/fault-figures.txt). About 25 minutes by its
+# sizes; no scenario may take more than its own bound (pytest-timeout).
+soak: venv mosquitto node_modules/.installed
+	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "the fault suite needs Mosquitto: apt-get install mosquitto" >&2; exit 1; }
+	$(BIN)/pytest tests/faults -m soak -rP
 
 # Benchmarks print their figures with the limit each is compared with, and write
 # bench-results.json. They need the same set-up as the tests.

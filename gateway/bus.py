@@ -62,7 +62,13 @@ class ModbusBus:
             else self._client.read_holding_registers
         )
         rr = self._transact(unit, lambda: fn(address, count=count, device_id=unit))
-        return list(rr.registers)
+        words = list(rr.registers)
+        if len(words) != count:  # a garbled answer whose CRC happens to hold
+            raise NoAnswerError(
+                f"bus {self.cfg.name} unit {unit}: {len(words)} registers in the answer to a"
+                f" read of {count} at {address}"
+            )
+        return words
 
     def write_coil(self, unit: int, address: int, on: bool) -> None:
         """Set coil `address` of `unit` (FC 05)."""

@@ -1,124 +1,18 @@
 """Node processes on a real Mosquitto under faults, fed by simulated gateways
-(tests/support/sim.py): a node killed during ingest catches up from its peers, a changed
-byte in a database is named by `verify`, and bad input is refused with its reasons and
-changes nothing."""
+(tests/support/sim.py): a changed byte in a database is named by `verify`, and bad input
+is refused with its reasons and changes nothing. (A node killed during ingest is the
+fault suite's scenario 2, tests/faults/test_node_kill.py.)"""
 
 from __future__ import annotations
 
-import signal
-import threading
-import time
-from pathlib import Path
-
-import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
-from ledger_node.ledger.store import connect
-from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import SiteRegistration, parse
-from tests.node.conftest import fig7_nodes
 from tests.support.sim import SimGateway, SimNet
 
 pytestmark = pytest.mark.slow
-
-
-def _drop_session(port: int, client_id: str) -> None:
-    """Make the broker forget a client's session and queued messages (as a broker restart
-    without persistence would): the node must then get what it missed from its peers."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
-    props = Properties(PacketTypes.CONNECT)
-    props.SessionExpiryInterval = 0
-    client.connect("127.0.0.1", port, clean_start=True, properties=props)
-    client.loop_start()
-    time.sleep(0.3)
-    client.disconnect()
-    client.loop_stop()
-
-
-def _closed_digests(db_path: Path) -> dict[int, tuple[int, bytes]]:
-    db = connect(db_path, readonly=True)
-    try:
-        return {
-            slot: (n, bytes(d))
-            for slot, n, d in db.execute(
-                "SELECT slot, digest_count, digest FROM slots WHERE digest IS NOT NULL"
-            )
-        }
-    finally:
-        db.close()
-
-
-def test_node_killed_during_ingest_catches_up_from_peers(tmp_path: Path, broker: Broker) -> None:
-    with fig7_nodes(
-        tmp_path,
-        broker.port,
-        speed=20.0,
-        late_after_s=240,
-        checkpoint_every_s=0.5,
-        sync_every_s=1.0,
-    ) as sim:
-        sent: list[int] = []
-        stop = threading.Event()
-
-        def gateways() -> None:
-            while not stop.is_set():
-                slot = sim.last_slot()
-                sim.publish([sim.batch(site, slot) for site in sim.RAS])
-                sent.append(slot)
-                time.sleep(0.05)
-
-        publisher = threading.Thread(target=gateways)
-        publisher.start()
-        try:
-            for _ in range(4):
-                time.sleep(1.5)
-                sim.net.stop_node("ra1", signal.SIGKILL)
-                _drop_session(broker.port, "node-ra1")
-                time.sleep(0.5)
-                sim.net.start_node("ra1")
-        finally:
-            stop.set()
-            publisher.join()
-        total = 3 * len(sent)
-        sim.wait_accepted(("tso", "ac1"), total)
-        wait_until(
-            lambda: sim.accepted("ra1") >= total, 60, "ra1 catches up", alive=sim.net.check_alive
-        )
-        assert sim.status("ra1")["log"]["size"] == sim.status("tso")["log"]["size"]
-        fetched = sum(p["fetched"] for p in sim.status("ra1")["peers"])
-        assert fetched > 0, "the killed node should have fetched what it missed from peers"
-        # Every slot closes; the digests then agree with the node that never stopped.
-        last_close = max(sent) + 60 + 240
-        wait_until(
-            lambda: sim.sim_now() > last_close + 5, 60, "slots close", alive=sim.net.check_alive
-        )
-        slots = set(sent)
-
-        def closed(node: str) -> dict[int, tuple[int, bytes]]:
-            got = _closed_digests(sim.net.db(node))
-            return {s: d for s, d in got.items() if s in slots}
-
-        wait_until(
-            lambda: len(closed("ra1")) == len(slots),
-            30,
-            "ra1 closes every slot",
-            alive=sim.net.check_alive,
-        )
-        wait_until(
-            lambda: len(closed("tso")) == len(slots),
-            30,
-            "tso closes every slot",
-            alive=sim.net.check_alive,
-        )
-        assert closed("ra1") == closed("tso")
-        done = sim.net.cli("ra1", "verify")
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert "OK:" in done.stdout
 
 
 def test_a_changed_byte_in_the_database_is_named_by_verify(fig7: SimNet) -> None:

@@ -16,17 +16,15 @@ from ledger_node.contract.settlement import Settlement, rewards
 from ledger_node.interfaces import commands, status
 from ledger_node.interfaces.api import control_actions
 from ledger_node.interfaces.verify import verify
-from ledger_node.ledger import Ledger, LedgerSettings, Outcome, author_epochs, open_sealed
+from ledger_node.ledger import Ledger, author_epochs
 from ledger_node.ledger.store import connect, counters
 from ledger_node.network.antientropy import AntiEntropy
 from ledger_node.network.witness import slot_digest
-from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import (
     ControlAction,
     DrCommand,
     DrDeclaration,
-    EpochKey,
     MeterCommitment,
     OrgRemove,
     ReadingsBatch,
@@ -38,59 +36,8 @@ from ledger_node.wire import (
     pedersen,
 )
 from ledger_node.wire.readings import MAX_SEQ_GAP
-from tests.support.sim import Figure7, sign
-
-T0 = 1_800_000_000 - 1_800_000_000 % 60
-
-
-class Net:
-    """Figure 7's facts and one in-process ledger per node."""
-
-    def __init__(
-        self, tmp: Path, nodes: tuple[str, ...] = ("tso", "ra1"), fig: Figure7 | None = None
-    ) -> None:
-        self.fig = Figure7.make() if fig is None else fig
-        tmp.mkdir(parents=True, exist_ok=True)
-        self.clock = FixedClock(T0)
-        self.tmp = tmp
-        self.ledgers: dict[str, Ledger] = {}
-        for name in nodes:
-            party = self.party(name)
-            db = connect(tmp / f"{name}.sqlite")
-            ledger = Ledger(db, party.identity, self.clock, LedgerSettings(late_after_s=600))
-            with ledger.transaction():
-                ledger.start(self.fig.genesis)
-            self.ledgers[name] = ledger
-
-    def party(self, name: str) -> object:
-        f = self.fig
-        return {"tso": f.tso, **f.acs, **f.ras}[name]
-
-    def admit(self, name: str, raw: bytes, source: str = "mqtt") -> Outcome:
-        ledger = self.ledgers[name]
-        with ledger.transaction():
-            return ledger.admit(raw, source, hold_unknown=True)
-
-    def everywhere(self, raws: list[bytes]) -> None:
-        for name in self.ledgers:
-            for raw in raws:
-                self.admit(name, raw)
-
-    def epochs(self) -> list[EpochKey]:
-        tso = self.ledgers["tso"]
-        with tso.transaction() as changes:
-            made = author_epochs(tso)
-        self.everywhere([raw for _, raw in changes.authored])
-        for key in made:
-            for gw in self.fig.gateways.values():
-                gw.take_epoch_key(key)
-        return made
-
-    def open(self, name: str) -> None:
-        ledger = self.ledgers[name]
-        with ledger.transaction():
-            while open_sealed(ledger):
-                pass
+from tests.support.ledgers import T0, Net
+from tests.support.sim import sign
 
 
 @pytest.fixture

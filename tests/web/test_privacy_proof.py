@@ -23,7 +23,7 @@ from playwright.sync_api import Page
 from ledger_node.interfaces import commands, privacy
 from ledger_node.interfaces.web.templating import render
 from tests.conftest import run_module
-from tests.node.test_ledger import T0, Net
+from tests.support.ledgers import T0, Net
 from tests.web.conftest import Fig6, shot
 
 SITES = ("site1", "site2", "site3")
