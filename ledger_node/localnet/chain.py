@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -217,9 +217,17 @@ class Chain:
             ["-m", "gateway.cli", "run", "-c", str(self.gateway_config(site)), *extra],
         )
 
-    def start_gateways(self) -> None:
+    def start_gateways(self, extra: Mapping[str, Sequence[str]] | None = None) -> None:
+        """Start every site's gateway (`extra`: a site's more `mlg-gateway run` options)."""
         for site in self.sites:
-            self.start_gateway(site)
+            self.start_gateway(site, *(extra or {}).get(site, ()))
+
+    def start(self, extra: Mapping[str, Sequence[str]] | None = None) -> None:
+        """The whole chain in order: meters, nodes, the sites' registrations, gateways."""
+        self.start_emulators()
+        self.start_nodes()
+        self.register_sites()
+        self.start_gateways(extra)
 
     def register_sites(self) -> None:
         """Each RA registers its site: through its node's API if it runs one, else signed

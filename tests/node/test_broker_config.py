@@ -142,10 +142,7 @@ def test_the_demo_chain_runs_through_the_secured_broker(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     broker = Broker(tmp_path / "broker", port, config=tls / "mosquitto.conf").start()
     try:
-        chain.start_emulators()
-        chain.start_nodes()
-        chain.register_sites()  # RA(2) and RA(3) publish their own, with their certificates
-        chain.start_gateways()
+        chain.start()
         slots = chain.wait_for_slots(2)
         assert len(slots) >= 2, "no slots reached every node through the TLS broker"
         truth = chain.truth(slots)

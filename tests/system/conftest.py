@@ -23,10 +23,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
     with mosquitto(work / "broker") as broker:
         c = Chain(work, broker.port, SLOT_S, SPEED, SITES, NODES, late_after_s=10 * SLOT_S)
         try:
-            c.start_emulators()
-            c.start_nodes()
-            c.register_sites()
-            c.start_gateways()
+            c.start()
             yield c
         finally:
             c.stop()

@@ -163,10 +163,7 @@ def test_a_gateway_clock_an_hour_off_loses_no_energy(tmp_path: Path, broker: Bro
         )
 
     try:
-        c.start_emulators()
-        c.start_nodes()
-        c.register_sites()
-        c.start_gateway("site1", "--clock-skew-file", str(skew))
+        c.start({"site1": ["--clock-skew-file", str(skew)]})
         wait_until(skewed, 30, "the alarm at boot")
         slots_held(2)
         skew.write_text("0")  # NTP sets the clock right: absorbed; the nodes agree
@@ -205,10 +202,7 @@ def test_a_moved_site_seals_with_the_new_epoch_only_the_new_ra_reads(
     site = Site("ra1", "sdm120", "steps:1200,3600,2400")
     c = Chain(tmp_path, broker.port, SLOT_S, SPEED, {"site1": site}, ("tso", "ra1", "ra2"))
     try:
-        c.start_emulators()
-        c.start_nodes()
-        c.register_sites()
-        c.start_gateways()
+        c.start()
         wait_until(lambda: c.totals("ra1"), 60, "a first slot at RA(1)", alive=c.check_alive)
         c.net.post("tso", "/api/site-moves", {"site": "site1", "ra": "ra2"})
         wait_until(

@@ -46,10 +46,7 @@ def chain(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Chain]:
         ):
             path.write_text(path.read_text() + f'\n[metrics]\nlisten = "127.0.0.1:{port}"\n')
         try:
-            c.start_emulators()
-            c.start_nodes()
-            c.register_sites()
-            c.start_gateways()
+            c.start()
             yield c
         finally:
             c.stop()
