@@ -7,7 +7,9 @@ only right if its boundaries are, so the gateway does not trust its system clock
 - a **step** of the system clock (its change not matched by the monotonic clock) is
   absorbed at once: the gateway's time goes on smoothly, and the step is an alarm;
 - the nodes' **signed times** (fresh high-water marks and checkpoints of the nodes it
-  trusts) say what time it is: while one of them agrees (within `max_skew_s`) with the
+  trusts) say what time it is, each node's by the least delayed of its recent ones (a
+  time held up on the way, by a stalled link or a broker's queue, only makes the system
+  clock look ahead, never behind): while one of them agrees (within `max_skew_s`) with the
   system clock, or with the time the gateway keeps, nothing changes; when none agrees and
   `quorum` of them agree with each other (the confirmation quorum: one node's wrong clock
   moves nothing), the gateway takes their time (an offset from its system clock) and
@@ -26,6 +28,7 @@ from __future__ import annotations
 import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from ledger_node.shared.clock import Clock
@@ -35,6 +38,8 @@ STEP_S = 2.0
 says has passed is a step, not drift."""
 SAMPLE_MAX_AGE_S = 120.0
 """A node's time sample counts for this many real seconds."""
+SAMPLES_PER_NODE = 256
+"""A node's recent times kept (at most), of which the least delayed counts."""
 TRANSIT_S = 0.5
 """Real seconds a signed time may take to arrive (broker, network, a busy node); with
 the whole seconds the nodes sign, added to the slack before a sample says "skewed"."""
@@ -68,7 +73,8 @@ class DisciplinedClock:
         self.generation = 0
         """How many times the nodes' time corrected the gateway's."""
         self._moved = [0.0]  # generation → how far (s) the gateway's time moved until then
-        self._samples: dict[str, tuple[float, float]] = {}  # node → (system - node, mono)
+        # node → its recent (system - node, mono), oldest first
+        self._samples: dict[str, deque[tuple[float, float]]] = {}
         self._last: tuple[float, float] | None = None
         self._lock = threading.Lock()
 
@@ -87,7 +93,10 @@ class DisciplinedClock:
                     self.steps += 1
                     self.last_step = step
                     # The nodes' samples were taken against the system clock before it.
-                    self._samples = {n: (d + step, m) for n, (d, m) in self._samples.items()}
+                    self._samples = {
+                        n: deque(((d + step, m) for d, m in r), maxlen=SAMPLES_PER_NODE)
+                        for n, r in self._samples.items()
+                    }
             self._last = (t, mono)
             return t - self.offset, self.generation
 
@@ -104,8 +113,16 @@ class DisciplinedClock:
             mono = self.monotonic()
             system = self.base.now()
             # Nodes sign whole seconds (truncated): the middle of that second is nearest.
-            self._samples[node] = (system - (node_t + 0.5), mono)
-            fresh = [d for d, m in self._samples.values() if mono - m <= SAMPLE_MAX_AGE_S]
+            recent = self._samples.setdefault(node, deque(maxlen=SAMPLES_PER_NODE))
+            recent.append((system - (node_t + 0.5), mono))
+            while mono - recent[0][1] > SAMPLE_MAX_AGE_S:
+                recent.popleft()
+            # A delay only adds to system - node: the smallest is the nearest the truth.
+            fresh = [
+                min(ds)
+                for r in self._samples.values()
+                if (ds := [d for d, m in r if mono - m <= SAMPLE_MAX_AGE_S])
+            ]
             if not fresh:
                 return
             slack = self.slack_s

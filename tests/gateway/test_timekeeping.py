@@ -177,3 +177,27 @@ def test_a_later_correction_moves_the_last_poll_with_it() -> None:
     # 20 Wh less than a minute's worth; every other full slot has 60 Wh; none lost twice.
     assert sorted(e.wh for e in done) == [40, 60, 60]
     assert sum(e.wh for e in done) == done[-1].slot_start + 60 - done[0].slot_start - 20
+
+
+def test_signed_times_held_up_on_the_way_do_not_move_the_clock() -> None:
+    """A stalled link (or a broker's queue) delivers a burst of the nodes' times a minute
+    late: the system clock only looks ahead by that much; each node's least delayed recent
+    time says it is right. A clock truly ahead is still corrected by the first time."""
+    base, clock = _clock()
+    clock.quorum = 2
+    for _ in range(5):
+        clock.observe("tso", base.t)
+        clock.observe("ra1", base.t)
+        base.advance(1)
+    stalled_at = base.t
+    base.advance(60)  # nothing passes; then what was sent meanwhile arrives at once
+    for k in range(60):
+        clock.observe("tso", stalled_at + k)
+        clock.observe("ra1", stalled_at + k)
+    assert (clock.offset, clock.generation, clock.skewed) == (0.0, 0, False)
+    ahead = HandClock()
+    ahead.t += 600  # booted ten minutes ahead
+    truly = DisciplinedClock(ahead, 5.0, monotonic=lambda: ahead.mono, quorum=2)
+    truly.observe("tso", T0)
+    truly.observe("ra1", T0)
+    assert truly.skewed and round(truly.offset) == 600
