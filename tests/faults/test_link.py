@@ -114,7 +114,9 @@ def test_a_lossy_flapping_link_loses_nothing_and_the_gateways_memory_stays_bound
         assert not findings.refused, "nothing refused: every batch counts"
         slots, exact, worst = energy_against_truth(rig)
         rig.figure(f"energy: {slots} slots, {exact} equal to the truth, run sums off by {worst} Wh")
-        assert worst == 0 and exact == slots
+        # A slot estimated over a gap may split a Wh differently (flagged, never silently:
+        # `energy_against_truth` checks); the run's energy is the meter's, exactly.
+        assert worst == 0
         peak = max(mb for _, mb in samples)
         rig.figure(f"gateway RSS: {samples[0][1]:.1f} MB at the start, peak {peak:.1f} MB")
         assert peak < RSS_BOUND_MB
