@@ -15,7 +15,7 @@ CORRUPT = const(0x0010)  # the settings file failed its check; defaults in use
 SAVE_FAILED = const(0x0020)  # a changed setting could not be stored; in use until reboot
 
 _BAUDS = const((1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200))
-_PARITIES = const(("N", "E", "O"))  # index = the holding register's value
+PARITIES = ("N", "E", "O")  # index = the stored value and the holding register's
 
 # name: (default, lowest, highest), in the order of the record and the holding registers.
 _FIELDS = const(
@@ -68,8 +68,13 @@ class Settings:
             if _FIELDS[i][0] == name and self.values[i] != value:
                 self.values[i] = value
                 try:
-                    records.write_atomic(self.path, records.seal(_MAGIC, self.values))
+                    self.save()
                     self.status &= ~SAVE_FAILED
                 except OSError:
                     self.status |= SAVE_FAILED
         return True
+
+    def save(self) -> None:
+        """Store every value (replacing the file atomically); OSError when the flash
+        refuses. `mlg-flash board` writes a board's settings with it."""
+        records.write_atomic(self.path, records.seal(_MAGIC, self.values))

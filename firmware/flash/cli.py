@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--force", action="store_true", help="replace an earlier provisioning")
     g.add_argument("--dry-run", action="store_true", help="list what would be written")
     g.set_defaults(handler=_gateway)
-    board_cmd.add_parser(sub)
+    board_cmd.add_parser(sub, CHECKOUT_HW)
     return p
 
 
