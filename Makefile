@@ -49,14 +49,16 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-ipafont-gothic; \
 	else echo "the browser tests need chromium and fonts-ipafont-gothic: apt-get install them" >&2; exit 1; fi
 
-# mtools (mlg-flash writes a gateway image's boot partition with it, never mounting it)
-# and dosfstools (the tests make FAT images with mkfs.vfat).
+# mtools (mlg-flash writes a gateway image's boot partition with it, never mounting it),
+# dosfstools (the tests make FAT images with mkfs.vfat) and systemd-analyze (the tests
+# check hw/'s systemd units with it).
 flashtools:
-	@if command -v mcopy >/dev/null && { command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ]; }; then :; \
+	@if command -v mcopy >/dev/null && { command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ]; } \
+	  && command -v systemd-analyze >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing mtools and dosfstools with apt-get"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mtools dosfstools; \
-	else echo "the tests need mtools and dosfstools: apt-get install them" >&2; exit 1; fi
+	  echo "installing mtools, dosfstools and systemd with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mtools dosfstools systemd; \
+	else echo "the tests need mtools, dosfstools and systemd-analyze: apt-get install mtools dosfstools systemd" >&2; exit 1; fi
 
 # The demo runs without root too: with no Mosquitto it starts the embedded amqtt broker.
 # `make demo DEMO_ARGS=--keep` keeps its network and screens running until Ctrl-C.
