@@ -20,6 +20,8 @@ from gateway.timekeeping import DisciplinedClock
 
 log = logging.getLogger("mlg.gateway.time")
 
+MIN_WAIT_REAL_S = 10.0
+"""The shortest wait (real seconds) for a node's signed time at start."""
 MAX_EARLY = 50_000
 """Polls kept aside at most while the clock is not settled (a few MB); older ones drop."""
 
@@ -62,8 +64,10 @@ class TimeGate:
     def check(self) -> list[SlotEnergy]:
         """Settle (on the system clock after `wait_s`), follow corrections, release polls."""
         if self._gen is None:
-            elapsed = (self.monotonic() - self._since) * max(self.clock.rate, 1e-9)
-            if not self.clock.settled and elapsed >= self.wait_s:
+            # `wait_s` of the gateway's clock, but never less than MIN_WAIT_REAL_S real
+            # seconds: connecting and the first signed time do not speed up with a lab clock.
+            wait_real = max(self.wait_s / max(self.clock.rate, 1e-9), MIN_WAIT_REAL_S)
+            if not self.clock.settled and self.monotonic() - self._since >= wait_real:
                 log.warning(
                     "no fresh signed time from the nodes in %.0f s: slots follow the system clock",
                     self.wait_s,

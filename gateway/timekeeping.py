@@ -40,9 +40,11 @@ SAMPLE_MAX_AGE_S = 120.0
 """A node's time sample counts for this many real seconds."""
 SAMPLES_PER_NODE = 256
 """A node's recent times kept (at most), of which the least delayed counts."""
-TRANSIT_S = 0.5
-"""Real seconds a signed time may take to arrive (broker, network, a busy node); with
-the whole seconds the nodes sign, added to the slack before a sample says "skewed"."""
+TRANSIT_S = 2.0
+"""Real seconds a signed time may take to arrive (broker, network, a busy node or
+gateway); with the whole seconds the nodes sign, added to the slack before a sample says
+"skewed". A false correction costs the slots in progress, a clock off by a few seconds
+only that much of a slot's energy at its boundaries: the slack errs on the wide side."""
 
 
 class DisciplinedClock:

@@ -179,9 +179,13 @@ def test_a_gateway_clock_an_hour_off_loses_no_energy(tmp_path: Path, broker: Bro
             held = c.totals(node)
             early = [s for s in slots if s <= on_node_time]
             diff = [held[("site1", s)] - truth[("site1", s)] for s in early]
-            # Boundaries half a second off move a watt-hour between neighbours, no more;
-            # none is lost.
-            assert all(abs(d) <= 1 for d in diff) and abs(sum(diff)) <= 1, (node, diff)
+            # Boundaries as far off as the nodes' signed times took to arrive (whole
+            # seconds, and transit that the 30x clock multiplies) move a little energy
+            # between neighbours; none is lost.
+            assert all(
+                abs(d) <= 0.05 * truth[("site1", s)] for d, s in zip(diff, early, strict=True)
+            )
+            assert abs(sum(diff)) <= 1, (node, diff)
             for slot in slots:
                 if slot > on_node_time:  # steps are absorbed exactly
                     assert held[("site1", slot)] == truth[("site1", slot)], (node, slot)
