@@ -31,15 +31,13 @@ SPEED = 30.0
 """Two seconds of wall time per 60 s slot."""
 
 
-def sizes(fast: dict[str, Any], full: dict[str, Any], timeout_s: int = 1500) -> Any:
-    """`pytest.mark.parametrize` over the scenario's two sizes: `fast` (in `make test`)
+def sizes(fast: dict[str, Any] | None, full: dict[str, Any], timeout_s: int = 1500) -> Any:
+    """`pytest.mark.parametrize` over the scenario's two sizes: `fast` (in `make test`;
+    None: the scenario runs in `make soak` only, to keep `make test` within its time)
     and `full` (marked `soak`, with its own time bound)."""
+    soak = pytest.param(full, id="soak", marks=[pytest.mark.soak, pytest.mark.timeout(timeout_s)])
     return pytest.mark.parametrize(
-        "size",
-        [
-            pytest.param(fast, id="fast"),
-            pytest.param(full, id="soak", marks=[pytest.mark.soak, pytest.mark.timeout(timeout_s)]),
-        ],
+        "size", [soak] if fast is None else [pytest.param(fast, id="fast"), soak]
     )
 
 

@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 COMMAND = "dr-move"
 
 
-@sizes({"window": 4}, {"window": 20})
+# In make soak only (make test's time): tests/system/test_end_to_end.py has the move without a
+# command.
+@sizes(None, {"window": 20})
 def test_a_site_moving_ra_with_a_new_epoch_during_a_command_loses_nothing(
     make_rig: Callable[..., Rig], size: dict[str, Any]
 ) -> None:
