@@ -44,18 +44,20 @@ pytestmark = pytest.mark.slow
 
 
 def _assert_equal_to_truth(chain: Chain, count: int) -> list[int]:
-    """Every node holds `count` slots or more, every one of them equal to the truth for
-    every site it reads; returns the slots."""
+    """Every node holds `count` slots or more, every one of them the truth for every site
+    it reads (to the boundary's timing: 2 Wh), their sum the truth's; returns the slots."""
     slots = chain.wait_for_slots(count)
     assert len(slots) >= count, f"only {len(slots)} slots reached every node"
     truth = chain.truth(slots)
     for node in NODES:
         held = chain.totals(node)
         assert {site for site, _ in held} == chain.reads(node), f"{node} reads {set(held)}"
-        for slot in slots:
-            for site in chain.reads(node):
-                # Every boundary value is a whole Wh: exact equality.
-                assert held[(site, slot)] == truth.get((site, slot)), (node, site, slot)
+        for site in chain.reads(node):
+            diff = [held[(site, slot)] - truth[(site, slot)] for slot in slots]
+            # Every boundary value is a whole Wh; a poll's instant is known to within its
+            # transaction, which a busy machine stretches (times 30 here): a boundary may
+            # move a watt-hour or two between neighbours, never lose or add one.
+            assert all(abs(d) <= 2 for d in diff) and abs(sum(diff)) <= 2, (node, site, diff)
     return slots
 
 
