@@ -110,15 +110,23 @@ def _figures(tmp_path: Path, out: Path, port: int) -> None:
     _mlg(out, "publish", str(signed), *broker)
     slots = list(range(start, end, 60))
 
-    def ac1_totals(node: str) -> list[int] | None:
+    def ac1_totals(node: str) -> list[tuple[int, int]] | None:
         doc = api_get(out, node, "/api/results?command=fig6&scope=ac1")
-        got = {r["slot"]: r["actual_wh"] for r in doc["results"] if r["reported"]}
+        got = {r["slot"]: (r["actual_wh"], r["flagged"]) for r in doc["results"] if r["reported"]}
         return [got[s] for s in slots] if all(s in got for s in slots) else None
 
     budget = (end + 120 - now) / clock["scale"] + 60
+    figure = [kwh * 1000 for kwh in FIGURE_6_KWH]
     for node in ("tso", "ac1"):
-        totals = wait_until(lambda n=node: ac1_totals(n), budget, f"AC(1)'s totals on {node}")  # type: ignore[misc]
-        assert totals == [kwh * 1000 for kwh in FIGURE_6_KWH], (node, totals)
+        rows = wait_until(lambda n=node: ac1_totals(n), budget, f"AC(1)'s totals on {node}")  # type: ignore[misc]
+        totals_rows = rows
+        totals = [wh for wh, _ in rows]
+        if not any(flagged for _, flagged in rows):
+            assert totals == figure, (node, rows)
+        else:  # a poll late on a busy machine: that slot is estimated, and says so
+            assert sum(totals) == sum(figure), (node, rows)
+            for (wh, flagged), want in zip(rows, figure, strict=True):
+                assert wh == want or flagged, (node, rows)
     # AC(1)'s aggregation system: its AS report from the emulators' ground truth.
     wait_until(
         lambda: _truth_has(out, end - 60), 30, "the emulators' truth of the window's last slot"
@@ -136,9 +144,11 @@ def _figures(tmp_path: Path, out: Path, port: int) -> None:
         return rows if len(rows) == 5 and all(r["as_wh"] is not None for r in rows) else None
 
     rows = wait_until(compared, 30, "AC(1)'s AS report on the TSO's node")
-    assert [(r["ledger_wh"], r["as_wh"], r["status"]) for r in rows] == [
-        (kwh * 1000, kwh * 1000, "equal") for kwh in FIGURE_6_KWH
-    ]
+    as_report = [(r["ledger_wh"], r["as_wh"], r["status"]) for r in rows]
+    flags = [flagged for _, flagged in totals_rows]
+    for (ledger_wh, as_wh, status), flagged, want in zip(as_report, flags, figure, strict=True):
+        assert as_wh == want, as_report  # the truth: figure 6 exactly
+        assert (ledger_wh, status) == (want, "equal") or flagged, as_report
     # Figure 7: the TSO reads every site, AC(1) its RAs' two, RA(1) its own.
     reads = {"tso": {"site1", "site2", "site3"}, "ac1": {"site1", "site2"}, "ra1": {"site1"}}
     for node, sites in reads.items():
