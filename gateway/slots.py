@@ -78,8 +78,12 @@ class MeterSlots:
         max_power_w: float,
         min_wh: float | None = 0.0,
         max_wh: float | None = None,
+        on_boundaries: bool = False,
     ) -> None:
         self.meter = meter
+        self.on_boundaries = on_boundaries
+        """Samples are the meter's own readings at slot boundaries (B-route 0xEA): the
+        first one, on a boundary, observes its slot's start."""
         self.slot_s = slot_s
         self.poll_s = poll_s
         self.max_power_w = max_power_w
@@ -100,6 +104,11 @@ class MeterSlots:
         self._slot = int(obj["slot"])
         self._start_wh = int(obj["start"])
         self._flags = set()
+
+    @property
+    def last(self) -> tuple[float, float] | None:
+        """The last sample's time (UTC s) and cumulative energy (Wh), if any."""
+        return None if self._prev is None else (self._prev.t, self._prev.energy_wh)
 
     @property
     def slot(self) -> int | None:
@@ -133,6 +142,8 @@ class MeterSlots:
             self._valid_wh = sample.energy_wh
             self._slot = self._slot_of(sample.t)
             self._flags = set()
+            if self.on_boundaries and sample.t == self._slot:
+                self._start_wh = round(sample.energy_wh)
             return []
         if sample.t <= prev.t:
             return []  # out of order or repeated: nothing new

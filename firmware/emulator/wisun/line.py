@@ -1,0 +1,98 @@
+"""The emulated dongle on a pseudo-terminal: bytes in, its lines out at the serial speed.
+
+A pseudo-terminal moves bytes instantly; here every line the dongle prints is written no
+earlier than its real-time delay (the radio, the meter) and no faster than the line's
+baud rate allows (10 bits a character), in the order printed, as from a UART.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from firmware.emulator.line import PtyLine
+from firmware.emulator.wisun.dongle import EmulatedDongle
+
+log = logging.getLogger("mlg.emulator.wisun")
+
+READ_MAX = 4096
+
+
+class Outbound:
+    """Bytes queued for the host, each with the earliest real time it may start."""
+
+    def __init__(self, baud: int) -> None:
+        self.char_s = 10.0 / baud
+        self._queue: deque[tuple[float, bytes]] = deque()
+        self._last_due = 0.0
+        self._free_at = 0.0  # when the line has sent what was written
+        self._lock = threading.Lock()
+
+    def emit(self, data: bytes, delay_s: float) -> None:
+        with self._lock:
+            due = max(time.monotonic() + delay_s, self._last_due)
+            self._last_due = due
+            self._queue.append((due, data))
+
+    def due(self, now: float) -> tuple[bytes | None, float]:
+        """The next bytes ready to write at `now`, or None and the seconds until they are."""
+        with self._lock:
+            if not self._queue:
+                return None, 0.05
+            start, data = self._queue[0]
+            ready = max(start, self._free_at) + self.char_s * len(data)
+            if now < ready:
+                return None, ready - now
+            self._queue.popleft()
+            self._free_at = ready
+            return data, 0.0
+
+
+def serve_dongle(
+    line: PtyLine,
+    dongle: EmulatedDongle,
+    out: Outbound,
+    running: Callable[[], bool],
+    lock: threading.Lock,
+) -> None:
+    """Run `dongle` on `line` until `running()` is false."""
+    fd = line.master
+    while running():
+        data, wait = out.due(time.monotonic())
+        if data is not None:
+            _write_all(fd, data)
+            continue
+        ready, _, _ = select.select([fd], [], [], min(wait, 0.02))
+        if ready:
+            try:
+                chunk = os.read(fd, READ_MAX)
+            except BlockingIOError:
+                continue
+            except OSError:  # EIO: the other end is closed for a moment
+                time.sleep(0.05)
+                continue
+            with lock:
+                dongle.feed(chunk)
+        with lock:
+            dongle.tick()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    deadline = time.monotonic() + 1.0
+    while view:
+        try:
+            n = os.write(fd, view)
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return  # nobody reads the port: dropped, as a UART's overflowing buffer
+            select.select([], [fd], [], 0.1)
+            continue
+        except OSError:
+            return  # nobody has the port open: the bytes are lost, as on a real UART
+        view = view[n:]
