@@ -138,7 +138,7 @@ class BroutePoller(threading.Thread):
                         due = self._energy_step(due)
                     self._fails = 0
                 except PasswordRefused as exc:
-                    self._failed(exc)
+                    self._failed(exc, quiet=True)
                     self.alarms["broute_refused"] = str(exc)
                     log.error("%s; trying again in %.0f s", exc, self.options.refused_retry_s)
                     self._stopping.wait(self.options.refused_retry_s)
@@ -159,13 +159,13 @@ class BroutePoller(threading.Thread):
             except BusError as exc:
                 log.debug("closing the session: %s", exc)
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, quiet: bool = False) -> None:
         health = self.health[self.meter.id]
         health.errors += 1
         health.consecutive_errors += 1
         health.last_error, health.last_error_at = str(exc), self.clock.now()
         self._fails += 1
-        if self._fails in (1, 3) or self._fails % 100 == 0:
+        if not quiet and (self._fails in (1, 3) or self._fails % 100 == 0):
             log.warning("meter %s: %s", self.meter.id, exc)
 
     def _clear(self, *names: str) -> None:
