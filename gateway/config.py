@@ -441,7 +441,9 @@ def _meter(
         raise ConfigError(f"{m.where}.model: {exc.args[0]}") from None
     except ConfigError as exc:
         raise ConfigError(f"{m.where}.model: {exc}") from None
-    default_poll = float(min(slot_seconds, 10)) if wisun else 1.0
+    # B-route: one 0xEA reading per 30-minute slot, else 0xE0 every 10 s at most.
+    default_poll = float(slot_seconds if slot_seconds == 1800 else min(slot_seconds, 10))
+    default_poll = default_poll if wisun else 1.0
     meter = MeterConfig(
         id=_id(m, "id"),
         bus=m.get("bus", str),

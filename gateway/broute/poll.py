@@ -6,8 +6,9 @@ meter sends after each boundary, or asked for once the boundary is `SETTLE_S` pa
 boundary further on than the next one means readings were missed (the gateway or the
 link was down): they are read from the meter's history (0xE5 day, 0xE2) and fed in
 order, so the slot energies continue where the stored state left off and none is
-counted twice (`MeterSlots` ignores anything at or before its last sample). At shorter
-slots the cumulative energy (0xE0) is polled on the grid like a Modbus meter. A refused
+counted twice (`MeterSlots` ignores anything at or before its last sample). These samples are on
+the meter's clock (`METER_TIME`): corrections of the gateway's clock do not move them. At
+shorter slots the cumulative energy (0xE0) is polled on the grid like a Modbus meter. A refused
 password raises the alarm `broute_refused` and waits `refused_retry_s` real seconds; no
 meter in range raises `broute_no_meter` and backs off.
 """
@@ -31,7 +32,7 @@ from gateway.broute.skstack import Dongle
 from gateway.config import BusConfig, MeterConfig
 from gateway.errors import BusError, PortError
 from gateway.poll import MeterHealth
-from gateway.slots import Sample
+from gateway.slots import METER_TIME, Sample
 from ledger_node.shared.clock import Clock
 
 log = logging.getLogger("mlg.gateway.broute")
@@ -193,20 +194,19 @@ class BroutePoller(threading.Thread):
             self._asked = now
             self._take_fixed(self.session.get([echonet.FIXED]).get(echonet.FIXED))
             return
-        self.bus.pump(0.1)  # real time: INFs arrive meanwhile
+        self.bus.pump(0.1, until_udp=True)  # real time: an INF ends the wait
 
     def _take_fixed(self, edt: bytes) -> None:
         t, raw = echonet.fixed(edt)
         last = self._last_boundary
         if raw is None or (last is not None and t <= last):
             return
-        _, gen = self._stamp()
         if last is not None and t > last + FIXED_SLOT_S:
-            self._backfill(last, t, gen)
-        self._emit(t, self.reader.wh(raw), gen)
+            self._backfill(last, t)
+        self._emit(t, self.reader.wh(raw), METER_TIME)
         self._last_boundary = t
 
-    def _backfill(self, last: float, until: float, gen: int) -> None:
+    def _backfill(self, last: float, until: float) -> None:
         """Feed the history's boundaries after `last` and before `until` (UTC s)."""
         now = self.clock.now()
         today = dt.datetime.fromtimestamp(now, echonet.JST).date()
@@ -216,7 +216,7 @@ class BroutePoller(threading.Thread):
         for day in range(oldest, -1, -1):
             for t, raw in self.reader.history_raw(day, now):
                 if last < t < until and raw is not None:
-                    self._emit(t, self.reader.wh(raw), gen)
+                    self._emit(t, self.reader.wh(raw), METER_TIME)
                     found += 1
         self.backfilled += found
         missing = round((until - last) / FIXED_SLOT_S) - 1 - found

@@ -222,10 +222,11 @@ class Dongle:
             if line.startswith(until):
                 return lines
 
-    def pump(self, seconds: float) -> None:
-        """Read lines for `seconds`, keeping events and ERXUDPs."""
+    def pump(self, seconds: float, until_udp: bool = False) -> None:
+        """Read lines for `seconds` (or, `until_udp`, until an ERXUDP came), keeping events
+        and ERXUDPs."""
         deadline = time.monotonic() + seconds
-        while True:
+        while not (until_udp and self.udp):
             line = self.readline(deadline)
             if line is None:
                 return

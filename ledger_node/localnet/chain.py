@@ -172,11 +172,18 @@ class Chain:
                     METER_UNIT,
                     spec.model,
                     bus=self._bus(site).name,
-                    poll_seconds=float(min(self.slot_s, 5)) if spec.broute else 1.0,
+                    poll_seconds=self._poll_s(spec),
                 )
             ],
             control=ControlConfig(METER, coil=None, register=None) if spec.controlled else None,
         )
+
+    def _poll_s(self, spec: Site) -> float:
+        """1 s for a Modbus meter; for a B-route meter its 0xEA readings at 30-minute slots,
+        else 0xE0 every 5 s at most."""
+        if not spec.broute:
+            return 1.0
+        return float(self.slot_s if self.slot_s == 1800 else min(self.slot_s, 5))
 
     def _bus(self, site: str) -> BusConfig:
         """The site's line: RS-485 to its meter, or a Wi-SUN dongle to a B-route meter (the

@@ -110,6 +110,8 @@ class EmulatedDongle:
         self.next_inf = 0.0
         self.counts = dict.fromkeys((*FAULT_KINDS, "scans", "joins", "sent", "answered"), 0)
         self._buf = bytearray()
+        self.received = 0
+        """Bytes from the host so far."""
 
     @property
     def c0(self) -> bool:
@@ -138,6 +140,7 @@ class EmulatedDongle:
     # -- input -----------------------------------------------------------------------------
     def feed(self, data: bytes) -> None:
         """Bytes from the host: run every complete command."""
+        self.received += len(data)
         self._buf += data
         while True:
             if self._buf.startswith(b"SKSENDTO "):

@@ -31,11 +31,22 @@ class Outbound:
         self._queue: deque[tuple[float, bytes]] = deque()
         self._last_due = 0.0
         self._free_at = 0.0  # when the line has sent what was written
+        self._rx_done = 0.0  # when the bytes from the host have all arrived
         self._lock = threading.Lock()
+        self.written = 0
+        """Bytes sent to the host so far."""
+
+    def heard(self, n: int) -> None:
+        """`n` bytes came from the host: nothing answers them before their last one has
+        crossed the line (a pseudo-terminal delivers them at once)."""
+        with self._lock:
+            now = time.monotonic()
+            self._rx_done = max(self._rx_done, now) + self.char_s * n
+            self._last_due = max(self._last_due, self._rx_done)
 
     def emit(self, data: bytes, delay_s: float) -> None:
-        with self._lock:
-            due = max(time.monotonic() + delay_s, self._last_due)
+        with self._lock:  # the dongle acts once the host's last byte is in
+            due = max(max(time.monotonic(), self._rx_done) + delay_s, self._last_due)
             self._last_due = due
             self._queue.append((due, data))
 
@@ -50,6 +61,7 @@ class Outbound:
                 return None, ready - now
             self._queue.popleft()
             self._free_at = ready
+            self.written += len(data)
             return data, 0.0
 
 
@@ -77,6 +89,7 @@ def serve_dongle(
                 time.sleep(0.05)
                 continue
             with lock:
+                out.heard(len(chunk))
                 dongle.feed(chunk)
         with lock:
             dongle.tick()
