@@ -5,6 +5,7 @@ frames spelled out from the specification, byte for byte."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import momonga
 import pytest
@@ -12,10 +13,13 @@ from momonga.momonga_echonet_data import EchonetDataParser, EchonetProperty, Ech
 from momonga.momonga_echonet_enum import EchonetPropertyCode as Epc
 from momonga.momonga_echonet_enum import EchonetServiceCode
 
+from firmware.emulator import cli
+from firmware.emulator.config import load_config
 from firmware.emulator.wisun.dongle import DEFAULT_ID, DEFAULT_PASSWORD, WisunFaults
 from gateway.broute import echonet
 from gateway.broute.echonet import Frame
 from ledger_node.shared.clock import SystemClock
+from ledger_node.shared.errors import ConfigError
 from tests.support.wisun import wisun_line
 
 
@@ -152,3 +156,29 @@ def test_bad_frames_are_refused_with_a_reason() -> None:
     ):
         with pytest.raises(echonet.EchonetError, match=why):
             Frame.decode(bad)
+
+
+def test_config_file_and_flags_describe_a_wisun_line(tmp_path: Path) -> None:
+    path = tmp_path / "emulator.toml"
+    path.write_text(
+        '[[line]]\nname = "w"\ndongle = "bp35a1"\nunit_code = 4\ndigits = 8\n'
+        "[line.wisun_faults]\nlost = 0.1\nsession_lifetime_s = 600\n"
+        '[[line.meter]]\nunit = 1\nmodel = "broute"\nprofile = "constant:500"\n'
+    )
+    spec = load_config(path)
+    wisun = spec.lines[0].wisun
+    assert wisun is not None
+    assert (wisun.dialect, wisun.baud, wisun.unit_code, wisun.digits) == ("bp35a1", 115200, 4, 8)
+    assert wisun.faults.rates == {"lost": 0.1}
+    assert wisun.faults.session_lifetime_s == 600
+    args = cli._parser().parse_args(
+        ["--meter", "1:broute:constant:500", "--dongle", "bp35c0", "--wisun-fault", "garbled=0.2"]
+    )
+    flags = cli.spec_from_args(args).lines[0].wisun
+    assert flags is not None and flags.faults.rates == {"garbled": 0.2}
+    path.write_text('[[line]]\n[[line.meter]]\nunit = 1\nmodel = "broute"\n')
+    with pytest.raises(ConfigError, match="alone behind a Wi-SUN dongle"):
+        load_config(path)
+    bad = cli._parser().parse_args(["--meter", "1:broute", "--wisun-fault", "silent=0.1"])
+    with pytest.raises(ConfigError, match="KIND one of no_beacon"):
+        cli.spec_from_args(bad)

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from firmware.emulator.line import PtyLine
+from firmware.emulator.line import PtyLine, write_all
 from firmware.emulator.wisun.dongle import EmulatedDongle
 
 log = logging.getLogger("mlg.emulator.wisun")
@@ -77,7 +77,10 @@ def serve_dongle(
     while running():
         data, wait = out.due(time.monotonic())
         if data is not None:
-            _write_all(fd, data)
+            try:
+                write_all(fd, data, timeout_s=1.0)
+            except OSError:
+                pass  # nobody has the port open: lost, as from a UART
             continue
         ready, _, _ = select.select([fd], [], [], min(wait, 0.02))
         if ready:
@@ -93,19 +96,3 @@ def serve_dongle(
                 dongle.feed(chunk)
         with lock:
             dongle.tick()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    deadline = time.monotonic() + 1.0
-    while view:
-        try:
-            n = os.write(fd, view)
-        except BlockingIOError:
-            if time.monotonic() > deadline:
-                return  # nobody reads the port: dropped, as a UART's overflowing buffer
-            select.select([], [fd], [], 0.1)
-            continue
-        except OSError:
-            return  # nobody has the port open: the bytes are lost, as on a real UART
-        view = view[n:]
