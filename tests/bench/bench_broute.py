@@ -80,10 +80,7 @@ def _boundary_to_sealed() -> Result:
         sites = {"site1": Site("ra1", "broute", "constant:1200")}
         chain = Chain(work, broker.port, 1800, SPEED, sites, ("tso",))
         try:
-            chain.start_emulators()
-            chain.start_nodes()
-            chain.register_sites()
-            chain.start_gateways()
+            chain.start()
             chain.wait_for_slots(SLOTS)
         finally:
             chain.stop()

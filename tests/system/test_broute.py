@@ -43,7 +43,7 @@ def test_slot_totals_equal_the_ground_truth(
     with mosquitto(tmp_path / "broker") as broker:
         chain = broute_chain(tmp_path, broker.port, slot_s, speed, dongle)
         try:
-            _start(chain)
+            chain.start()
             slots = chain.wait_for_slots(3)
             assert len(slots) >= 3, f"only {len(slots)} slots reached every node"
             truth = chain.truth(slots)
@@ -60,13 +60,6 @@ def test_slot_totals_equal_the_ground_truth(
             assert not status["daemon"]["alarms"], status["daemon"]["alarms"]
         finally:
             chain.stop()
-
-
-def _start(chain: Chain) -> None:
-    chain.start_emulators()
-    chain.start_nodes()
-    chain.register_sites()
-    chain.start_gateways()
 
 
 def _check_truth(chain: Chain, slots: list[int]) -> None:
@@ -92,7 +85,7 @@ def test_expiry_lost_answers_and_two_hours_down_cost_no_slot(tmp_path: Path) -> 
             tmp_path, broker.port, slot_s, speed, sites, ("tso", "ra1"), late_after_s=20 * slot_s
         )
         try:
-            _start(chain)
+            chain.start()
             before = chain.wait_for_slots(2)
             assert len(before) >= 2
             terminate(chain.procs.pop("gateway-site1"))
