@@ -10,8 +10,10 @@ import sys
 from pathlib import Path
 from types import FrameType
 
+from gateway.broute import cli as broute_cli
 from gateway.bus import ModbusBus
 from gateway.config import BusConfig, GatewayConfig, load_config
+from gateway.config_wisun import WisunOptions
 from gateway.errors import BusError, ConfigError, ExceptionResponseError, NoAnswerError
 from gateway.meters import MeterDriver, MeterModel, builtin_models, load_model
 from gateway.run import Gateway
@@ -40,6 +42,9 @@ def _bus_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--parity", choices="NEO", default="N", help="parity (N)")
     g.add_argument("--stopbits", type=int, choices=(1, 2), default=1, help="stop bits (1)")
     g.add_argument("--timeout", type=float, help="seconds to wait for an answer")
+    w = p.add_argument_group("a Wi-SUN dongle (B-route meter) instead of Modbus")
+    w.add_argument("--dongle", choices=("bp35a1", "bp35c0"), help="the dongle's dialect")
+    w.add_argument("--credentials", type=Path, help="B-route id/password file (mode 0600)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -68,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
         help="read every register of one meter once and print a table",
         description=(
             "Read one meter once: every register of its model, in planned block reads. "
-            "Name it with --meter from a config, or give the bus, --unit and --model."
+            "Name it with --meter from a config, or give the bus, --unit and --model. A "
+            "B-route meter (--meter on a Wi-SUN bus, or --port with --dongle and "
+            "--credentials): join it and read its energies, power and currents."
         ),
     )
     _bus_options(read)
@@ -84,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
         help="find which unit ids answer on a bus",
         description=(
             "Ask each unit id for one register (function 04, --address) and list those that "
-            "answer, with an exception response or with data. Progress goes to stderr."
+            "answer, with an exception response or with data. On a Wi-SUN bus (a B-route "
+            "meter): an active scan for the meter's PAN. Progress goes to stderr."
         ),
     )
     _bus_options(scan)
@@ -132,6 +140,14 @@ def _bus_from(args: argparse.Namespace) -> tuple[BusConfig, GatewayConfig | None
         return bus, cfg
     if args.port is None and args.host is None:
         raise UsageError("give --config, --port or --host")
+    if args.dongle is not None:
+        if args.credentials is None or args.port is None:
+            raise UsageError("--dongle needs --port and --credentials")
+        options = WisunOptions(args.credentials, args.dongle)
+        wisun = BusConfig.for_wisun("cli", args.port, options)
+        if args.timeout is not None:
+            wisun = BusConfig(**{**wisun.__dict__, "timeout_s": args.timeout})
+        return wisun, None
     return (
         BusConfig(
             name="cli",
@@ -153,6 +169,9 @@ class UsageError(ConfigError):
 
 def _read(args: argparse.Namespace) -> int:
     bus_cfg, cfg = _bus_from(args)
+    if bus_cfg.kind == "wisun":
+        broute_cli.read(bus_cfg, args.json)
+        return EXIT_OK
     model: MeterModel
     if args.meter is not None:
         if cfg is None:
@@ -210,6 +229,8 @@ def _units(spec: str) -> list[int]:
 def _scan(args: argparse.Namespace) -> int:
     units = _units(args.units)
     bus_cfg, _ = _bus_from(args)
+    if bus_cfg.kind == "wisun":
+        return EXIT_OK if broute_cli.scan(bus_cfg, args.json) else EXIT_FAILURE
     if args.timeout is None:
         bus_cfg = BusConfig(**{**bus_cfg.__dict__, "timeout_s": min(bus_cfg.timeout_s, 0.2)})
     bus_cfg = BusConfig(**{**bus_cfg.__dict__, "reopen_after": 1_000_000})

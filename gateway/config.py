@@ -54,6 +54,22 @@ example::
     retry_budget = 10                  # ...this many retries per meter and slot
     unit_pause_ms = 0                  # silence before talking to another unit id
 
+    [[bus]]                            # a B-route meter behind a Wi-SUN dongle
+    name = "wisun-0"
+    kind = "wisun"                     # default "modbus"
+    port = "/dev/wisun"                # the dongle's serial port (115200 baud)
+    dongle = "bp35c0"                  # bp35c0 (also C2, RL7023 Stick-D/IPS) or bp35a1
+    credentials = "broute.toml"        # id and password, mode 0600 (refused otherwise)
+    answer_timeout_s = 10              # wait this long for the meter's answer...
+    retries = 2                        # ...and send this many times more
+    refused_retry_s = 900              # after a refused password (alarm broute_refused)
+    scan_duration = 6                  # SKSCAN duration (6: ~18 s per scan)
+
+    [[meter]]                          # on a Wi-SUN bus: model = "broute", no unit;
+    id = "b1"                          # 30-minute slots use the meter's 0xEA readings,
+    bus = "wisun-0"                    # shorter ones poll 0xE0 every poll_seconds
+    model = "broute"
+
     [[meter]]
     id = "m1"
     bus = "rs485-0"
@@ -90,8 +106,9 @@ from pathlib import Path
 from typing import Any
 
 from gateway.config_plain import PlainConfig, plain_from_section
+from gateway.config_wisun import WISUN_LINE_DEFAULTS, WisunOptions, wisun_from_section
 from gateway.errors import ConfigError
-from gateway.meters import MeterModel, load_model
+from gateway.meters import MeterModel, broute_model, load_model
 from ledger_node.shared.config import Section, load_toml, parse_listen
 from ledger_node.shared.errors import KeyFileError
 from ledger_node.shared.ids import ID_PATTERN
@@ -101,6 +118,9 @@ from ledger_node.wire import DEFAULT_SLOT_S, MAX_ENVELOPE_BYTES
 from ledger_node.wire.readings import MAX_METERS_PER_BATCH
 
 PARITIES = ("N", "E", "O")
+BUS_KINDS = ("modbus", "wisun")
+BROUTE = "broute"
+"""The model name of a B-route smart meter (only on a Wi-SUN bus)."""
 ENERGY_REGISTER = "import_energy"
 """The cumulative register every model needs: slot energies are its differences."""
 
@@ -109,7 +129,9 @@ ENERGY_REGISTER = "import_energy"
 class BusConfig:
     """A Modbus line: a serial RS-485 `port` (device path) or a TCP `host` and `tcp_port`;
     framing; the per-transaction timeout (s); retries per poll within `retry_budget`
-    retries per meter and slot; a pause when switching unit ids (s)."""
+    retries per meter and slot; a pause when switching unit ids (s). Or a Wi-SUN
+    dongle on `port` (115200 baud, `timeout_s` per command, `retries` more sends of a
+    lost request) with its `wisun` options."""
 
     name: str
     port: str = ""
@@ -123,6 +145,18 @@ class BusConfig:
     retry_budget: int = 10
     unit_pause_s: float = 0.0
     reopen_after: int = 20
+    wisun: WisunOptions | None = None
+    """A Wi-SUN dongle's settings: the bus is then `kind` "wisun" (see `config_wisun`)."""
+
+    @property
+    def kind(self) -> str:
+        return "modbus" if self.wisun is None else "wisun"
+
+    @classmethod
+    def for_wisun(cls, name: str, port: str, wisun: WisunOptions, **options: Any) -> BusConfig:
+        """A Wi-SUN dongle's bus with its defaults (115200 baud, 5 s per command, two more
+        sends of a lost request); `options` override them."""
+        return cls(**{"name": name, "port": port, "wisun": wisun, **WISUN_LINE_DEFAULTS, **options})
 
 
 @dataclass(frozen=True)
@@ -257,7 +291,7 @@ def config_from(data: dict[str, Any], base: Path) -> GatewayConfig:
         raise ConfigError("two [[bus]] tables have the same name")
     models = _models(root)
     meters = [
-        _meter(m, models, {b.name for b in buses}, slot_seconds) for m in root.sections("meter")
+        _meter(m, models, {b.name: b for b in buses}, slot_seconds) for m in root.sections("meter")
     ]
     if not meters:
         raise ConfigError("at least one [[meter]] is required")
@@ -267,6 +301,9 @@ def config_from(data: dict[str, Any], base: Path) -> GatewayConfig:
         raise ConfigError("two [[meter]] tables have the same id")
     if len({(m.bus, m.unit) for m in meters}) != len(meters):
         raise ConfigError("two [[meter]] tables have the same bus and unit")
+    for b in buses:
+        if b.kind == "wisun" and sum(m.bus == b.name for m in meters) != 1:
+            raise ConfigError(f"bus {b.name}: a Wi-SUN bus reads exactly one [[meter]]")
 
     control = _control(root.section("control", required=False), {m.id: m for m in meters})
     if control is not None and (tso is None or not ras):
@@ -390,26 +427,34 @@ def _models(root: Section) -> dict[str, MeterModel]:
 
 
 def _meter(
-    m: Section, models: dict[str, MeterModel], bus_names: set[str], slot_seconds: int
+    m: Section, models: dict[str, MeterModel], buses: dict[str, BusConfig], slot_seconds: int
 ) -> MeterConfig:
+    bus = buses.get(m.get("bus", str))
+    wisun = bus is not None and bus.kind == "wisun"
     try:
-        model = load_model(m.get("model", str), models)
+        name = m.get("model", str, BROUTE if wisun else "")
+        if (name == BROUTE) != wisun:
+            raise ConfigError(f"model {BROUTE} is the one model of a Wi-SUN bus, and only there")
+        model = broute_model() if wisun else load_model(name, models)
         model.register(ENERGY_REGISTER)
     except KeyError as exc:
         raise ConfigError(f"{m.where}.model: {exc.args[0]}") from None
     except ConfigError as exc:
         raise ConfigError(f"{m.where}.model: {exc}") from None
+    # B-route: one 0xEA reading per 30-minute slot, else 0xE0 every 10 s at most.
+    default_poll = float(slot_seconds if slot_seconds == 1800 else min(slot_seconds, 10))
+    default_poll = default_poll if wisun else 1.0
     meter = MeterConfig(
         id=_id(m, "id"),
         bus=m.get("bus", str),
-        unit=m.get("unit", int),
+        unit=m.get("unit", int, 1) if wisun else m.get("unit", int),
         model=model,
-        poll_seconds=m.get("poll_seconds", float, 1.0),
+        poll_seconds=m.get("poll_seconds", float, default_poll),
         max_power_w=m.optional("max_power_w", float),
     )
     if meter.max_power_w is not None and meter.max_power_w <= 0:
         raise ConfigError(f"{m.where}.max_power_w must be positive")
-    if meter.bus not in bus_names:
+    if bus is None:
         raise ConfigError(f"{m.where}.bus = {meter.bus!r} names no [[bus]]")
     if not 1 <= meter.unit <= 247:
         raise ConfigError(f"{m.where}.unit must be 1..247")
@@ -420,6 +465,11 @@ def _meter(
 
 
 def _bus(b: Section) -> BusConfig:
+    kind = b.get("kind", str, "modbus")
+    if kind not in BUS_KINDS:
+        raise ConfigError(f"{b.where}.kind must be one of {BUS_KINDS}")
+    if kind == "wisun":
+        return _wisun_bus(b)
     host = b.optional("host", str)
     parity = b.get("parity", str, "N")
     if parity not in PARITIES:
@@ -438,16 +488,7 @@ def _bus(b: Section) -> BusConfig:
         unit_pause_s=b.get("unit_pause_ms", int, 0) / 1000.0,
         reopen_after=b.get("reopen_after", int, 20),
     )
-    if bus.stopbits not in (1, 2):
-        raise ConfigError(f"{b.where}.stopbits must be 1 or 2")
-    if bus.baud not in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200):
-        raise ConfigError(f"{b.where}.baud must be a standard rate (1200..115200)")
-    if not 0 < bus.timeout_s <= 10:
-        raise ConfigError(f"{b.where}.timeout_s must be in (0, 10] seconds")
-    if not 0 <= bus.retries <= 5:
-        raise ConfigError(f"{b.where}.retries must be 0..5")
-    if bus.retry_budget < 0:
-        raise ConfigError(f"{b.where}.retry_budget must not be negative")
+    _check_line(b, bus)
     if not 0 <= bus.unit_pause_s <= 1:
         raise ConfigError(f"{b.where}.unit_pause_ms must be 0..1000")
     if bus.reopen_after < 1:
@@ -458,12 +499,43 @@ def _bus(b: Section) -> BusConfig:
     return bus
 
 
+def _check_line(b: Section, bus: BusConfig) -> None:
+    if bus.stopbits not in (1, 2):
+        raise ConfigError(f"{b.where}.stopbits must be 1 or 2")
+    if bus.baud not in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200):
+        raise ConfigError(f"{b.where}.baud must be a standard rate (1200..115200)")
+    if not 0 < bus.timeout_s <= 10:
+        raise ConfigError(f"{b.where}.timeout_s must be in (0, 10] seconds")
+    if not 0 <= bus.retries <= 5:
+        raise ConfigError(f"{b.where}.retries must be 0..5")
+    if bus.retry_budget < 0:
+        raise ConfigError(f"{b.where}.retry_budget must not be negative")
+
+
+def _wisun_bus(b: Section) -> BusConfig:
+    """A Wi-SUN dongle: its port and line, and its `config_wisun` options."""
+    d = WISUN_LINE_DEFAULTS
+    bus = BusConfig.for_wisun(
+        _id(b, "name"),
+        b.get("port", str),
+        wisun_from_section(b),
+        baud=b.get("baud", int, d["baud"]),
+        timeout_s=b.get("timeout_s", float, d["timeout_s"]),
+        retries=b.get("retries", int, d["retries"]),
+    )
+    _check_line(b, bus)
+    b.check_unknown()
+    return bus
+
+
 def _control(c: Section, meters: dict[str, MeterConfig]) -> ControlConfig | None:
     if not c.data:
         return None
     meter_id = c.get("meter", str)
     if meter_id not in meters:
         raise ConfigError(f"{c.where}.meter = {meter_id!r} names no [[meter]]")
+    if meters[meter_id].model.name == BROUTE:
+        raise ConfigError(f"{c.where}.meter: a B-route smart meter has no DR relay to switch")
     coil = c.optional("coil", int)
     register = c.optional("register", int)
     if coil is None and register is None:

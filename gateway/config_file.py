@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gateway.config import BusConfig, ControlConfig
+from gateway.config_wisun import WISUN_LINE_DEFAULTS, WisunOptions
 from ledger_node.shared.mqtt import MqttSettings
 
 Value = str | Path | int | float | Sequence[Path]
@@ -121,6 +122,8 @@ def _mqtt(settings: MqttSettings) -> dict[str, Value | None]:
 
 
 def _bus(bus: BusConfig) -> dict[str, Value | None]:
+    if bus.kind == "wisun":
+        return _wisun_bus(bus)
     d = BusConfig(bus.name)
     tcp = bus.host is not None
     return {
@@ -136,6 +139,28 @@ def _bus(bus: BusConfig) -> dict[str, Value | None]:
             ("retry_budget", bus.retry_budget, d.retry_budget),
             ("unit_pause_ms", round(bus.unit_pause_s * 1000), round(d.unit_pause_s * 1000)),
             ("reopen_after", bus.reopen_after, d.reopen_after),
+        ),
+    }
+
+
+def _wisun_bus(bus: BusConfig) -> dict[str, Value | None]:
+    """A Wi-SUN dongle's `[[bus]]`: its keys where they differ from the defaults."""
+    assert bus.wisun is not None
+    w, dw = bus.wisun, WisunOptions(Path())
+    d = WISUN_LINE_DEFAULTS
+    return {
+        "name": bus.name,
+        "kind": "wisun",
+        "port": bus.port,
+        "dongle": w.dongle,
+        "credentials": w.credentials,
+        **_besides_defaults(
+            ("baud", bus.baud, d["baud"]),
+            ("timeout_s", bus.timeout_s, d["timeout_s"]),
+            ("retries", bus.retries, d["retries"]),
+            ("answer_timeout_s", w.answer_timeout_s, dw.answer_timeout_s),
+            ("refused_retry_s", w.refused_retry_s, dw.refused_retry_s),
+            ("scan_duration", w.scan_duration, dw.scan_duration),
         ),
     }
 

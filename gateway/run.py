@@ -19,7 +19,9 @@ from typing import Any
 
 from gateway import enrol
 from gateway.alarms import Alarms
-from gateway.config import ENERGY_REGISTER, GatewayConfig
+from gateway.broute.credentials import load_credentials
+from gateway.broute.poll import FIXED_SLOT_S, BroutePoller, broute_alarms
+from gateway.config import ENERGY_REGISTER, BusConfig, GatewayConfig
 from gateway.confirm import Confirmations
 from gateway.control import Controller
 from gateway.db import Database
@@ -109,16 +111,7 @@ class Gateway:
         self._samples: queue.Queue[Sample] = queue.Queue()
         self.alarms = Alarms()
         self.stop_event = threading.Event()
-        self.pollers = {
-            bus.name: BusPoller(
-                bus,
-                [m for m in cfg.meters if m.bus == bus.name],
-                clock,
-                self._samples.put,
-                cfg.slot_seconds,
-            )
-            for bus in cfg.buses
-        }
+        self.pollers = {bus.name: self._poller(bus) for bus in cfg.buses}
         self.controller = None
         if cfg.control is not None:
             meter = cfg.meter(cfg.control.meter)
@@ -135,12 +128,23 @@ class Gateway:
         self._metrics: MetricsServer | None = None
         self._status_sent = 0.0
 
+    def _poller(self, bus: BusConfig) -> BusPoller | BroutePoller:
+        """The thread that reads `bus`: Modbus, or a B-route meter behind a Wi-SUN dongle."""
+        meters = [m for m in self.cfg.meters if m.bus == bus.name]
+        if bus.wisun is None:
+            return BusPoller(bus, meters, self.clock, self._samples.put, self.cfg.slot_seconds)
+        last = {m.id: t for m in meters if (t := self.slots[m.id].last) is not None}
+        creds = load_credentials(bus.wisun.credentials)
+        return BroutePoller(
+            bus, meters, self.clock, self._samples.put, self.cfg.slot_seconds, creds, last
+        )
+
     def _meter_slots(self, meter_id: str) -> MeterSlots:
         m = self.cfg.meter(meter_id)
         reg = m.model.register(ENERGY_REGISTER)
-        slots = MeterSlots(
-            m.id, self.cfg.slot_seconds, m.poll_seconds, m.plausible_w, reg.min, reg.max
-        )
+        on_boundaries = m.model.name == "broute" and self.cfg.slot_seconds == FIXED_SLOT_S
+        limits = (m.plausible_w, reg.min, reg.max)
+        slots = MeterSlots(m.id, self.cfg.slot_seconds, m.poll_seconds, *limits, on_boundaries)
         state = self.outbox.meter_states().get(m.id)
         if state is not None:
             slots.restore(state)
@@ -301,6 +305,8 @@ class Gateway:
 
     def _check_alarms(self) -> None:
         self._check_clock()
+        for name, text in broute_alarms(self.pollers.values()).items():  # the B-route buses'
+            self.alarms.on(name, text) if text else self.alarms.off(name)
         if "outbox_full" in self.alarms and self.outbox.depth_bytes < 0.9 * self.outbox.max_bytes:
             log.warning("outbox has room again (%d bytes)", self.outbox.depth_bytes)
             self.alarms.off("outbox_full")

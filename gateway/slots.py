@@ -35,6 +35,10 @@ GAP_POLLS = 2.5
 TOLERANCE_WH = 0.5
 """Slack for float32 rounding of the register before a step counts as backwards or a jump."""
 
+METER_TIME = -1
+"""A `Sample.clock_gen` saying the time is the meter's own (a B-route 0xEA boundary), not
+the gateway's: clock corrections never move it."""
+
 MAX_GAP_S = 86_400
 """A gap in polls longer than this (s) is not bridged by estimated slots: the meter starts
 afresh, and the gap's energy is logged and counted, not spread over a day of slots."""
@@ -48,7 +52,8 @@ class Sample:
     t: float
     energy_wh: float
     clock_gen: int = field(default=0, compare=False)
-    """The gateway clock's correction `generation` that `t` was read in."""
+    """The gateway clock's correction `generation` that `t` was read in (`METER_TIME`: the
+    meter's clock, not the gateway's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +83,12 @@ class MeterSlots:
         max_power_w: float,
         min_wh: float | None = 0.0,
         max_wh: float | None = None,
+        on_boundaries: bool = False,
     ) -> None:
         self.meter = meter
+        self.on_boundaries = on_boundaries
+        """Samples are the meter's own readings at slot boundaries (B-route 0xEA): the
+        first one, on a boundary, observes its slot's start."""
         self.slot_s = slot_s
         self.poll_s = poll_s
         self.max_power_w = max_power_w
@@ -100,6 +109,11 @@ class MeterSlots:
         self._slot = int(obj["slot"])
         self._start_wh = int(obj["start"])
         self._flags = set()
+
+    @property
+    def last(self) -> tuple[float, float] | None:
+        """The last sample's time (UTC s) and cumulative energy (Wh), if any."""
+        return None if self._prev is None else (self._prev.t, self._prev.energy_wh)
 
     @property
     def slot(self) -> int | None:
@@ -133,6 +147,8 @@ class MeterSlots:
             self._valid_wh = sample.energy_wh
             self._slot = self._slot_of(sample.t)
             self._flags = set()
+            if self.on_boundaries and sample.t == self._slot:
+                self._start_wh = round(sample.energy_wh)
             return []
         if sample.t <= prev.t:
             return []  # out of order or repeated: nothing new
@@ -168,8 +184,8 @@ class MeterSlots:
         False when it leaves the slot in progress, which then goes unreported (logged and
         counted in `gaps_unreported`): its start was measured on the wrong time."""
         prev = self._prev
-        if prev is None or not shift_s:
-            return True
+        if prev is None or not shift_s or self.on_boundaries:
+            return True  # (the meter's own boundary readings are on the meter's time)
         t = prev.t + shift_s
         self._prev = Sample(self.meter, t, prev.energy_wh)
         if self._slot <= t < self._slot + self.slot_s:

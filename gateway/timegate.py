@@ -15,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from gateway.slots import MeterSlots, Sample, SlotEnergy
+from gateway.slots import METER_TIME, MeterSlots, Sample, SlotEnergy
 from gateway.timekeeping import DisciplinedClock
 
 log = logging.getLogger("mlg.gateway.time")
@@ -95,6 +95,9 @@ class TimeGate:
         return []
 
     def _feed(self, sample: Sample, gen: int) -> list[SlotEnergy]:
-        """Cut `sample` into its meter's slots, its time moved into generation `gen`."""
+        """Cut `sample` into its meter's slots, its time moved into generation `gen` (unless
+        it is on the meter's own clock)."""
+        if sample.clock_gen == METER_TIME:
+            return self.slots[sample.meter].add(sample)
         t = sample.t + self.clock.moved(sample.clock_gen, gen)
         return self.slots[sample.meter].add(Sample(sample.meter, t, sample.energy_wh, gen))

@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from firmware.emulator.config import (
+    BROUTE,
     DEFAULT_START_KWH,
     EmulatorSpec,
     LineSpec,
@@ -24,6 +25,8 @@ from firmware.emulator.dr import parse_window
 from firmware.emulator.faults import KINDS, FaultRates
 from firmware.emulator.line import Framing
 from firmware.emulator.runner import Emulator
+from firmware.emulator.wisun.dongle import DIALECTS, FAULT_KINDS, WisunFaults
+from firmware.emulator.wisun.station import WisunSpec
 from ledger_node.shared.cli import run_cli
 from ledger_node.shared.clock import make_clock
 from ledger_node.shared.errors import ConfigError
@@ -49,6 +52,15 @@ LINE_FLAGS = (
     "seed",
     "state_dir",
     "utc_offset_h",
+    "dongle",
+    "broute_id",
+    "broute_password",
+    "broute_unit",
+    "broute_digits",
+    "wisun_fault",
+    "session_lifetime_s",
+    "scan_seconds",
+    "radio_latency_ms",
 )
 """Flags that describe what to serve: refused together with --config, which does that."""
 
@@ -67,6 +79,7 @@ def _parser() -> argparse.ArgumentParser:
             "  mlg-emulator --meter 1:sdm120:steps:1200,2400 --link /tmp/meterA\n"
             "  mlg-emulator --meter 1:sdm630:household:6000 --meter 2:adapter --baud 19200\n"
             "  mlg-emulator --meter 1:sdm120 --tcp 127.0.0.1:5020 --fault silent=0.05\n"
+            "  mlg-emulator --meter 1:broute:household --dongle bp35a1 --link /tmp/wisun\n"
             "  mlg-emulator -c emulator.toml   (several lines; see README)"
         ),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -77,13 +90,16 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         metavar="UNIT:MODEL[:PROFILE]",
         help="a meter on the line (repeatable). MODEL: sdm120 (default), sdm230, sdm630, sdm72,"
-        " adapter. PROFILE: constant:W (default constant:1000), steps:W1,W2,... (one level per"
+        " adapter, broute (a B-route smart meter behind a Wi-SUN dongle, alone on its line)."
+        " PROFILE: constant:W (default constant:1000), steps:W1,W2,... (one level per"
         " slot, changing mid-slot), household[:PEAK_W] (daily curve), csv:PATH (seconds,watts)",
     )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--link", type=Path, help="also make this symlink to the pseudo-terminal")
     where.add_argument("--tcp", metavar="[HOST:]PORT", help="serve Modbus TCP instead")
-    p.add_argument("--baud", type=int, default=9600, help="baud rate for wire timing (9600)")
+    p.add_argument(
+        "--baud", type=int, help="baud rate for wire timing (9600; a Wi-SUN dongle 115200)"
+    )
     p.add_argument("--parity", choices="NEO", default="N", help="parity (N)")
     p.add_argument("--stopbits", type=int, choices=(1, 2), default=1, help="stop bits (1)")
     p.add_argument("--turnaround-ms", type=float, default=0.0, help="device turnaround, ms (0)")
@@ -127,6 +143,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--utc-offset-h", type=float, default=9.0, help="local time of daily profiles (9, JST)"
     )
+    w = p.add_argument_group("a B-route meter (--meter 1:broute:PROFILE) behind a Wi-SUN dongle")
+    w.add_argument("--dongle", choices=DIALECTS, help="the dongle's dialect (bp35c0)")
+    w.add_argument("--broute-id", help="the meter's B-route ID (32 characters; a test value)")
+    w.add_argument("--broute-password", help="its B-route password (12 characters)")
+    w.add_argument("--broute-unit", type=lambda x: int(x, 0), help="0xE1 unit code (0x01: 0.1 kWh)")
+    w.add_argument("--broute-digits", type=int, help="0xD7 effective digits (6)")
+    w.add_argument(
+        "--wisun-fault",
+        action="append",
+        metavar="KIND=RATE",
+        help=f"a dongle fault at this rate (repeatable); KIND: {', '.join(FAULT_KINDS)}",
+    )
+    w.add_argument(
+        "--session-lifetime-s", type=float, help="PANA session lifetime, emulator seconds (never)"
+    )
+    w.add_argument("--scan-seconds", type=float, help="real seconds a scan takes (0.2)")
+    w.add_argument("--radio-latency-ms", type=float, help="the meter's answer latency (20 ms)")
     p.add_argument("--clock-scale", type=float, help="run time this many times faster")
     p.add_argument("--clock-origin", type=float, help="wall-clock instant shared by processes")
     p.add_argument("-v", "--verbose", action="store_true", help="log every frame")
@@ -142,7 +175,10 @@ def spec_from_args(args: argparse.Namespace) -> EmulatorSpec:
             slow_s=args.fault_slow_s,
         )
         windows = tuple(parse_window(w) for w in args.dr_window or [])
-        framing = Framing(args.baud, args.parity, args.stopbits, args.turnaround_ms / 1000.0)
+        framing = Framing(
+            args.baud or 9600, args.parity, args.stopbits, args.turnaround_ms / 1000.0
+        )
+        wisun = _wisun_from(args) if any(BROUTE in m for m in args.meter or []) else None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     meters = []
@@ -166,6 +202,7 @@ def spec_from_args(args: argparse.Namespace) -> EmulatorSpec:
         framing=framing,
         link=args.link,
         tcp=parse_tcp(args.tcp) if args.tcp else None,
+        wisun=wisun,
     )
     return EmulatorSpec(
         lines=(line,),
@@ -174,6 +211,28 @@ def spec_from_args(args: argparse.Namespace) -> EmulatorSpec:
         seed=args.seed,
         utc_offset_h=args.utc_offset_h,
         state_dir=args.state_dir,
+    )
+
+
+def _wisun_from(args: argparse.Namespace) -> WisunSpec:
+    """The dongle and meter the Wi-SUN flags describe (defaults where not given)."""
+    d = WisunSpec()
+    fd = WisunFaults()
+    rates = dict(parse_fault(f, FAULT_KINDS) for f in args.wisun_fault or [])
+    faults = WisunFaults(
+        rates=rates,
+        session_lifetime_s=args.session_lifetime_s or 0.0,
+        scan_s=fd.scan_s if args.scan_seconds is None else args.scan_seconds,
+        latency_s=fd.latency_s if args.radio_latency_ms is None else args.radio_latency_ms / 1e3,
+    )
+    return WisunSpec(
+        dialect=args.dongle or d.dialect,
+        baud=args.baud or 115200,
+        rbid=args.broute_id or d.rbid,
+        password=args.broute_password or d.password,
+        unit_code=d.unit_code if args.broute_unit is None else args.broute_unit,
+        digits=args.broute_digits or d.digits,
+        faults=faults,
     )
 
 
@@ -223,8 +282,8 @@ def _serve(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         emulator.start()
-        for (_, endpoint), text in zip(emulator.endpoints, emulator.describe(), strict=True):
-            print(endpoint.path, flush=True)
+        for path, text in zip(emulator.paths(), emulator.describe(), strict=True):
+            print(path, flush=True)
             log.info("serving %s", text)
         emulator.run_until(stop)
     finally:

@@ -11,13 +11,19 @@ from firmware.emulator.dr import Window, parse_window
 from firmware.emulator.faults import KINDS, VALUE_KINDS, FaultRates
 from firmware.emulator.line import Framing
 from firmware.emulator.profiles import parse_profile
+from firmware.emulator.wisun.dongle import FAULT_KINDS as WISUN_FAULTS
+from firmware.emulator.wisun.dongle import WisunFaults
+from firmware.emulator.wisun.station import WisunSpec
 from gateway.meters import builtin_models
 from ledger_node.shared.config import Section, load_toml
 from ledger_node.shared.errors import ConfigError
 from ledger_node.wire import DEFAULT_SLOT_S
 
-MODELS = tuple(sorted(builtin_models()))
-"""The gateway's built-in register tables: the Eastron models and the adapter."""
+BROUTE = "broute"
+"""The B-route smart meter: served behind a Wi-SUN dongle, never on a Modbus line."""
+MODELS = tuple(sorted([*builtin_models(), BROUTE]))
+"""The gateway's built-in register tables (the Eastron models and the adapter) and the
+B-route smart meter."""
 DEFAULT_START_KWH = 1000.0
 
 
@@ -60,13 +66,15 @@ class MeterSpec:
 
 @dataclass(frozen=True)
 class LineSpec:
-    """A line: a pseudo-terminal (with an optional stable `link`) or a TCP `host:port`."""
+    """A line: a pseudo-terminal (with an optional stable `link`) or a TCP `host:port`;
+    with `wisun`, a Wi-SUN dongle on the pseudo-terminal and one B-route meter."""
 
     name: str
     meters: tuple[MeterSpec, ...]
     framing: Framing = field(default_factory=Framing)
     link: Path | None = None
     tcp: tuple[str, int] | None = None
+    wisun: WisunSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,16 @@ class EmulatorSpec:
         for line in self.lines:
             if not line.meters:
                 raise ConfigError(f"line {line.name}: no meters")
+            brs = [m for m in line.meters if m.model == BROUTE]
+            if (line.wisun is not None) != bool(brs) or (brs and len(line.meters) != 1):
+                raise ConfigError(
+                    f"line {line.name}: a B-route meter is served alone behind a Wi-SUN dongle"
+                )
+            if line.wisun is not None and (line.tcp is not None or brs[0].faults.any):
+                raise ConfigError(
+                    f"line {line.name}: a Wi-SUN line is a pseudo-terminal, its faults the"
+                    " dongle's (wisun_faults)"
+                )
             units = [m.unit for m in line.meters]
             if len(set(units)) != len(units):
                 raise ConfigError(f"line {line.name}: a unit id appears twice")
@@ -108,11 +126,11 @@ def parse_tcp(text: str) -> tuple[str, int]:
     return (host if sep and host else "127.0.0.1"), number
 
 
-def parse_fault(text: str) -> tuple[str, float]:
-    """`KIND=RATE`."""
+def parse_fault(text: str, kinds: tuple[str, ...] = KINDS) -> tuple[str, float]:
+    """`KIND=RATE`, KIND one of `kinds`."""
     kind, sep, rate = text.partition("=")
-    if not sep or kind not in KINDS:
-        raise ConfigError(f"bad fault {text!r}: want KIND=RATE, KIND one of {', '.join(KINDS)}")
+    if not sep or kind not in kinds:
+        raise ConfigError(f"bad fault {text!r}: want KIND=RATE, KIND one of {', '.join(kinds)}")
     try:
         return kind, float(rate)
     except ValueError:
@@ -178,6 +196,7 @@ def _line(sec: Section, index: int, utc_offset_h: float) -> LineSpec:
         )
     except ValueError as exc:
         raise ConfigError(f"{sec.where}: {exc}") from None
+    wisun = _wisun(sec)
     tcp = sec.optional("tcp", str)
     link = sec.optional_path("link")
     if tcp is not None and link is not None:
@@ -189,9 +208,39 @@ def _line(sec: Section, index: int, utc_offset_h: float) -> LineSpec:
         framing=framing,
         link=link,
         tcp=parse_tcp(tcp) if tcp is not None else None,
+        wisun=wisun,
     )
     sec.check_unknown()
     return spec
+
+
+def _wisun(sec: Section) -> WisunSpec | None:
+    """A line's Wi-SUN dongle (`dongle = "bp35c0"`…), or None for a Modbus line."""
+    dialect = sec.optional("dongle", str)
+    if dialect is None:
+        return None
+    f = sec.section("wisun_faults", required=False)
+    try:
+        faults = WisunFaults(
+            rates={k: v for k in WISUN_FAULTS if (v := f.get(k, float, 0.0))},
+            session_lifetime_s=f.get("session_lifetime_s", float, 0.0),
+            scan_s=f.get("scan_s", float, 0.2),
+            latency_s=f.get("latency_ms", float, 20.0) / 1000.0,
+        )
+        f.check_unknown()
+        defaults = WisunSpec()
+        return WisunSpec(
+            dialect=dialect,
+            baud=sec.get("baud", int, 115200),
+            rbid=sec.get("broute_id", str, defaults.rbid),
+            password=sec.get("broute_password", str, defaults.password),
+            unit_code=sec.get("unit_code", int, defaults.unit_code),
+            coefficient=sec.get("coefficient", int, defaults.coefficient),
+            digits=sec.get("digits", int, defaults.digits),
+            faults=faults,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"{sec.where}: {exc}") from None
 
 
 def load_config(path: Path) -> EmulatorSpec:

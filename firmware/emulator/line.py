@@ -253,10 +253,10 @@ def _answer(fd: int, station: Station, framing: Framing, frame: bytes, started: 
     if outcome.noise:
         at += framing.char_s * len(outcome.noise)
         _sleep_until(at)
-        _write_all(fd, outcome.noise)
+        write_all(fd, outcome.noise)
         at += framing.gap_s
     _sleep_until(at + framing.char_s * len(outcome.reply))
-    _write_all(fd, outcome.reply)
+    write_all(fd, outcome.reply)
 
 
 def _sleep_until(t: float) -> None:
@@ -265,12 +265,17 @@ def _sleep_until(t: float) -> None:
         time.sleep(delay)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes, timeout_s: float | None = None) -> None:
+    """Write all of `data` to the non-blocking `fd`; with `timeout_s`, give up (the bytes
+    are lost, as from an overflowing UART) when nobody reads them for that long."""
     view = memoryview(data)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     while view:
         try:
             n = os.write(fd, view)
         except BlockingIOError:
+            if deadline is not None and time.monotonic() > deadline:
+                return
             select.select([], [fd], [], 0.1)
             continue
         view = view[n:]

@@ -19,7 +19,9 @@ from firmware.emulator.line import Meter, MeterOnLine, PtyLine, Station, TcpLine
 from firmware.emulator.meter import EmulatedMeter
 from firmware.emulator.profiles import parse_profile
 from firmware.emulator.s0 import EmulatedAdapter
+from firmware.emulator.truth import MeterOnLine as Recorded
 from firmware.emulator.truth import TruthRecorder
+from firmware.emulator.wisun.station import WisunLine
 from gateway.meters import load_model
 from ledger_node.shared.clock import Clock
 
@@ -43,8 +45,12 @@ class Emulator:
         self._running = True
         self._threads: list[threading.Thread] = []
         self.truth: TruthRecorder | None = None
+        self.wisun_lines: list[WisunLine] = []
         try:
             for line in spec.lines:
+                if line.wisun is not None:
+                    self.wisun_lines.append(self._wisun_line(line))
+                    continue
                 station = Station(line.name, [self._on_line(line, m) for m in line.meters])
                 self.stations.append(station)
                 if line.tcp is not None:
@@ -60,15 +66,34 @@ class Emulator:
             raise
         self.meters = [m for s in self.stations for m in s.meters]
         if spec.truth is not None:
-            self.truth = TruthRecorder(spec.truth, self.meters, spec.slot_s, clock.now())
+            recorded: list[Recorded] = [*self.meters]
+            recorded += [m for w in self.wisun_lines for m in w.meters]
+            self.truth = TruthRecorder(spec.truth, recorded, spec.slot_s, clock.now())
 
-    def _on_line(self, line: LineSpec, spec: MeterSpec) -> MeterOnLine:
-        load = ControlledLoad(
+    def _load(self, spec: MeterSpec) -> ControlledLoad:
+        return ControlledLoad(
             parse_profile(spec.profile, self.spec.slot_s, self.spec.utc_offset_h),
             spec.dr_drop,
             spec.dr_windows,
             self.spec.utc_offset_h * 3600.0,
         )
+
+    def _wisun_line(self, line: LineSpec) -> WisunLine:
+        assert line.wisun is not None
+        spec = line.meters[0]
+        return WisunLine(
+            line.name,
+            line.wisun,
+            self._load(spec),
+            self.clock,
+            self.anchor,
+            spec.energy_start_wh,
+            line.link,
+            self._rng.getrandbits(64),
+        )
+
+    def _on_line(self, line: LineSpec, spec: MeterSpec) -> MeterOnLine:
+        load = self._load(spec)
         meter: Meter
         if spec.model == "adapter":
             meter = EmulatedAdapter(
@@ -108,7 +133,11 @@ class Emulator:
                 where = f"modbus tcp {where}"
             units = ", ".join(f"unit {m.unit} {m.meter.model_name}" for m in station.meters)
             out.append(f"line {line.name}: {where}: {units}")
-        return out
+        return out + [w.describe() for w in self.wisun_lines]
+
+    def paths(self) -> list[str]:
+        """Where each line is (a pseudo-terminal or its link, or HOST:PORT), as `describe`."""
+        return [e.path for _, e in self.endpoints] + [w.pty.path for w in self.wisun_lines]
 
     def start(self) -> Emulator:
         for (line, endpoint), station in zip(self.endpoints, self.stations, strict=True):
@@ -123,6 +152,8 @@ class Emulator:
             )
             thread.start()
             self._threads.append(thread)
+        for wisun in self.wisun_lines:
+            wisun.start()
         return self
 
     def tick(self) -> None:
@@ -142,6 +173,8 @@ class Emulator:
             thread.join(timeout=5)
         for _, endpoint in self.endpoints:
             endpoint.close()
+        for wisun in self.wisun_lines:
+            wisun.close()
         for station in self.stations:
             station.close()
         if self.truth is not None:
@@ -152,6 +185,8 @@ class Emulator:
 
     def report(self) -> None:
         """Log each meter's frames, errors and faults."""
+        for wisun in self.wisun_lines:
+            wisun.report()
         for m in self.meters:
             faults = m.faults.counts if m.faults is not None else {}
             shown = ", ".join(f"{k} {v}" for k, v in faults.items() if v) or "none"

@@ -13,9 +13,28 @@ import datetime as dt
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
-from firmware.emulator.line import MeterOnLine
+
+class _Metered(Protocol):
+    @property
+    def model_name(self) -> str: ...
+
+    def energy_wh(self, t: float) -> float: ...
+
+
+class MeterOnLine(Protocol):
+    """What the record needs of a meter on a line (Modbus or Wi-SUN)."""
+
+    @property
+    def line(self) -> str: ...
+
+    @property
+    def unit(self) -> int: ...
+
+    @property
+    def meter(self) -> _Metered: ...
+
 
 COLUMNS = (
     "unit",

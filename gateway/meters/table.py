@@ -207,3 +207,22 @@ def load_model(name: str, extra: Mapping[str, MeterModel] | None = None) -> Mete
     if name not in models:
         raise ConfigError(f"unknown meter model {name!r}; known: {', '.join(sorted(models))}")
     return models[name]
+
+
+BROUTE_MAX_POWER_W = 60_000.0
+"""A low-voltage contract's ceiling (50 kVA) with headroom: the B-route jump check."""
+
+
+def broute_model() -> MeterModel:
+    """The B-route smart meter (ECHONET Lite, not Modbus): only its cumulative forward
+    energy, so that slots, plausibility and the plain view treat it as any meter. Its
+    'address' is the ECHONET property code (0xE0); `gateway.broute` reads it."""
+    return MeterModel(
+        name="broute",
+        description="low-voltage smart meter, B-route (ECHONET Lite over Wi-SUN)",
+        table="input",
+        big_word_first=True,
+        max_block=2,
+        max_power_w=BROUTE_MAX_POWER_W,
+        registers=(Register("import_energy", 0xE0, 2, "uint32", 1.0, "Wh", min=0.0),),
+    )

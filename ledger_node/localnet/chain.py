@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from firmware.emulator.truth import read_truth
+from firmware.emulator.wisun.dongle import DEFAULT_ID, DEFAULT_PASSWORD
+from gateway.broute.credentials import Credentials, write_credentials
 from gateway.config import BusConfig, ControlConfig
 from gateway.config_file import MeterEntry, write_config
+from gateway.config_wisun import WisunOptions
 from ledger_node.localnet.network import FIGURE_7, LocalNet, OrgSpec, terminate
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
@@ -50,10 +53,18 @@ class Site:
     model: str
     profile: str
     dr_drop: float = 0.0
+    emulator_options: tuple[str, ...] = ()
+    """More `mlg-emulator` options (for a `broute` meter: the dongle, its faults)."""
+    dongle: str = "bp35c0"
+    """For a `broute` meter (a B-route smart meter behind a Wi-SUN dongle): its dialect."""
 
     @property
     def controlled(self) -> bool:
         return self.model == "adapter"
+
+    @property
+    def broute(self) -> bool:
+        return self.model == "broute"
 
 
 def write_duty_profile(path: Path, watts: float, slot_s: int) -> Path:
@@ -154,10 +165,38 @@ class Chain:
             confirm_nodes=[Path(f"keys/{n}.key.pub") for n in self.nodes],
             quorum=self.quorum,
             mqtt=self.net.mqtt_settings(f"gw-{site}"),
-            buses=[BusConfig("rs485-0", port=str(self.work / f"meter-{site}"), timeout_s=0.3)],
-            meters=[MeterEntry(METER, METER_UNIT, spec.model)],
+            buses=[self._bus(site)],
+            meters=[
+                MeterEntry(
+                    METER,
+                    METER_UNIT,
+                    spec.model,
+                    bus=self._bus(site).name,
+                    poll_seconds=self._poll_s(spec),
+                )
+            ],
             control=ControlConfig(METER, coil=None, register=None) if spec.controlled else None,
         )
+
+    def _poll_s(self, spec: Site) -> float:
+        """1 s for a Modbus meter; for a B-route meter its 0xEA readings at 30-minute slots,
+        else 0xE0 every 5 s at most."""
+        if not spec.broute:
+            return 1.0
+        return float(self.slot_s if self.slot_s == 1800 else min(self.slot_s, 5))
+
+    def _bus(self, site: str) -> BusConfig:
+        """The site's line: RS-485 to its meter, or a Wi-SUN dongle to a B-route meter (the
+        emulator's, with its test credentials)."""
+        port = str(self.work / f"meter-{site}")
+        spec = self.sites[site]
+        if not spec.broute:
+            return BusConfig("rs485-0", port=port, timeout_s=0.3)
+        creds = self.work / "keys" / f"broute-{site}.toml"
+        if not creds.exists():
+            write_credentials(creds, Credentials(DEFAULT_ID, DEFAULT_PASSWORD))
+        options = WisunOptions(creds, spec.dongle, answer_timeout_s=1.0, refused_retry_s=2.0)
+        return BusConfig.for_wisun("wisun-0", port, options, timeout_s=1.0)
 
     def gateway_config(self, site: str) -> Path:
         return self.work / f"gateway-{site}.toml"
@@ -187,6 +226,8 @@ class Chain:
                 extra += ["--dr-drop", str(spec.dr_drop)]
             if spec.model == "adapter":
                 extra += ["--state-dir", str(self.work / f"adapter-{site}")]
+            if spec.broute:
+                extra += ["--dongle", spec.dongle, *spec.emulator_options]
             self.start_process(
                 f"emulator-{site}",
                 [

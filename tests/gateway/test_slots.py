@@ -112,3 +112,15 @@ def test_a_gap_longer_than_a_day_starts_afresh_and_is_counted() -> None:
     assert slots.gaps_unreported == 1
     starts = [e.slot_start for e in out]
     assert starts == [60, 200_040]  # nothing invented for the day in between
+
+
+def test_a_meters_own_boundary_readings_report_the_first_slot() -> None:
+    """B-route 0xEA readings fall exactly on boundaries: the first one starts a slot."""
+    slots = MeterSlots("m1", 1800, 1800.0, MAX_W, on_boundaries=True)
+    out = _feed(slots, [(1800.0 * i, 5000.0 + 600 * i) for i in range(4)])
+    assert [(e.slot_start, e.wh) for e in out] == [(0, 600), (1800, 600), (3600, 600)]
+    plain = MeterSlots("m1", 1800, 1800.0, MAX_W)
+    assert [e.slot_start for e in _feed(plain, [(1800.0 * i, 5000.0) for i in range(4)])] == [
+        1800,
+        3600,
+    ]
