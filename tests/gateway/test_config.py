@@ -236,3 +236,17 @@ def test_the_written_config_reads_back_as_written(tmp_path: Path) -> None:
     assert (cfg.outbox_max_bytes, cfg.retry_s, cfg.unconfirmed_alarm_s) == (8192, 5.0, 60.0)
     assert cfg.control == control
     assert cfg.group_key_path is None
+
+
+def test_the_example_config_is_a_valid_config(tmp_path: Path) -> None:
+    """`gateway/config.example.toml`, every option's reference, loads as it stands (with
+    the key files it names made here)."""
+    example = Path(__file__).resolve().parents[2] / "gateway" / "config.example.toml"
+    make_keys(tmp_path, "tso", "ra1")  # gw-site1's own and the parties' it trusts
+    path = tmp_path / "gateway.toml"
+    path.write_text(example.read_text())
+    cfg = load_config(path)
+    assert (cfg.gateway_id, cfg.site, cfg.slot_seconds) == ("gw-site1", "site1", 60)
+    assert {b.name for b in cfg.buses} == {"rs485-0", "wisun-0"}
+    assert {m.id for m in cfg.meters} == {"b1", "m1"}
+    assert cfg.control is not None and cfg.plain is not None and cfg.metrics is not None
