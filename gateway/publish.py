@@ -79,6 +79,9 @@ class Publisher:
         self.oversize: set[int] = set()
         self.published = 0
         self.last_connected: float | None = None
+        self.connected_mono = 0.0
+        """time.monotonic() of the last (re)connection: what the broker held for this
+        session arrives just after it, old news that does not say so."""
         self.last_disconnect_reason = ""
         self.broker_max_packet: int | None = None
         self.received: Counter[str] = Counter()
@@ -236,6 +239,7 @@ class Publisher:
             self._next_try.clear()  # the broker may have lost what it had: send it all again
             self._inflight.clear()
         self.last_connected = self.clock.now()
+        self.connected_mono = time.monotonic()
         self.connected.set()
 
     def _on_disconnect(

@@ -48,6 +48,8 @@ from ledger_node.wire.topics import Topics
 
 log = logging.getLogger("mlg.gateway")
 
+BACKLOG_S = 3.0
+"""Real seconds after a (re)connection in which signed times are taken for queued ones."""
 TICK_S = 1.0
 """Real seconds between sweeps: publish, alarms, status file."""
 STATUS_EVERY_S = 10.0
@@ -178,15 +180,20 @@ class Gateway:
                 lambda t, raw, _: self.plan.offer_declaration(self.trust, raw),
             )
 
+    def _fresh(self, retained: bool) -> bool:
+        """Whether a signed time just received says the time now: not a retained copy, and
+        not the backlog the broker held for this session (delivered on reconnecting)."""
+        return not retained and time.monotonic() - self.publisher.connected_mono > BACKLOG_S
+
     def _on_checkpoint(self, topic: str, raw: bytes, retained: bool) -> None:
         checkpoint = self.trust.open(raw, Checkpoint.TYPE, [n.name for n in self.cfg.confirm_nodes])
         assert isinstance(checkpoint, Checkpoint)
-        if not retained:
+        if self._fresh(retained):
             self.clock.observe(checkpoint.by, checkpoint.t)
 
     def _on_mark(self, topic: str, raw: bytes, retained: bool) -> None:
         mark = self.confirmations.offer(topic, raw)
-        if mark is not None and not retained:
+        if mark is not None and self._fresh(retained):
             self.clock.observe(mark.by, mark.t)
         if mark is None:
             return
