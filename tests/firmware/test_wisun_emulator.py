@@ -51,7 +51,9 @@ def test_momonga_reads_the_emulated_meter(dialect: str, kind: str) -> None:
         assert abs(energy_kwh * 100 - counts) <= 1  # 0.01 kWh counts, read a moment ago
         boundaries = {line.meter.last_boundary(before), line.meter.last_boundary(t)}
         at_fixed = fixed["cumulative energy"]
-        (boundary,) = [b for b in boundaries if at_fixed == pytest.approx(line.meter.counter(b) / 100)]
+        (boundary,) = [
+            b for b in boundaries if at_fixed == pytest.approx(line.meter.counter(b) / 100)
+        ]
         jst = dt.datetime.fromtimestamp(boundary, echonet.JST).replace(tzinfo=None)
         assert fixed["timestamp"] == jst
         assert len(history) == 48
