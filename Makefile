@@ -73,7 +73,7 @@ test: venv mosquitto browser flashtools node_modules/.installed
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory firmware-types
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # The fault suite at full size (tests/faults, the scenarios marked soak): each prints its
 # figures (also appended to tests/artifacts/fault-figures.txt). About 25 minutes by its
