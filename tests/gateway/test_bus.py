@@ -81,8 +81,9 @@ def test_one_dead_meter_never_costs_the_others_a_slot(site: Site) -> None:
             estimated += bool(flags)
             assert wh == truth[(unit, slot)], (meter, slot, wh, truth[(unit, slot)])
     # Polls stay about a second apart around the boundaries: the dead meter's timeouts do
-    # not open gaps (one is tolerated, for a machine loaded by other tests).
-    assert estimated <= 1
+    # not open gaps. Were they to, every slot would be estimated; a few are tolerated, for
+    # a machine loaded by other tests (make test runs two at once).
+    assert estimated <= 3, f"{estimated} of 12 slots estimated"
     assert not slots_of("dead")
     # Every batch names the three live meters: none waited for the dead one's grace period.
     first = min(slots_of("m1"))

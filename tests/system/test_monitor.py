@@ -163,9 +163,14 @@ def test_the_monitor_sees_liveness_gaps_refusals_and_the_broker(chain: Chain) ->
         stderr=subprocess.DEVNULL,
     )
     try:
-        metrics = wait_until(
-            lambda: (m := _scrape(port)).get(("mlg_monitor_alarms", ())) and m, 30, "metrics"
-        )
+        gap_labels = [(("gateway", "gw-site2"), ("node", n)) for n in chain.nodes]
+
+        def scraped() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+            m = _scrape(port)  # once the monitor has seen every node's mark of gw-site2
+            seen = all(("mlg_monitor_mark_seq_gap", labels) in m for labels in gap_labels)
+            return m if m.get(("mlg_monitor_alarms", ())) and seen else None
+
+        metrics = wait_until(scraped, 30, "metrics")
     finally:
         terminate(proc)
     assert metrics[("mlg_monitor_gateway_alive", (("gateway", "gw-site3"),))] == 0
