@@ -78,11 +78,12 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mlg-demo",
         description=(
-            "Run a broker, three meters (one the adapter firmware with a DR relay) with their "
-            "gateways, and the TSO, AC(1) and RA(1) ledger nodes on this machine at "
-            "accelerated time, through a DR command; print each node's slot totals beside "
-            "the ground truth, the relay's switches, the DR results and the cross-checks; "
-            "end with each node's screens and a one-time login link to them."
+            "Run the network of ledger_node/localnet/net/demo.toml through mlg-net's machinery"
+            " (a broker, three meters, one the adapter firmware with a DR relay, with their"
+            " gateways, and the TSO, AC(1) and RA(1) ledger nodes) on this machine at"
+            " accelerated time, through a DR command; print each node's slot totals beside"
+            " the ground truth, the relay's switches, the DR results and the cross-checks;"
+            " end with each node's screens and a one-time login link to them."
         ),
     )
     p.add_argument("--slots", type=int, default=5, help="slots to wait for (5)")
@@ -96,8 +97,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workdir",
         type=Path,
-        help="keep keys, configs, logs and databases here (default: a temporary folder,"
-        " removed after a run that passes, kept after one that fails)",
+        help="the network's folder (mlg-net init's keys and configs, lab/ and logs/ of up,"
+        " the databases; default: a temporary folder, removed after a run that passes, kept"
+        " after one that fails)",
     )
     p.add_argument(
         "--broker",
