@@ -86,6 +86,7 @@ def test_the_papers_network_from_init_to_figures_6_and_7(tmp_path: Path) -> None
         _, err = up.communicate(timeout=60)
     assert up.returncode == 0, err
     assert "stopping the network" in err
+    assert "mlg-net: sites registered\nmlg-net: gateways started" in err, err  # its progress
     assert not (out / "lab" / "meter-site1-rs485-0").exists()  # the emulators cleaned up
 
 

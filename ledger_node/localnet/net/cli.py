@@ -75,13 +75,22 @@ def _init(args: argparse.Namespace, topo: Topology) -> int:
     return EXIT_OK
 
 
+STEPS = {
+    "broker": "broker started",
+    "nodes": "nodes and emulators up",
+    "sites": "sites registered",
+    "gateways": "gateways started",
+}
+"""What `up` tells on standard error as `Lab.up` goes."""
+
+
 def _up(args: argparse.Namespace, topo: Topology) -> int:
     if args.speed is not None:
         topo = Topology(**{**topo.__dict__, "speed": args.speed})
     out = _folder(args)
     lab = Lab(topo, out, tls=args.tls)
     try:
-        lab.up()
+        lab.up(lambda step: print(f"mlg-net: {STEPS[step]}", file=sys.stderr, flush=True))
         nodes = ", ".join(f"{o} {node_api(out, o)}/" for o in topo.nodes)
         tls = " (TLS, client certificates)" if args.tls else ""
         print(f"network {topo.name} up at {topo.speed:g}x; broker 127.0.0.1:{topo.port}{tls}")
