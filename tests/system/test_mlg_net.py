@@ -117,7 +117,12 @@ def _figures(tmp_path: Path, out: Path, port: int) -> None:
 
     def ac1_totals(node: str) -> list[tuple[int, int]] | None:
         doc = api_get(out, node, "/api/results?command=fig6&scope=ac1")
-        got = {r["slot"]: (r["actual_wh"], r["flagged"]) for r in doc["results"] if r["reported"]}
+        # Every declared meter in: a total over part of them is not yet the slot's.
+        got = {
+            r["slot"]: (r["actual_wh"], r["flagged"])
+            for r in doc["results"]
+            if r["reported"] == r["declared"]
+        }
         return [got[s] for s in slots] if all(s in got for s in slots) else None
 
     budget = (end + 120 - now) / clock["scale"] + 60
