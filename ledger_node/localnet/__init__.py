@@ -1,10 +1,13 @@
 """Whole networks on one machine, for the demo, the tests and the lab.
 
-`broker` (a Mosquitto or amqtt broker on loopback), `network` (organisations' keys, the
-genesis and the nodes as processes), `chain` (emulators and gateways in front of them),
-`demo` (`mlg-demo`: the brief's figure 7 through the seed paper's DR sequence, set out in
-`demo_scenario` and checked by `demo_checks`) and `wait` (`wait_until`, the polling loop
-they and the tests share).
+`net` (`mlg-net`: a network from one topology file, its files and its processes),
+`demo` (`mlg-demo`: the brief's figure 7, the topology `net/demo.toml` run through `net`,
+and the seed paper's DR sequence on it, set out in `demo_scenario` and checked by
+`demo_checks`), `chain` (the tests' network with fault injection: emulators and gateways
+in front of `network`'s nodes), `network` (organisations' keys, the genesis and the nodes
+as processes), `broker` (a Mosquitto or amqtt broker on loopback) and `wait`
+(`wait_until`, the polling loop they and the tests share). In that order each imports
+only those after it.
 
 The one layer that may import `gateway` and `firmware`, besides every layer of
 `ledger_node`; nothing imports it but the tests.

@@ -1,6 +1,7 @@
 """The whole chain on one machine, meter to ledger, as processes: an emulator per site (its
 meter on a pseudo-terminal), a gateway per site, and the ledger nodes of `LocalNet`. For
-the demo and the end-to-end tests.
+the end-to-end tests, with their fault injection (nodes stopped and started, gateway
+options, a TLS broker, metrics); the demo runs through `net.run.Lab`.
 
 Each gateway takes its site group's epoch keys from the TSO's `EpochKey` facts (it holds
 its slots until the first arrives), counts a batch as delivered once two of the nodes
@@ -14,18 +15,25 @@ import json
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from firmware.emulator.truth import read_truth
 from firmware.emulator.wisun.dongle import DEFAULT_ID, DEFAULT_PASSWORD
 from gateway.broute.credentials import Credentials, write_credentials
 from gateway.config import BusConfig, ControlConfig
 from gateway.config_file import MeterEntry, write_config
 from gateway.config_wisun import WisunOptions
+from ledger_node.localnet.net.probe import (
+    read_truths,
+    slots_budget_s,
+    slots_in_common,
+    wait_for_common,
+)
+from ledger_node.localnet.net.run import emulated_profile
+from ledger_node.localnet.net.topology import Topology
 from ledger_node.localnet.network import FIGURE_7, LocalNet, OrgSpec, terminate
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.keys import Identity
@@ -40,11 +48,11 @@ class Site:
     """A consumer site: its RA and its one meter.
 
     `model` is the emulated meter: `sdm120`, or `adapter` (the firmware counting the S0
-    pulses of its load, with the DR relay the gateway switches). `profile` is an emulator
-    profile, or `duty:W` for a load of W watts that runs the middle half of each slot and
-    pauses for a quarter slot either side of every boundary: a pulse counter reads a
+    pulses of its load, with the DR relay the gateway switches). `profile` is a topology
+    meter's (an emulator profile, or `slots:WH,…`: each slot's energy drawn in its middle
+    half, pausing a quarter slot either side of every boundary: a pulse counter reads a
     boundary exactly only if no pulse falls between the polls around it, so the pause
-    keeps the adapter's slot energies equal to the truth (as long as the gateway's polls
+    keeps the adapter's slot energies equal to the truth as long as the gateway's polls
     around a boundary are less than a quarter slot late). `dr_drop` is the fraction the
     load drops by while the relay is on.
     """
@@ -67,21 +75,13 @@ class Site:
         return self.model == "broute"
 
 
-def write_duty_profile(path: Path, watts: float, slot_s: int) -> Path:
-    """A day of `seconds,watts` rows (UTC) for the `duty:W` load of `Site`."""
-    return write_slots_profile(path, [watts * slot_s / 2 / 3600], slot_s)
-
-
-def write_slots_profile(path: Path, wh_per_slot: list[float], slot_s: int) -> Path:
-    """A day of `seconds,watts` rows (UTC) drawing `wh_per_slot` in turn, one a slot, in
-    the slot's middle half (nothing a quarter slot either side of each boundary)."""
-    pause = slot_s / 4
-    rows = ["0,0"]
-    for i, start in enumerate(range(0, 86_400, slot_s)):
-        watts = wh_per_slot[i % len(wh_per_slot)] * 3600 / (slot_s / 2)
-        rows += [f"{start + pause:g},{watts:.10g}", f"{start + slot_s - pause:g},0"]
-    path.write_text("\n".join(rows) + "\n")
-    return path
+def sites_of(topo: Topology) -> dict[str, Site]:
+    """A topology's sites (one meter each) as `Chain` runs them: the demo's network
+    (`net/demo.toml`) for the tests."""
+    return {
+        s.id: Site(s.ra, s.meters[0].model, s.meters[0].profile, s.meters[0].dr_drop)
+        for s in topo.sites.values()
+    }
 
 
 class Chain:
@@ -101,10 +101,7 @@ class Chain:
         sites: dict[str, Site],
         nodes: tuple[str, ...],
         orgs: tuple[OrgSpec, ...] = FIGURE_7,
-        protocol: str = "5",
         late_after_s: int | None = None,
-        network: str = "demo",
-        tls: Path | None = None,
     ) -> None:
         self.work = work
         self.slot_s = slot_s
@@ -112,7 +109,6 @@ class Chain:
         self.sites = sites
         self.nodes = nodes
         self.broker_port = broker_port
-        self.protocol = protocol
         self.net = LocalNet(
             work,
             broker_port,
@@ -122,9 +118,7 @@ class Chain:
             late_after_s=2 * slot_s if late_after_s is None else late_after_s,
             checkpoint_every_s=1.0,
             sync_every_s=2.0,
-            protocol=protocol,
-            network=network,
-            tls=tls,
+            network="chain",
         )
         self.gateways: dict[str, Identity] = {}
         for site in sites:
@@ -216,12 +210,8 @@ class Chain:
 
     def start_emulators(self) -> None:
         for site, spec in self.sites.items():
-            profile, extra = spec.profile, []
-            if profile.startswith("duty:"):
-                path = write_duty_profile(
-                    self.work / f"load-{site}.csv", float(profile[5:]), self.slot_s
-                )
-                profile, extra = f"csv:{path}", ["--utc-offset-h", "0"]
+            profile = emulated_profile(spec.profile, self.work / f"load-{site}.csv", self.slot_s)
+            extra = ["--utc-offset-h", "0"] if spec.profile.startswith("slots:") else []
             if spec.dr_drop:
                 extra += ["--dr-drop", str(spec.dr_drop)]
             if spec.model == "adapter":
@@ -318,57 +308,22 @@ class Chain:
 
     def common_slots(self) -> list[int]:
         """Slots that every node holds for every site it reads."""
-        slots: set[int] | None = None
-        for node in self.nodes:
-            held = self.totals(node)
-            for site in self.reads(node):
-                mine = {slot for s, slot in held if s == site}
-                slots = mine if slots is None else slots & mine
-        return sorted(slots or ())
+        return slots_in_common(self.totals, {node: self.reads(node) for node in self.nodes})
 
     def wait_for_slots(
         self, count: int, on_progress: Callable[[int], None] = lambda n: None
     ) -> list[int]:
-        """Wait until every node holds `count` common slots; the budget allows the
-        unreported first slot and a slow machine."""
-        deadline = time.monotonic() + (count + 4) * self.slot_s / self.speed + 45
-        seen = -1
-        slots: list[int] = []
-        while time.monotonic() < deadline:
-            self.check_alive()
-            try:
-                slots = self.common_slots()
-            except OSError:
-                slots = []
-            if len(slots) != seen:
-                seen = len(slots)
-                on_progress(seen)
-            if len(slots) >= count:
-                return slots
-            time.sleep(0.3)
-        return slots
+        """Wait until every node holds `count` common slots; the slots held then, or when
+        the time is up."""
+        budget = slots_budget_s(count, self.slot_s, self.speed)
+        return wait_for_common(self.common_slots, self.check_alive, count, budget, on_progress)
 
     def truth(
         self, slots: Iterable[int] = (), timeout_s: float = 10.0
     ) -> dict[tuple[str, int], float]:
-        """The emulators' true energy per (site, slot), Wh.
-
-        Waits (up to `timeout_s`) until every site's emulator has written each of `slots`:
-        an emulator writes a slot's row shortly after the slot ends, which can be after the
-        ledger has it.
-        """
-        wanted = {(site, slot) for site in self.sites for slot in slots}
-        deadline = time.monotonic() + timeout_s
-        while True:
-            out: dict[tuple[str, int], float] = defaultdict(float)
-            for site in self.sites:
-                path = self.work / f"truth-{site}.csv"
-                if path.exists():
-                    for row in read_truth(path):
-                        out[(site, int(row["slot_start"]))] += float(row["energy_wh"])
-            if wanted <= out.keys() or time.monotonic() > deadline:
-                return dict(out)
-            time.sleep(0.1)
+        """The emulators' true energy per (site, slot), Wh (`read_truths`)."""
+        paths = {site: self.work / f"truth-{site}.csv" for site in self.sites}
+        return read_truths(paths, slots, timeout_s)
 
     def gateway_status(self, site: str) -> dict[str, Any]:
         """What `mlg-gateway status --json` says of the site's gateway."""

@@ -13,16 +13,16 @@ import sys
 import time
 from typing import Any
 
-from ledger_node.localnet.chain import Chain
 from ledger_node.localnet.demo_scenario import (
-    BASELINES,
     COMMAND,
     COMMAND_SLOTS,
-    NODES,
-    SITES,
+    CONTROLLED,
     TARGET_WH,
+    baselines,
     per_slot,
 )
+from ledger_node.localnet.net.probe import gateway_doc, totals, truth
+from ledger_node.localnet.net.run import Lab, api_get
 from ledger_node.localnet.wait import wait_until
 
 
@@ -30,22 +30,23 @@ def hms(t: float) -> str:
     return time.strftime("%H:%M:%S", time.gmtime(t))
 
 
-def compare(chain: Chain, slots: list[int], window: list[int]) -> bool:
+def compare(lab: Lab, slots: list[int], window: list[int]) -> bool:
     """Print each node's totals per site and slot beside the truth; True if all agree
     within a reading's 1 Wh resolution and every node reads exactly its sites. `window`
     slots are marked with a star."""
-    truth = chain.truth(slots)
-    held = {node: chain.totals(node) for node in NODES}
-    reads = {node: chain.reads(node) for node in NODES}
-    print(f"\n{'slot (UTC)':<21}{'site':<7}{'truth Wh':>9}" + "".join(f"{n:>7}" for n in NODES))
+    nodes = lab.topo.nodes
+    expect = truth(lab, slots)
+    held = {node: totals(lab.out, node) for node in nodes}
+    reads = {node: set(lab.topo.reads(node)) for node in nodes}
+    print(f"\n{'slot (UTC)':<21}{'site':<7}{'truth Wh':>9}" + "".join(f"{n:>7}" for n in nodes))
     ok = True
     for slot in slots:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(slot))
         stamp += "*" if slot in window else ""
-        for site in sorted(SITES):
-            expected = truth.get((site, slot))
+        for site in sorted(lab.topo.sites):
+            expected = expect.get((site, slot))
             cells, verdicts = [], []
-            for node in NODES:
+            for node in nodes:
                 value = held[node].get((site, slot))
                 readable = site in reads[node]
                 if value is None:
@@ -72,23 +73,21 @@ def compare(chain: Chain, slots: list[int], window: list[int]) -> bool:
     return ok
 
 
-def show_control(chain: Chain, start: int) -> bool:
+def show_control(lab: Lab, start: int) -> bool:
     """(2) DR control: the relay's switches as site1's gateway sealed them (decrypted on
     the TSO's node) and the load they shed (the emulator's truth). True if the relay went
     on in the window's first slot and off in the slot after it, and the load dropped
     during the window."""
-    slot_s = chain.slot_s
+    slot_s = lab.topo.slot_s
     end = start + COMMAND_SLOTS * slot_s
     window = list(range(start, end, slot_s))
 
     def switched() -> list[dict[str, Any]]:
-        rows = chain.net.get("tso", f"/api/control?command={COMMAND}")
+        rows = api_get(lab.out, "tso", f"/api/control?command={COMMAND}")
         done = [r for r in rows if r["ok"]]
         return rows if {r["state"] for r in done} == {0, 1} else []
 
-    actions = wait_until(
-        switched, 30, "the relay's switches in the ledger", alive=chain.check_alive
-    )
+    actions = wait_until(switched, 30, "the relay's switches in the ledger", alive=lab.check_alive)
     print("\nDR control at site1 (sealed by gw-site1, decrypted on the TSO's node):")
     for a in actions:
         edge = f"window {'opens' if a['state'] else 'closes'} {hms(start if a['state'] else end)}"
@@ -99,8 +98,8 @@ def show_control(chain: Chain, start: int) -> bool:
     on = min(a["t"] for a in actions if a["ok"] and a["state"] == 1)
     off = min(a["t"] for a in actions if a["ok"] and a["state"] == 0)
     ok = start <= on < start + slot_s and end <= off < end + slot_s
-    truth = chain.truth([start - slot_s, *window, end])
-    load = [round(truth[("site1", s)]) for s in [start - slot_s, *window, end]]
+    real = truth(lab, [start - slot_s, *window, end])
+    load = [round(real[(CONTROLLED, s)]) for s in [start - slot_s, *window, end]]
     print(
         f"site1's load (emulator truth): {load[0]} Wh in the slot before the window;"
         f" {', '.join(str(w) for w in load[1:-1])} during it; {load[-1]} after"
@@ -108,22 +107,29 @@ def show_control(chain: Chain, start: int) -> bool:
     return ok and all(w < min(load[0], load[-1]) for w in load[1:-1])
 
 
-def show_contract(chain: Chain, start: int) -> bool:
+def show_contract(lab: Lab, start: int) -> bool:
     """(3), (4): results, the delivered reduction against the load shed, the AS
-    reconciliation and the public check of AC(1)'s total by RA(1)."""
-    net = chain.net
-    window = [start + i * chain.slot_s for i in range(COMMAND_SLOTS)]
-    truth = chain.truth(window)
-    csv_text = "slot,wh\n" + "".join(f"{s},{round(truth[('site1', s)])}\n" for s in window)
-    csv_path = chain.work / "ra1-as-report.csv"
-    csv_path.write_text(csv_text)
-    done = net.cli("ra1", "as-report", "--command", COMMAND, "--csv", str(csv_path))
+    reconciliation (RA(1)'s AS report made from the emulator's ground truth by
+    `mlg-node as-csv`) and the public check of AC(1)'s total by RA(1)."""
+    out, slot_s = lab.out, lab.topo.slot_s
+    window = [start + i * slot_s for i in range(COMMAND_SLOTS)]
+    real = truth(lab, window)
+    span = ["--slot-s", str(slot_s), "--start", str(start)]
+    span += ["--end", str(start + COMMAND_SLOTS * slot_s)]
+    source = f"{CONTROLLED}=lab/truth-{CONTROLLED}.csv"
+    csv_path = out / "ra1-as-report.csv"
+    done = lab.mlg("as-csv", "--truth", source, *span, "--out", str(csv_path), check=False)
+    if done.returncode == 0:
+        done = lab.mlg(
+            "as-report", "-c", "ra1/node.toml", "--command", COMMAND, "--csv", str(csv_path),
+            check=False,
+        )  # fmt: skip
     if done.returncode != 0:
         print(f"mlg-demo: AS report refused: {done.stderr}", file=sys.stderr)
         return False
 
     def settled(node: str) -> bool:
-        rows = net.get(node, f"/api/results?command={COMMAND}")["results"]
+        rows = api_get(out, node, f"/api/results?command={COMMAND}")["results"]
         return bool(rows) and all(r["reported"] == r["declared"] for r in rows if r["kind"] == "ra")
 
     # RA(1) reconciles against its own node's results: both must have every reading.
@@ -132,11 +138,11 @@ def show_contract(chain: Chain, start: int) -> bool:
             functools.partial(settled, node),
             30,
             f"the contract's results on {node}",
-            alive=chain.check_alive,
+            alive=lab.check_alive,
         )
-    target = per_slot(TARGET_WH, chain.slot_s)
+    target = per_slot(TARGET_WH, slot_s)
     print(f"\nDR command {COMMAND} to AC(1), target {target} Wh per slot; on the TSO's node:")
-    tso = net.get("tso", f"/api/results?command={COMMAND}")
+    tso = api_get(out, "tso", f"/api/results?command={COMMAND}")
     print(
         f"{'slot (UTC)':<12}{'scope':<9}{'actual Wh':>10}{'baseline':>10}{'delivered':>11}"
         f"{'meters':>8}"
@@ -155,8 +161,8 @@ def show_contract(chain: Chain, start: int) -> bool:
         )
     # RA(1)'s delivered reduction is the load the relay shed: baseline minus the truth.
     ra1 = {r["slot"]: r["delivered_wh"] for r in tso["results"] if r["scope"] == "ra1"}
-    baseline = per_slot(BASELINES["site1"], chain.slot_s)
-    shed = {s: baseline - round(truth[("site1", s)]) for s in window}
+    baseline = baselines(lab.topo)[CONTROLLED]
+    shed = {s: baseline - round(real[(CONTROLLED, s)]) for s in window}
     ok = ra1 == shed and all(v > 0 for v in shed.values())
     print(
         f"RA(1)'s delivered reduction per slot: {', '.join(str(ra1.get(s)) for s in window)} Wh;"
@@ -164,46 +170,47 @@ def show_contract(chain: Chain, start: int) -> bool:
     )
 
     def reconciled() -> list[dict[str, Any]]:
-        rows = net.get("ra1", f"/api/reconciliation?command={COMMAND}")
+        rows = api_get(out, "ra1", f"/api/reconciliation?command={COMMAND}")
         return [r for r in rows if r["as_wh"] is not None and r["ledger_wh"] is not None]
 
-    recon = wait_until(reconciled, 30, "RA(1)'s reconciliation", alive=chain.check_alive)
+    recon = wait_until(reconciled, 30, "RA(1)'s reconciliation", alive=lab.check_alive)
     statuses = {r["status"] for r in recon}
     print(f"RA(1) AS report vs ledger, slot by slot: {', '.join(r['status'] for r in recon)}")
     ok = ok and statuses == {"equal"}
     ac_total = next(r for r in tso["results"] if r["kind"] == "ac")
-    path = chain.work / "ac1-total.json"
+    path = out / "ac1-total.json"
     path.write_text(json.dumps(ac_total))
-    check = net.cli("ra1", "check-total", str(path))
+    check = lab.mlg("check-total", "-c", "ra1/node.toml", str(path), check=False)
     said = check.stdout.strip() or check.stderr.strip()
     print(f"RA(1), which cannot read site2, checks AC(1)'s total: {said}")
     return ok and check.returncode == 0
 
 
-def show_witnesses(chain: Chain) -> bool:
+def show_witnesses(lab: Lab) -> bool:
     """Each node's log, who co-signed its latest checkpoint, and how its closed slots'
     digests compare with its peers' (after giving the witnesses a moment)."""
+    nodes = lab.topo.nodes
 
     def witnessed(node: str) -> bool:
-        s = chain.net.get(node, "/api/status")
+        s = api_get(lab.out, node, "/api/status")
         cp = s["checkpoint"] or {}
         return (
             cp.get("size") == s["log"]["size"]
-            and len(cp["cosigners"]) == len(NODES) - 1
+            and len(cp["cosigners"]) == len(nodes) - 1
             and all(p["slots_agree"] or p["slots_differ"] for p in s["peers"])
         )
 
-    for node in NODES:
+    for node in nodes:
         with contextlib.suppress(TimeoutError, RuntimeError):  # shown as it stands
             wait_until(
                 lambda n=node: witnessed(n),  # type: ignore[misc]
                 20,
                 f"{node}'s witnesses",
-                alive=chain.check_alive,
+                alive=lab.check_alive,
             )
     ok = True
-    for node in NODES:
-        s = chain.net.get(node, "/api/status")
+    for node in nodes:
+        s = api_get(lab.out, node, "/api/status")
         cp = s["checkpoint"] or {}
         signers = ", ".join(c["witness"] for c in cp.get("cosigners", [])) or "nobody yet"
         agree = sum(p["slots_agree"] for p in s["peers"])
@@ -216,10 +223,10 @@ def show_witnesses(chain: Chain) -> bool:
     return ok
 
 
-def show_gateways(chain: Chain) -> None:
+def show_gateways(lab: Lab) -> None:
     """Each gateway's epoch and outbox as `mlg-gateway status` reports them."""
-    for site in SITES:
-        doc = chain.gateway_status(site)
+    for site in lab.topo.sites:
+        doc = gateway_doc(lab.out, site)
         o, d = doc["outbox"], doc["daemon"]
         marks = d.get("marks", {})
         nodes = ", ".join(f"{n} {marks.get(n, '-')}" for n in d["confirm"]["nodes"])

@@ -1,6 +1,6 @@
 """`mlg-node broker-config` on a real Mosquitto: TLS with the project's client
-certificates only, each identity held to its ACL over MQTT 5, and the demo's whole chain
-(meters, gateways, nodes, organisations without a node) running through it."""
+certificates only, each identity held to its ACL over MQTT 5. (A whole network running
+through it: `mlg-net up --tls`, in tests/system/test_mlg_net.py.)"""
 
 from __future__ import annotations
 
@@ -17,8 +17,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from ledger_node.interfaces.broker.pki import Authority
 from ledger_node.localnet.broker import Broker, free_port
-from ledger_node.localnet.chain import Chain
-from ledger_node.localnet.demo_scenario import NODES, SITES
 from ledger_node.localnet.network import LocalNet
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.mqtt import MqttSettings, make_client
@@ -130,34 +128,3 @@ def test_each_identity_keeps_to_its_topics_and_strangers_stay_out(
     issued = other.issue(tmp_path / "x.pem", tmp_path / "x.key", "gw-site1", 30)
     _handshake_fails(broker.port, ca, issued.cert, issued.key)  # the right name, another CA
     assert serialization.load_pem_private_key(issued.key.read_bytes(), None)
-
-
-def test_the_demo_chain_runs_through_the_secured_broker(tmp_path: Path) -> None:
-    port = free_port()
-    tls = tmp_path / "tls"
-    chain = Chain(tmp_path, port, 60, 30.0, SITES, NODES, late_after_s=600, tls=tls)
-    done = run_module(
-        "ledger_node.interfaces.cli", "broker-config", "-c", str(_inventory(tmp_path, port))
-    )
-    assert done.returncode == 0, done.stderr
-    broker = Broker(tmp_path / "broker", port, config=tls / "mosquitto.conf").start()
-    try:
-        chain.start()
-        slots = chain.wait_for_slots(2)
-        assert len(slots) >= 2, "no slots reached every node through the TLS broker"
-        truth = chain.truth(slots)
-        for node in NODES:
-            held = chain.totals(node)
-            for site in chain.reads(node):
-                assert held[(site, slots[0])] == truth[(site, slots[0])], (node, site)
-        for site in SITES:  # the nodes' marks reach each gateway through its ACL
-            wait_until(
-                lambda s=site: chain.gateway_status(s)["outbox"]["confirmed"] >= 2,
-                30,
-                f"gw-{site}'s batches confirmed by the nodes' marks",
-            )
-    finally:
-        chain.stop()
-        broker.stop()
-    log = broker.log_path.read_text()
-    assert "not authorised" not in log.lower() and "Error" not in log, log[-2000:]

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from ledger_node.localnet.chain import Chain
-from ledger_node.localnet.demo_scenario import NODES, SITES
 from tests.conftest import mosquitto
+from tests.support.demo import NODES, SITES
 
 SLOT_S = 60
 SPEED = 30.0

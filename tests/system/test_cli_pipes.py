@@ -49,7 +49,7 @@ def test_a_closed_pipe_ends_quietly(module: str, args: tuple[str, ...], tmp_path
     assert done.returncode == 141, done.stderr
     if module.endswith("demo"):
         # Its broker was started before the first line, and is stopped after it.
-        conf = (tmp_path / "demo" / "broker" / "mosquitto.conf").read_text()
+        conf = (tmp_path / "demo" / "lab" / "broker" / "mosquitto.conf").read_text()
         port = int(conf.split()[1])
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()

@@ -33,10 +33,10 @@ from playwright.sync_api import Page
 from ledger_node.ledger.store import connect
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.chain import Chain, Site
-from ledger_node.localnet.demo_scenario import NODES, SITES
 from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import seal
 from tests.conftest import run_module
+from tests.support.demo import NODES, SITES
 from tests.support.sim import db_bytes
 from tests.system.conftest import SLOT_S, SPEED
 

@@ -21,10 +21,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ledger_node.localnet.broker import free_port
 from ledger_node.localnet.chain import Chain
-from ledger_node.localnet.demo_scenario import NODES, SITES
 from ledger_node.localnet.network import terminate
 from ledger_node.localnet.wait import wait_until
 from tests.conftest import mosquitto, run_module
+from tests.support.demo import NODES, SITES
 from tests.system.conftest import SLOT_S, SPEED
 
 pytestmark = pytest.mark.slow

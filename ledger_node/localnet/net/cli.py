@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway import status as gateway_status
-from gateway.config import load_config as load_gateway_config
 from ledger_node.interfaces import status as node_status
 from ledger_node.localnet.broker import BrokerError
 from ledger_node.localnet.net.files import init_network
+from ledger_node.localnet.net.probe import gateway_doc
 from ledger_node.localnet.net.run import Lab, api_get, clock_args, node_api
 from ledger_node.localnet.net.topology import Topology, load_topology
 from ledger_node.localnet.wait import serve_until_interrupted
@@ -47,6 +47,12 @@ def _parser() -> argparse.ArgumentParser:
     up = cmd("up", "run the network here (broker, nodes, emulators, gateways) until Ctrl-C")
     up.add_argument("--speed", type=float, help="time runs this much faster (the topology's)")
     up.add_argument("--for", dest="for_s", type=float, help="stop after this many real seconds")
+    up.add_argument(
+        "--tls",
+        action="store_true",
+        help="run over the broker set-up init wrote in broker/ (TLS, a client certificate"
+        " for every node, gateway and organisation, its ACL), on loopback at the topology's port",
+    )
     up.set_defaults(handler=_up)
     status = cmd("status", "every node and gateway of the running network, at once")
     status.add_argument("--json", action="store_true", help="as JSON")
@@ -69,15 +75,25 @@ def _init(args: argparse.Namespace, topo: Topology) -> int:
     return EXIT_OK
 
 
+STEPS = {
+    "broker": "broker started",
+    "nodes": "nodes and emulators up",
+    "sites": "sites registered",
+    "gateways": "gateways started",
+}
+"""What `up` tells on standard error as `Lab.up` goes."""
+
+
 def _up(args: argparse.Namespace, topo: Topology) -> int:
     if args.speed is not None:
         topo = Topology(**{**topo.__dict__, "speed": args.speed})
     out = _folder(args)
-    lab = Lab(topo, out)
+    lab = Lab(topo, out, tls=args.tls)
     try:
-        lab.up()
+        lab.up(lambda step: print(f"mlg-net: {STEPS[step]}", file=sys.stderr, flush=True))
         nodes = ", ".join(f"{o} {node_api(out, o)}/" for o in topo.nodes)
-        print(f"network {topo.name} up at {topo.speed:g}x; broker 127.0.0.1:{topo.port}")
+        tls = " (TLS, client certificates)" if args.tls else ""
+        print(f"network {topo.name} up at {topo.speed:g}x; broker 127.0.0.1:{topo.port}{tls}")
         print(f"nodes: {nodes}")
         print(f"clock options for mlg-node: {' '.join(clock_args(out))}")
         print(f"logs in {out / 'logs'}; Ctrl-C stops it", flush=True)
@@ -101,9 +117,8 @@ def gather_status(topo: Topology, out: Path) -> dict[str, Any]:
             nodes[org] = {"error": f"not running ({exc})"}
     gateways: dict[str, Any] = {}
     for site in topo.sites.values():
-        config = out / "lab" / f"gateway-{site.id}.toml"
         try:
-            gateways[site.gateway] = gateway_status.collect(load_gateway_config(config))
+            gateways[site.gateway] = gateway_doc(out, site.id)
         except (OSError, ValueError, sqlite3.Error, MeterledgerError) as exc:
             gateways[site.gateway] = {"error": str(exc)}
     return {"nodes": nodes, "gateways": gateways}

@@ -62,9 +62,23 @@ WantedBy=multi-user.target
 """
 
 
-def node_config(topo: Topology, org: str, port: int | None = None) -> str:
+def client_tls(identity: str, root: str) -> tuple[Path, Path, Path]:
+    """How `identity` connects to the broker set-up in `broker/` (`root`: the network's
+    folder relative to the config): the project CA, its client certificate and key."""
+    clients = f"{root}broker/clients/{identity}"
+    return Path(f"{root}broker/ca/ca.pem"), Path(f"{clients}.pem"), Path(f"{clients}.key")
+
+
+def tls_lines(identity: str, root: str) -> list[str]:
+    """`client_tls` as the lines of an [mqtt] table."""
+    keys = ("ca_file", "cert_file", "key_file")
+    return [f'{k} = "{p}"' for k, p in zip(keys, client_tls(identity, root), strict=True)]
+
+
+def node_config(topo: Topology, org: str, port: int | None = None, tls: bool = False) -> str:
     """`org`'s node.toml (paths relative to its folder; the API on a free loopback port,
-    written beside its database)."""
+    written beside its database); with `tls`, connecting with its client certificate
+    from `broker/`."""
     return "\n".join(
         [
             "[node]",
@@ -79,7 +93,8 @@ def node_config(topo: Topology, org: str, port: int | None = None) -> str:
             "[mqtt]",
             f'host = "{topo.host}"',
             f"port = {topo.port if port is None else port}",
-            'protocol = "5"',
+            f'protocol = "{topo.protocol}"',
+            *(tls_lines(org, "../") if tls else []),
             "",
             "[api]",
             'listen = "127.0.0.1:0"',
@@ -89,11 +104,18 @@ def node_config(topo: Topology, org: str, port: int | None = None) -> str:
 
 
 def gateway_config(
-    topo: Topology, site: Site, path: Path, ports: dict[str, str] | None = None, root: str = ""
+    topo: Topology,
+    site: Site,
+    path: Path,
+    ports: dict[str, str] | None = None,
+    root: str = "",
+    tls: bool = False,
 ) -> Path:
     """`site`'s gateway config at `path`, `root` the network's folder relative to it: its
-    lines' ports are the topology's, or `ports` (line → device, the emulators' for `up`)."""
+    lines' ports are the topology's, or `ports` (line → device, the emulators' for `up`);
+    with `tls`, connecting with its client certificate from `broker/`."""
     controlled = [m for m in site.meters if m.model == "adapter"]
+    ca, cert, key = client_tls(site.gateway, root) if tls else (None, None, None)
     nodes = topo.nodes
     return write_config(
         path,
@@ -106,7 +128,16 @@ def gateway_config(
         ras=[Path(f"{root}keys/{site.ra}.key.pub")] if controlled else [],
         confirm_nodes=[Path(f"{root}keys/{n}.key.pub") for n in nodes],
         quorum=min(2, len(nodes)),
-        mqtt=MqttSettings(host=topo.host, port=topo.port, client_id=site.gateway, keepalive_s=5),
+        mqtt=MqttSettings(
+            host=topo.host,
+            port=topo.port,
+            client_id=site.gateway,
+            keepalive_s=5,
+            protocol=topo.protocol,
+            ca_file=ca,
+            cert_file=cert,
+            key_file=key,
+        ),
         buses=[
             BusConfig(ln.name, port=(ports or {}).get(ln.name, ln.port), baud=ln.baud)
             for ln in site.lines

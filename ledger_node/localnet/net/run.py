@@ -17,17 +17,17 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ledger_node.interfaces.client import read_address
 from ledger_node.localnet.broker import Broker
-from ledger_node.localnet.chain import write_slots_profile
-from ledger_node.localnet.net.files import gateway_config
+from ledger_node.localnet.net.files import gateway_config, node_config, tls_lines
 from ledger_node.localnet.net.topology import Site, Topology
 from ledger_node.localnet.network import terminate
 from ledger_node.localnet.wait import wait_until
-from ledger_node.network.config import api_addr_path
+from ledger_node.network.config import api_addr_path, token_path
 from ledger_node.shared.errors import MeterledgerError
 
 CLOCK_FILE = "lab/clock.json"
@@ -54,10 +54,51 @@ def api_get(out: Path, org: str, path: str) -> Any:
         return json.loads(response.read())
 
 
+def api_post(out: Path, org: str, path: str, body: dict[str, Any]) -> Any:
+    """POST `body` to `path` on `org`'s running node with its API token; the answer, as
+    JSON (`urllib.error.HTTPError` on a refusal)."""
+    token = token_path(out / org / f"{org}.sqlite").read_text().strip()
+    request = urllib.request.Request(  # noqa: S310 (http only: node_api's own URL)
+        node_api(out, org) + path,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def write_slots_profile(path: Path, wh_per_slot: list[float], slot_s: int) -> Path:
+    """A day of `seconds,watts` rows (UTC) drawing `wh_per_slot` in turn, one a slot, in
+    the slot's middle half (nothing a quarter slot either side of each boundary)."""
+    pause = slot_s / 4
+    rows = ["0,0"]
+    for i, start in enumerate(range(0, 86_400, slot_s)):
+        watts = wh_per_slot[i % len(wh_per_slot)] * 3600 / (slot_s / 2)
+        rows += [f"{start + pause:g},{watts:.10g}", f"{start + slot_s - pause:g},0"]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def emulated_profile(profile: str, path: Path, slot_s: int) -> str:
+    """The emulator's profile for a topology meter's: a `slots:WH,…` one written as a
+    `csv:` day (UTC) at `path`, any other as it is."""
+    if not profile.startswith("slots:"):
+        return profile
+    whs = [float(v) for v in profile.removeprefix("slots:").split(",")]
+    return f"csv:{write_slots_profile(path, whs, slot_s).resolve()}"
+
+
 class Lab:
     """The processes of a network run from `out` (what `init` wrote there)."""
 
-    def __init__(self, topo: Topology, out: Path) -> None:
+    def __init__(
+        self, topo: Topology, out: Path, broker: str = "mosquitto", tls: bool = False
+    ) -> None:
+        """`broker`: the one to start (`mosquitto`, or `amqtt`, which speaks MQTT 3.1.1
+        only: the topology's protocol must say so). `tls`: Mosquitto runs the set-up
+        `init` wrote in `broker/` (TLS, client certificates from its CA, its ACL) on
+        loopback at the topology's port, and every part connects with its certificate."""
         missing = [
             p
             for p in [
@@ -67,6 +108,8 @@ class Lab:
             ]
             if not p.exists()
         ]
+        if tls:
+            missing += [p for p in [out / "broker" / "mosquitto.conf"] if not p.exists()]
         if missing:
             raise MeterledgerError(
                 f"{missing[0]} is missing: `up` runs a whole network from `mlg-net init`"
@@ -77,7 +120,12 @@ class Lab:
         self.lab = out / "lab"
         self.logs = out / "logs"
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
-        self.broker = Broker(self.lab / "broker", port=topo.port)
+        self.tls = tls
+        if tls and broker != "mosquitto":
+            raise MeterledgerError("the TLS broker set-up is Mosquitto's")
+        config = self.lab / "broker-tls.conf" if tls else None
+        self.broker = Broker(self.lab / "broker", port=topo.port, config=config)
+        self.prefer = broker
         self.clock: list[str] = []
 
     def _start(self, name: str, args: list[str]) -> None:
@@ -105,28 +153,32 @@ class Lab:
             lines += ["", "[[line]]", f'name = "{ln.name}"', f'link = "meter-{site.id}-{ln.name}"']
             lines.append(f"baud = {ln.baud}")
             for m in (m for m in site.meters if m.line == ln.name):
-                profile = m.profile
-                if profile.startswith("slots:"):
-                    whs = [float(v) for v in profile[6:].split(",")]
-                    path = self.lab / f"load-{site.id}-{m.id}.csv"
-                    profile = f"csv:{write_slots_profile(path, whs, self.topo.slot_s).resolve()}"
+                load = self.lab / f"load-{site.id}-{m.id}.csv"
+                profile = emulated_profile(m.profile, load, self.topo.slot_s)
                 lines += ["", "[[line.meter]]", f"unit = {m.unit}", f'model = "{m.model}"']
                 lines += [f'profile = "{profile}"', f"dr_drop = {m.dr_drop}"]
         path = self.lab / f"emulator-{site.id}.toml"
         path.write_text("\n".join(lines) + "\n")
         return path
 
-    def up(self) -> None:
-        """Start everything and register the sites; `RuntimeError` or `TimeoutError` if a
-        part does not come up."""
+    def up(self, say: Callable[[str], object] = lambda step: None) -> None:
+        """Start everything and register the sites, telling `say` each step done;
+        `BrokerError`, `RuntimeError` or `TimeoutError` if a part does not come up."""
         for d in (self.lab, self.logs):
             d.mkdir(parents=True, exist_ok=True)
         origin = time.time()
         (self.out / CLOCK_FILE).write_text(json.dumps({"scale": self.topo.speed, "origin": origin}))
         self.clock = clock_args(self.out)
-        self.broker.start()
+        if self.tls:
+            self._tls_broker()
+        self.broker.start(prefer=self.prefer)
+        say("broker")
         for org in self.topo.nodes:
-            self._start(org, ["-m", "ledger_node.interfaces.cli", "run", "-c", f"{org}/node.toml"])
+            node_toml = f"{org}/node.toml"
+            if self.tls:  # beside node.toml: the same database, key and API
+                node_toml = f"{org}/node-tls.toml"
+                (self.out / node_toml).write_text(node_config(self.topo, org, tls=True))
+            self._start(org, ["-m", "ledger_node.interfaces.cli", "run", "-c", node_toml])
         for site in self.topo.sites.values():
             config = self._emulator(site)
             self._start(f"emulator-{site.id}", ["-m", "firmware.emulator.cli", "-c", str(config)])
@@ -141,32 +193,75 @@ class Lab:
                 f"{org}'s node",
                 alive=self.check_alive,
             )
+        say("nodes")
         self.register_sites()
+        say("sites")
         for site in self.topo.sites.values():
             ports = {ln.name: str(self.lab / f"meter-{site.id}-{ln.name}") for ln in site.lines}
             config = self.lab / f"gateway-{site.id}.toml"
-            gateway_config(self.topo, site, config, ports, root="../")
+            gateway_config(self.topo, site, config, ports, root="../", tls=self.tls)
             self._start(f"gateway-{site.id}", ["-m", "gateway.cli", "run", "-c", str(config)])
+        say("gateways")
 
-    def _mlg(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def mlg(
+        self, *args: str, stdin: str | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """`mlg-node ARGS` in the network's folder (`stdin` its input); with `check`, a
+        `RuntimeError` with its message when it fails."""
         done = subprocess.run(
             [sys.executable, "-m", "ledger_node.interfaces.cli", *args],
             cwd=self.out,
+            input=stdin,
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
-        if done.returncode != 0:
+        if check and done.returncode != 0:
             raise RuntimeError(f"mlg-node {' '.join(args[:2])} failed: {done.stderr.strip()}")
         return done
+
+    def sign(self, org: str, verb: str, *args: str) -> Path:
+        """`org` (which runs no node) signs a fact with its key offline (`mlg-node sign
+        VERB ARGS`, its numbers read from its facts on the broker unless given); the
+        envelope file."""
+        signed = self.lab / f"{verb}-{org}.mlg"
+        signed.unlink(missing_ok=True)
+        key = ["--key", f"keys/{org}.key", "--out", str(signed)]
+        self.mlg("sign", verb, *args, *key, "--mqtt", str(self._mqtt(org)))
+        return signed
+
+    def publish(self, org: str, signed: Path) -> None:
+        """Publish `org`'s signed fact on the broker (`mlg-node publish`)."""
+        self.mlg("publish", str(signed), "--mqtt", str(self._mqtt(org)))
+
+    def _mqtt(self, org: str) -> Path:
+        """How `org`'s offline commands reach the broker: an [mqtt] table."""
+        path = self.lab / f"mqtt-{org}.toml"
+        lines = ["[mqtt]", f'host = "{self.topo.host}"', f"port = {self.topo.port}"]
+        lines.append(f'protocol = "{self.topo.protocol}"')
+        path.write_text("\n".join(lines + (tls_lines(org, "../") if self.tls else [])) + "\n")
+        return path
+
+    def _tls_broker(self) -> None:
+        """`init`'s broker configuration, listening on loopback at the topology's port and
+        keeping its state in `lab/broker/`."""
+        here = {
+            "listener": f"listener {self.topo.port} 127.0.0.1",
+            "persistence_location": f"persistence_location {self.lab / 'broker'}/",
+        }
+        lines = [
+            here.get(line.split(" ", 1)[0], line)
+            for line in (self.out / "broker" / "mosquitto.conf").read_text().splitlines()
+        ]
+        assert self.broker.config is not None
+        self.broker.config.write_text("\n".join(lines) + "\n")
 
     def register_sites(self) -> None:
         """Each site not yet in the registry, by its RA: through the RA's node, or signed
         offline and published to the broker. Waits until each node holds the epoch keys
         of the sites it reads."""
         held = {s["site"] for s in api_get(self.out, self.topo.tso, "/api/registry")["sites"]}
-        broker = ["--broker", f"127.0.0.1:{self.topo.port}"]
         for site in self.topo.sites.values():
             if site.id in held:
                 continue
@@ -174,13 +269,9 @@ class Lab:
             for m in site.meters:
                 fact += ["--meter", m.id]
             if self.topo.orgs[site.ra].node:
-                self._mlg("site", "-c", f"{site.ra}/node.toml", *fact)
+                self.mlg("site", "-c", f"{site.ra}/node.toml", *fact)
             else:
-                signed = self.lab / f"site-{site.id}.mlg"
-                signed.unlink(missing_ok=True)
-                key = ["--key", f"keys/{site.ra}.key", "--out", str(signed)]
-                self._mlg("sign", "site", *fact, *key, *broker)
-                self._mlg("publish", str(signed), *broker)
+                self.publish(site.ra, self.sign(site.ra, "site", *fact))
         for org in self.topo.nodes:
             wanted = set(self.topo.reads(org))
             wait_until(

@@ -10,6 +10,7 @@ late_after_s = 3600       # the nodes' lateness limit
 [broker]
 host = "127.0.0.1"        # where nodes and gateways connect
 port = 1883               # `up` starts Mosquitto here, on loopback
+protocol = "5"            # the MQTT version nodes and gateways speak ("5" or "3.1.1")
 
 [[org]]
 id = "tso"
@@ -53,6 +54,7 @@ from pathlib import Path
 from ledger_node.shared.config import Section, load_toml
 from ledger_node.shared.errors import ConfigError
 from ledger_node.shared.ids import ID_PATTERN
+from ledger_node.shared.mqtt import PROTOCOLS
 from ledger_node.wire import DEFAULT_SLOT_S
 
 ROLES = ("tso", "ac", "ra")
@@ -106,6 +108,7 @@ class Topology:
     port: int
     orgs: dict[str, Org]
     sites: dict[str, Site]
+    protocol: str = "5"
 
     @property
     def tso(self) -> str:
@@ -204,9 +207,12 @@ def load_topology(path: Path) -> Topology:
         port=broker.get("port", int, 1883),
         orgs=orgs,
         sites=sites,
+        protocol=broker.get("protocol", str, "5"),
     )
     if not 1 <= topo.slot_s <= 86_400 or 86_400 % topo.slot_s:
         raise ConfigError("network.slot_seconds must divide a day")
+    if topo.protocol not in PROTOCOLS:
+        raise ConfigError(f"broker.protocol must be one of {', '.join(sorted(PROTOCOLS))}")
     if topo.speed <= 0:
         raise ConfigError("network.speed must be positive")
     if not topo.orgs[topo.tso].node:
