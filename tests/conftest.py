@@ -4,7 +4,6 @@ one for the whole session; screenshots go to the git-ignored `tests/artifacts/sc
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -58,11 +57,11 @@ def run_module(
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, for the whole session (the screenshots folder starts empty)."""
+    """Debian's Chromium, for the whole session of a worker (each screenshot is written
+    anew; two workers share the folder, so neither empties it)."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is not installed: run `make test`, which installs it")
-    shutil.rmtree(SCREENS, ignore_errors=True)
-    SCREENS.mkdir(parents=True)
+    SCREENS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
         b = p.chromium.launch(
             executable_path=CHROMIUM,

@@ -174,10 +174,13 @@ def test_the_tso_issues_a_command_and_ra1_declares_it_through_the_forms(
             "revision 2 at the TSO",
         )
         # ... and on the TSO's comparison screen: RA(1)'s declared baselines, slot by slot.
-        wait_until(
-            lambda: fig6.get("tso", "/api/results?command=web-c2&scope=ra1")["results"],
+        wait_until(  # settled again with revision 2's baselines (within a second of it)
+            lambda: any(
+                r["baseline_wh"] == 3100
+                for r in fig6.get("tso", "/api/results?command=web-c2&scope=ra1")["results"]
+            ),
             30,
-            "web-c2 settled for RA(1) on the TSO's node",
+            "web-c2 settled with revision 2 for RA(1) on the TSO's node",
         )
         tso = ra.context.new_page()
         log_in(tso, fig6, "tso")
