@@ -20,6 +20,7 @@ from ledger_node.ledger.store import connect
 from ledger_node.localnet.broker import Broker
 from ledger_node.localnet.chain import Chain, Site
 from ledger_node.localnet.network import LocalNet, terminate
+from ledger_node.localnet.wait import wait_until
 from tests.faults.invariants import Findings, after_check, settle
 from tests.faults.tap import Tap
 
@@ -39,6 +40,29 @@ def sizes(fast: dict[str, Any] | None, full: dict[str, Any], timeout_s: int = 15
     return pytest.mark.parametrize(
         "size", [soak] if fast is None else [pytest.param(fast, id="fast"), soak]
     )
+
+
+def command_declared_by_ra1(
+    net: LocalNet, command: str, start: int, end: int, target_wh: int, site1_wh: int
+) -> None:
+    """The TSO issues `command` (60 s slots, gate closure at `start`, 20 yen/kWh) to AC(1)
+    for `target_wh` a slot through its node's API; RA(1) declares site1's baseline
+    `site1_wh` through its own once the command reached it."""
+    net.post(
+        "tso",
+        "/api/commands",
+        {
+            "id": command,
+            "start": start,
+            "end": end,
+            "slot_s": SLOT_S,
+            "gate_closure": start,
+            "price_yen_per_kwh": 20,
+            "targets": {"ac1": target_wh},
+        },
+    )
+    wait_until(lambda: net.get("ra1", "/api/commands"), 30, "the command at RA(1)")
+    net.post("ra1", "/api/declarations", {"command": command, "sites": {"site1": site1_wh}})
 
 
 class Rig:

@@ -23,7 +23,7 @@ from ledger_node.shared.keys import Identity
 from ledger_node.shared.mqtt import DEFAULT_PREFIX
 from ledger_node.wire import AsReport, DrDeclaration, Message
 from ledger_node.wire.topics import Topics
-from tests.faults.rig import check_after, keep_figures, sizes
+from tests.faults.rig import check_after, command_declared_by_ra1, keep_figures, sizes
 from tests.faults.tap import Tap
 from tests.node.conftest import fig7_nodes
 
@@ -128,21 +128,7 @@ def test_a_flood_of_unknown_signers_during_a_command_crowds_out_no_legitimate_fa
             # RA(2) declares before the command reached anyone: held for it, among strangers.
             net.publish_fact("ra2", DrDeclaration("ra2", COMMAND, 1, (("site2", (300,)),)))
             time.sleep(0.5)
-            net.post(
-                "tso",
-                "/api/commands",
-                {
-                    "id": COMMAND,
-                    "start": start,
-                    "end": end,
-                    "slot_s": SLOT_S,
-                    "gate_closure": start,
-                    "price_yen_per_kwh": 20,
-                    "targets": {"ac1": 100},
-                },
-            )
-            wait_until(lambda: net.get("ra1", "/api/commands"), 30, "the command at RA(1)")
-            net.post("ra1", "/api/declarations", {"command": COMMAND, "sites": {"site1": 400}})
+            command_declared_by_ra1(net, COMMAND, start, end, 100, 400)
             flood.join()
             figure(f"the flood took {flooding[0]:.1f} s at the broker")
             # The window passes; the gateways' readings for it come in.

@@ -16,7 +16,7 @@ import pytest
 
 from ledger_node.ledger.store import connect
 from ledger_node.localnet.wait import wait_until
-from tests.faults.rig import SLOT_S, Rig, energy_against_truth, sizes
+from tests.faults.rig import SLOT_S, Rig, command_declared_by_ra1, energy_against_truth, sizes
 from tests.support.sim import db_bytes
 
 pytestmark = pytest.mark.slow
@@ -36,21 +36,7 @@ def test_a_site_moving_ra_with_a_new_epoch_during_a_command_loses_nothing(
     wait_until(chain.common_slots, 60, "a first slot", alive=chain.check_alive)
     start = (int(chain.sim_now()) // SLOT_S + 2) * SLOT_S
     end = start + size["window"] * SLOT_S
-    net.post(
-        "tso",
-        "/api/commands",
-        {
-            "id": COMMAND,
-            "start": start,
-            "end": end,
-            "slot_s": SLOT_S,
-            "gate_closure": start,
-            "price_yen_per_kwh": 20,
-            "targets": {"ac1": 30},
-        },
-    )
-    wait_until(lambda: net.get("ra1", "/api/commands"), 30, "the command at RA(1)")
-    net.post("ra1", "/api/declarations", {"command": COMMAND, "sites": {"site1": 60}})
+    command_declared_by_ra1(net, COMMAND, start, end, 30, 60)
     # Half-way through the window, the site moves.
     middle = start + size["window"] // 2 * SLOT_S
     wait_until(
