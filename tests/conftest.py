@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
@@ -16,6 +17,8 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from ledger_node.localnet.broker import Broker, find_mosquitto
 
 CHROMIUM = "/usr/bin/chromium"
+LOG_TAIL_LINES = 25
+"""Lines of each child's log shown under a failed test (`pytest_runtest_makereport`)."""
 SCREENS = Path(__file__).parent / "artifacts" / "screens"
 
 
@@ -90,3 +93,17 @@ def page(browser: Browser) -> Iterator[Page]:
         yield pg
     finally:
         context.close()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """Under a failed test, the last lines of each log its child processes wrote in its
+    `tmp_path` (gateways, nodes, emulators, the broker): a failure on a CI machine is then
+    readable without rerunning it."""
+    report = yield
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and call.when == "call" and isinstance(tmp, Path):
+        for log in sorted(tmp.rglob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            report.sections.append((f"log {log.relative_to(tmp)}", "\n".join(lines)))
+    return report
