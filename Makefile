@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test soak bench lint firmware-types mosquitto browser flashtools venv clean
+.PHONY: demo test soak bench lint firmware-types mosquitto browser flashtools postgres venv clean
 
 venv: $(VENV)/.deps
 
@@ -60,13 +60,22 @@ flashtools:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mtools dosfstools systemd; \
 	else echo "the tests need mtools, dosfstools and systemd-analyze: apt-get install mtools dosfstools systemd" >&2; exit 1; fi
 
+# Debian's PostgreSQL: the node's tests run their storage on it too, each worker starting a
+# server of its own in a temporary folder (Unix socket only, no TCP).
+postgres:
+	@if ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing postgresql with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	else echo "the tests need PostgreSQL: apt-get install postgresql" >&2; exit 1; fi
+
 # The demo runs without root too: with no Mosquitto it starts the embedded amqtt broker.
 # `make demo DEMO_ARGS=--keep` keeps its network and screens running until Ctrl-C.
 demo: venv mosquitto
 	@if ! command -v mosquitto >/dev/null && [ ! -x /usr/sbin/mosquitto ]; then $(PIP) install -e '.[broker]'; fi
 	$(BIN)/mlg-demo $(DEMO_ARGS)
 
-test: venv mosquitto browser flashtools node_modules/.installed
+test: venv mosquitto browser flashtools postgres node_modules/.installed
 	@command -v mosquitto >/dev/null || [ -x /usr/sbin/mosquitto ] || { echo "the tests need Mosquitto: apt-get install mosquitto" >&2; exit 1; }
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -84,7 +93,7 @@ soak: venv mosquitto node_modules/.installed
 
 # Benchmarks print their figures with the limit each is compared with, and write
 # bench-results.json. They need the same set-up as the tests.
-bench: venv mosquitto node_modules/.installed
+bench: venv mosquitto postgres node_modules/.installed
 	$(BIN)/python -m tests.bench
 
 lint: venv

@@ -15,6 +15,8 @@ import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from ledger_node.localnet.broker import Broker, find_mosquitto
+from ledger_node.localnet.postgres import Postgres, find_postgres
+from tests.support.ledgers import Where
 
 CHROMIUM = "/usr/bin/chromium"
 LOG_TAIL_LINES = 25
@@ -41,6 +43,35 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     """Mosquitto for one test."""
     with mosquitto(tmp_path / "broker") as b:
         yield b
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres]:
+    """Debian's PostgreSQL, one server per test worker, started when a test first asks."""
+    if find_postgres() is None:
+        pytest.fail("PostgreSQL is not installed: run `make test`, which installs it")
+    server = Postgres(durable=False).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Where:
+    """Each node's store by its name, on each of the two stores in turn: a SQLite file in
+    `tmp_path`, or a new database on the worker's PostgreSQL server."""
+    if request.param == "sqlite":
+        return lambda name: tmp_path / f"{name}.sqlite"
+    server: Postgres = request.getfixturevalue("postgres")
+    made: dict[str, str] = {}
+
+    def where(name: str) -> str:
+        if name not in made:
+            made[name] = server.create_database()
+        return made[name]
+
+    return where
 
 
 def run_module(

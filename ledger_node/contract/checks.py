@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 import threading
 from collections import defaultdict
 from collections.abc import Iterable
@@ -28,6 +27,7 @@ from ledger_node.contract.dr1 import (
 )
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.rules import load_command
+from ledger_node.ledger.store import Db
 from ledger_node.wire import DrCommand, ReadingsBatch, open_stored
 
 
@@ -106,9 +106,7 @@ class TotalChecks:
         self._verdicts: dict[tuple[Any, ...], str | None] = {}
         self._lock = threading.Lock()
 
-    def check(
-        self, db: sqlite3.Connection, registry: Registry, results: Iterable[Published]
-    ) -> list[str | None]:
+    def check(self, db: Db, registry: Registry, results: Iterable[Published]) -> list[str | None]:
         """What is wrong with each result (None: it checks), in order."""
         todo = list(results)
         by_command: dict[str, list[int]] = defaultdict(list)
@@ -122,7 +120,7 @@ class TotalChecks:
         return out
 
     def _check_command(
-        self, db: sqlite3.Connection, registry: Registry, cid: str, todo: list[Published]
+        self, db: Db, registry: Registry, cid: str, todo: list[Published]
     ) -> list[str | None]:
         command = load_command(db, cid)
         rows = db.execute(
@@ -164,7 +162,7 @@ class TotalChecks:
 
     def _verdicts_of(
         self,
-        db: sqlite3.Connection,
+        db: Db,
         registry: Registry,
         command: DrCommand | None,
         cid: str,
@@ -214,7 +212,7 @@ class TotalChecks:
         return found
 
 
-def check_result(db: sqlite3.Connection, registry: Registry, result: dict[str, Any]) -> None:
+def check_result(db: Db, registry: Registry, result: dict[str, Any]) -> None:
     """Check a published result (as `results` gives it) against this node's public data:
     it must cover exactly the readings public data says, and their commitments must sum to
     its (V, R). Raises `TotalCheckError` saying what is wrong."""

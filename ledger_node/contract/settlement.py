@@ -12,7 +12,6 @@ published total from public data alone.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -28,10 +27,11 @@ from ledger_node.contract.dr1 import (
 from ledger_node.ledger.admission import Ledger
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.rules import load_command
+from ledger_node.ledger.store import Db
 from ledger_node.wire import DrCommand, DrDeclaration, open_stored
 
 
-def load_declarations(db: sqlite3.Connection, command: str) -> dict[str, DrDeclaration]:
+def load_declarations(db: Db, command: str) -> dict[str, DrDeclaration]:
     """Each RA's counting declaration for `command`."""
     out = {}
     for ra, raw in db.execute(
@@ -59,7 +59,7 @@ def scopes_of(
     return scopes
 
 
-def unsettled_by_slots(db: sqlite3.Connection) -> set[str]:
+def unsettled_by_slots(db: Db) -> set[str]:
     """Commands over a slot whose batches were decrypted since the last settlement."""
     slots = [row[0] for row in db.execute("SELECT slot FROM unsettled_slots")]
     if not slots:
@@ -74,7 +74,7 @@ def unsettled_by_slots(db: sqlite3.Connection) -> set[str]:
     }
 
 
-def unsettled(db: sqlite3.Connection) -> set[str]:
+def unsettled(db: Db) -> set[str]:
     """Commands queued to settle again (read only: what `verify` must not judge yet)."""
     queued = {r[0] for r in db.execute("SELECT command FROM unsettled_commands")}
     return queued | unsettled_by_slots(db)
@@ -181,8 +181,9 @@ class Settlement:
             " delivered_wh=excluded.delivered_wh, target_wh=excluded.target_wh,"
             " reported=excluded.reported, declared=excluded.declared, flagged=excluded.flagged,"
             " v_wh=excluded.v_wh, r=excluded.r, refs=excluded.refs"
-            " WHERE refs != excluded.refs OR baseline_wh != excluded.baseline_wh"
-            " OR target_wh != excluded.target_wh OR declared != excluded.declared",
+            " WHERE results.refs != excluded.refs OR results.baseline_wh != excluded.baseline_wh"
+            " OR results.target_wh != excluded.target_wh"
+            " OR results.declared != excluded.declared",
             (
                 r.command,
                 r.slot,
@@ -233,23 +234,24 @@ def result_json(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def result_rows(
-    db: sqlite3.Connection, command: str, kind: str | None = None, scope: str | None = None
+    db: Db, command: str, kind: str | None = None, scope: str | None = None
 ) -> list[tuple[Any, ...]]:
     """A command's stored results as rows (`_RESULT_COLUMNS`), by kind, scope and slot."""
     return db.execute(
         f"SELECT {_RESULT_COLUMNS} FROM results WHERE command=?"  # noqa: S608
-        " AND (? IS NULL OR kind=?) AND (? IS NULL OR scope=?) ORDER BY kind, scope, slot",
+        " AND (CAST(? AS TEXT) IS NULL OR kind=?) AND (CAST(? AS TEXT) IS NULL OR scope=?)"
+        " ORDER BY kind, scope, slot",
         (command, kind, kind, scope, scope),
     ).fetchall()
 
 
 def results(
-    db: sqlite3.Connection, command: str, kind: str | None = None, scope: str | None = None
+    db: Db, command: str, kind: str | None = None, scope: str | None = None
 ) -> list[dict[str, Any]]:
     return [result_json(row) for row in result_rows(db, command, kind, scope)]
 
 
-def rewards(db: sqlite3.Connection, command: str) -> list[dict[str, Any]]:
+def rewards(db: Db, command: str) -> list[dict[str, Any]]:
     cols = (
         "command",
         "ac",
@@ -296,7 +298,7 @@ FINAL = "final"
 
 
 def settled(
-    db: sqlite3.Connection, command: DrCommand, finality: Finality, scope: str | None = None
+    db: Db, command: DrCommand, finality: Finality, scope: str | None = None
 ) -> dict[str, Any]:
     """A command's results per slot and scope (all scopes if None), each with its `state`
     ("open" or "final"), and its rewards once the window has closed (each with its state)."""
@@ -312,9 +314,7 @@ def settled(
     }
 
 
-def due_rewards(
-    db: sqlite3.Connection, command: DrCommand, finality: Finality
-) -> list[dict[str, Any]]:
+def due_rewards(db: Db, command: DrCommand, finality: Finality) -> list[dict[str, Any]]:
     """The command's rewards once its window has closed (none before), each with its
     `state`: final once every slot of its AC is, else open."""
     if finality.window(command) != "closed":
@@ -339,14 +339,13 @@ class Reconciled:
     status: str
 
 
-def as_reported(
-    db: sqlite3.Connection, command: str, author: str | None = None
-) -> dict[str, dict[int, int]]:
+def as_reported(db: Db, command: str, author: str | None = None) -> dict[str, dict[int, int]]:
     """The AS reports held for `command` (of `author` only, if given): author → slot → Wh."""
     return {
         who: {s: wh for s, wh in json.loads(slots)}
         for who, slots in db.execute(
-            "SELECT author, slots FROM as_reports WHERE command=? AND (? IS NULL OR author=?)",
+            "SELECT author, slots FROM as_reports WHERE command=?"
+            " AND (CAST(? AS TEXT) IS NULL OR author=?)",
             (command, author, author),
         )
     }
@@ -355,9 +354,7 @@ def as_reported(
 NOT_READABLE = "not_readable"
 
 
-def reconcile(
-    db: sqlite3.Connection, command: str, author: str, readable: bool = True
-) -> list[Reconciled]:
+def reconcile(db: Db, command: str, author: str, readable: bool = True) -> list[Reconciled]:
     """An organisation's AS report for `command` against the ledger's totals for it;
     `readable`: whether this node settles the author's scope (`scopes_of`)."""
     reported = as_reported(db, command, author).get(author, {})

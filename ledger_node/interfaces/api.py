@@ -34,7 +34,6 @@ POST /api/facts                      a fact signed elsewhere (`mlg-node sign`), 
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -47,7 +46,7 @@ from ledger_node.interfaces import authoring, commands, status
 from ledger_node.interfaces.commands import Query, param
 from ledger_node.ledger import LedgerSettings, load_command, proofs
 from ledger_node.ledger.registry import Registry
-from ledger_node.ledger.store import connect
+from ledger_node.ledger.store import Db, connect
 from ledger_node.network import enrolments
 from ledger_node.shared.errors import MeterledgerError
 
@@ -67,10 +66,12 @@ class ApiError(MeterledgerError):
         self.status = status
 
 
-def totals(db: sqlite3.Connection, site: str | None) -> list[dict[str, Any]]:
+def totals(db: Db, site: str | None) -> list[dict[str, Any]]:
     rows = db.execute(
-        "SELECT b.site, b.slot, SUM(r.wh), COUNT(*), SUM(r.quality != '') FROM batches b"
-        " JOIN readings r ON r.pos = b.pos WHERE b.state = 'open' AND (? IS NULL OR b.site = ?)"
+        "SELECT b.site, b.slot, SUM(r.wh), COUNT(*),"
+        " SUM(CASE WHEN r.quality != '' THEN 1 ELSE 0 END) FROM batches b"
+        " JOIN readings r ON r.pos = b.pos WHERE b.state = 'open'"
+        " AND (CAST(? AS TEXT) IS NULL OR b.site = ?)"
         " GROUP BY b.site, b.slot ORDER BY b.site, b.slot",
         (site, site),
     ).fetchall()
@@ -78,11 +79,11 @@ def totals(db: sqlite3.Connection, site: str | None) -> list[dict[str, Any]]:
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def control_actions(db: sqlite3.Connection, command: str | None) -> list[dict[str, Any]]:
+def control_actions(db: Db, command: str | None) -> list[dict[str, Any]]:
     rows = db.execute(
         "SELECT b.site, b.gateway, b.seq, b.slot, c.command, c.state, c.t, c.ok"
         " FROM control_actions c JOIN batches b ON b.pos = c.pos"
-        " WHERE (? IS NULL OR c.command = ?) ORDER BY c.t, b.gateway, b.seq, c.n",
+        " WHERE (CAST(? AS TEXT) IS NULL OR c.command = ?) ORDER BY c.t, b.gateway, b.seq, c.n",
         (command, command),
     ).fetchall()
     keys = ("site", "gateway", "seq", "slot", "command", "state", "t", "ok")
@@ -90,7 +91,7 @@ def control_actions(db: sqlite3.Connection, command: str | None) -> list[dict[st
 
 
 def results(
-    db: sqlite3.Connection, command_id: str, finality: Finality, scope: str | None = None
+    db: Db, command_id: str, finality: Finality, scope: str | None = None
 ) -> dict[str, Any]:
     """A DR command's results per slot and scope (all scopes if None), each open or
     final, and its rewards once its window has closed (`settlement.settled`)."""
@@ -100,7 +101,7 @@ def results(
     return settlement.settled(db, command, finality, scope)
 
 
-def registry(db: sqlite3.Connection) -> dict[str, Any]:
+def registry(db: Db) -> dict[str, Any]:
     reg = Registry(db)
     return {
         "network": reg.network,
@@ -122,7 +123,7 @@ def registry(db: sqlite3.Connection) -> dict[str, Any]:
     }
 
 
-def dr_commands(db: sqlite3.Connection) -> list[dict[str, Any]]:
+def dr_commands(db: Db) -> list[dict[str, Any]]:
     """Every DR command, oldest start first, with each RA's newest declaration."""
     out = []
     for (cid,) in db.execute("SELECT id FROM commands ORDER BY t_start").fetchall():
@@ -146,19 +147,17 @@ def dr_commands(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return out
 
 
-def _proof(db: sqlite3.Connection, me: str, txid: str) -> dict[str, Any]:
+def _proof(db: Db, me: str, txid: str) -> dict[str, Any]:
     return proofs.inclusion(db, me, proofs.parse_txid(txid))
 
 
-def _consistency(db: sqlite3.Connection, me: str, query: Query) -> dict[str, Any]:
+def _consistency(db: Db, me: str, query: Query) -> dict[str, Any]:
     to = param(query, "to", required=False)
     old = int(param(query, "from") or 0)
     return proofs.consistency(db, me, old, None if to is None else int(to))
 
 
-def reconciliation(
-    db: sqlite3.Connection, me: str, command: str, org: str | None = None
-) -> list[dict[str, Any]]:
+def reconciliation(db: Db, me: str, command: str, org: str | None = None) -> list[dict[str, Any]]:
     """AS reports for `command` beside the ledger, slot by slot: `org`'s, or by default
     this node's own (an AC or RA) and every report of an organisation whose results this
     node settles (the TSO: every report); a slot of a scope this node cannot read is
@@ -198,13 +197,14 @@ class Api:
 
     def __init__(
         self,
-        db_path: Path,
+        db_path: Path | str,
         me: str,
         node: Node | None,
         clock_now: Callable[[], float],
         late_after_s: int = LedgerSettings().late_after_s,
     ) -> None:
         self.db_path = db_path
+        """The node's database: its SQLite file or its PostgreSQL URL."""
         self.me = me
         self.node = node
         self.now = clock_now
@@ -249,7 +249,7 @@ class Api:
         return node.submit(lambda: command.author(node.ledger, fields))
 
 
-Answer = Callable[[sqlite3.Connection, Api, Query], Any]
+Answer = Callable[[Db, Api, Query], Any]
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ refused here too, with the same reason. It runs in the node's worker (`Node.subm
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from ledger_node.ledger.admission import Ledger, Outcome
 from ledger_node.ledger.registry import Registry
+from ledger_node.ledger.store import Db
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.shared.keys import PublicIdentity
 from ledger_node.wire import (
@@ -189,7 +189,7 @@ def slot_warnings(ledger: Ledger, message: Message) -> list[str]:
     ]
 
 
-def gateway_slot_lengths(db: sqlite3.Connection, registry: Registry) -> dict[int, list[str]]:
+def gateway_slot_lengths(db: Db, registry: Registry) -> dict[int, list[str]]:
     """The registered sites' gateways by the slot length (s) of their newest batch held
     here (gateways without a batch yet are not known)."""
     lengths: dict[int, list[str]] = {}

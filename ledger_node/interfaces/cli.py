@@ -191,7 +191,7 @@ def _run(args: argparse.Namespace) -> int:
     server = None
     if cfg.api is not None:
         ctx = WebContext(
-            Api(cfg.db_path, cfg.node_id, node, clock.now, cfg.late_after_s),
+            Api(cfg.store, cfg.node_id, node, clock.now, cfg.late_after_s),
             ensure_token(cfg.token_path),
             _operators(cfg),
         )
@@ -244,7 +244,7 @@ def _login_link(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
+    with closing(connect(cfg.store, readonly=True)) as db:
         s = status.gather(db, cfg.node_id, clock_from(args).now())
     print(json.dumps(s, indent=2, sort_keys=True) if args.json else status.render(s))
     return EXIT_OK
@@ -252,7 +252,7 @@ def _status(args: argparse.Namespace) -> int:
 
 def _prove(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
+    with closing(connect(cfg.store, readonly=True)) as db:
         doc = proofs.inclusion(db, cfg.node_id, proofs.parse_txid(args.txid))
     print(json.dumps(doc, indent=2))
     return EXIT_OK
@@ -260,7 +260,7 @@ def _prove(args: argparse.Namespace) -> int:
 
 def _consistency(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
+    with closing(connect(cfg.store, readonly=True)) as db:
         print(json.dumps(proofs.consistency(db, cfg.node_id, args.old, args.new), indent=2))
     return EXIT_OK
 
@@ -279,7 +279,7 @@ def _verify(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         print(f"  replayed {done}/{total} entries", file=sys.stderr, flush=True)
 
-    with closing(connect(cfg.db_path, readonly=True)) as db:
+    with closing(connect(cfg.store, readonly=True)) as db:
         report = verify(db, me, progress)
     for line in report.checked:
         print(f"checked: {line}")

@@ -11,12 +11,12 @@ many of the epoch's batches it holds decrypted or as ciphertext only.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
 from ledger_node.ledger.registry import Registry
+from ledger_node.ledger.store import Db
 
 ROLE_ORDER = {"tso": 0, "ac": 1, "ra": 2}
 
@@ -57,7 +57,7 @@ class EpochRecord:
         return org in self.members and self.shred_pos is None
 
 
-def epoch_records(db: sqlite3.Connection) -> list[EpochRecord]:
+def epoch_records(db: Db) -> list[EpochRecord]:
     """Every site's epochs, by site and epoch."""
     rows = db.execute(
         "SELECT e.site, e.epoch, e.members, e.gateway, e.pos, s.pos, k.received_at,"
@@ -68,7 +68,7 @@ def epoch_records(db: sqlite3.Connection) -> list[EpochRecord]:
     return [EpochRecord(r[0], r[1], tuple(r[2].split(",")), *r[3:]) for r in rows]
 
 
-def readable(db: sqlite3.Connection, me: str) -> list[EpochRecord]:
+def readable(db: Db, me: str) -> list[EpochRecord]:
     """The epochs whose data key node `me` holds."""
     return [e for e in epoch_records(db) if e.readable_by(me)]
 
@@ -87,7 +87,7 @@ def _cell(org: str, epochs: list[EpochRecord]) -> str:
     return "none"
 
 
-def gather(db: sqlite3.Connection, me: str) -> dict[str, Any]:
+def gather(db: Db, me: str) -> dict[str, Any]:
     """The privacy view of node `me`: organisations, sites with their epochs (members,
     access, batches here), and the organisations × sites matrix."""
     registry = Registry(db)

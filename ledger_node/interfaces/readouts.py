@@ -29,7 +29,7 @@ def utc_minute(t: int) -> str:
 
 def totals_cmd(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
+    with closing(connect(cfg.store, readonly=True)) as db:
         rows = totals(db, args.site)
     if args.json:
         for row in rows:
@@ -47,7 +47,7 @@ def totals_cmd(args: argparse.Namespace) -> int:
 def results_cmd(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     finality = Finality(clock_from(args).now(), cfg.late_after_s)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
+    with closing(connect(cfg.store, readonly=True)) as db:
         try:
             doc = results(db, args.dr_command, finality)
         except ApiError as exc:
@@ -112,7 +112,7 @@ def read_json(path: Path) -> Any:
 def check_total_cmd(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     doc = read_json(args.result)
-    with closing(connect(cfg.db_path, readonly=True)) as db:
+    with closing(connect(cfg.store, readonly=True)) as db:
         checked = check_results(db, doc)
     bad: list[str] = []
     for result, verdict in checked:

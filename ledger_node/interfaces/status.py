@@ -11,18 +11,17 @@ can read). As a dict for `--json` and the API, or as text.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from typing import Any
 
 from ledger_node.interfaces import privacy
 from ledger_node.ledger.registry import Registry
-from ledger_node.ledger.store import counters, get_meta
+from ledger_node.ledger.store import Db, counters, get_meta
 from ledger_node.ledger.txlog import MerkleLog
 from ledger_node.network.peer_time import MAX_SKEW_S
 from ledger_node.network.report import refused_by
 
 
-def gather(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
+def gather(db: Db, me: str, now: float) -> dict[str, Any]:
     registry = Registry(db)
     txlog = MerkleLog(db)
     groups = [
@@ -75,7 +74,7 @@ def gather(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
     }
 
 
-def _clock(db: sqlite3.Connection) -> dict[str, Any] | None:
+def _clock(db: Db) -> dict[str, Any] | None:
     """This node's clock minus its nearest peer's (fresh checkpoints), seconds."""
     skew = get_meta(db, "clock_skew_s")
     if skew is None:
@@ -89,14 +88,16 @@ def _clock(db: sqlite3.Connection) -> dict[str, Any] | None:
     }
 
 
-def _peers(db: sqlite3.Connection) -> list[dict[str, Any]]:
+def _peers(db: Db) -> list[dict[str, Any]]:
     out = []
     for peer, cursor, size, fetched, last_sync in db.execute(
         "SELECT peer, cursor, size, fetched, last_sync FROM peers ORDER BY peer"
     ).fetchall():
         agree, differ, waiting = db.execute(
-            "SELECT COALESCE(SUM(p.digest = s.digest), 0), COALESCE(SUM(p.digest != s.digest), 0),"
-            " COALESCE(SUM(s.digest IS NULL), 0) FROM peer_slots p LEFT JOIN slots s"
+            "SELECT COALESCE(SUM(CASE WHEN p.digest = s.digest THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN p.digest != s.digest THEN 1 ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN s.digest IS NULL THEN 1 ELSE 0 END), 0)"
+            " FROM peer_slots p LEFT JOIN slots s"
             " ON s.slot = p.slot WHERE p.peer=?",
             (peer,),
         ).fetchone()
@@ -131,7 +132,7 @@ def _peers(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return out
 
 
-def _sealed(db: sqlite3.Connection, me: str) -> int:
+def _sealed(db: Db, me: str) -> int:
     """Batches of this node's epochs not decrypted yet."""
     return int(
         db.execute(
@@ -157,10 +158,11 @@ def _gateway_alarms(counts: dict[str, int]) -> dict[str, int]:
     }
 
 
-def _gateways(db: sqlite3.Connection, now: float, counts: dict[str, int]) -> list[dict[str, Any]]:
+def _gateways(db: Db, now: float, counts: dict[str, int]) -> list[dict[str, Any]]:
     rows = db.execute(
         "WITH g AS (SELECT gateway, site, MAX(seq) AS seq, COUNT(*) AS n, MAX(slot) AS slot,"
-        " MAX(pos) AS pos, SUM(state = 'equivocated') AS eq FROM batches GROUP BY gateway)"
+        " MAX(pos) AS pos, SUM(CASE WHEN state = 'equivocated' THEN 1 ELSE 0 END) AS eq"
+        " FROM batches GROUP BY gateway, site)"
         " SELECT g.gateway, g.site, g.seq, g.n, g.slot, l.received_at, g.eq FROM g"
         " JOIN log l ON l.pos = g.pos ORDER BY g.gateway"
     ).fetchall()

@@ -14,7 +14,6 @@ recomputation.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -23,7 +22,7 @@ from ledger_node.contract.dr1 import TotalCheckError, reward
 from ledger_node.contract.settlement import Settlement, results, rewards, unsettled
 from ledger_node.ledger import Ledger, LedgerSettings, load_command
 from ledger_node.ledger.decrypt import open_sealed
-from ledger_node.ledger.store import DERIVED_TABLES, connect
+from ledger_node.ledger.store import DERIVED_TABLES, Db, connect
 from ledger_node.ledger.txlog import MerkleLog
 from ledger_node.network.witness import slot_digest
 from ledger_node.shared.clock import FixedClock
@@ -42,9 +41,7 @@ class Report:
         return not self.problems
 
 
-def verify(
-    db: sqlite3.Connection, me: Identity, progress: Callable[[int, int], None] | None = None
-) -> Report:
+def verify(db: Db, me: Identity, progress: Callable[[int, int], None] | None = None) -> Report:
     """Verify the node database `db` (opened read-only) of node `me`."""
     report = Report()
     db.execute("BEGIN")
@@ -70,7 +67,7 @@ def verify(
 
 
 def _replay(
-    db: sqlite3.Connection,
+    db: Db,
     ledger: Ledger,
     clock: FixedClock,
     report: Report,
@@ -122,7 +119,7 @@ def _replay(
     return True
 
 
-def _first_missing(db: sqlite3.Connection) -> int | None:
+def _first_missing(db: Db) -> int | None:
     """The first position below the log's last that has no entry, if any."""
     count, low, top = db.execute("SELECT COUNT(*), MIN(pos), MAX(pos) FROM log").fetchone()
     if top is None or count == top + 1:
@@ -136,9 +133,7 @@ def _first_missing(db: sqlite3.Connection) -> int | None:
     return int(row[0])
 
 
-def _replay_shredded(
-    db: sqlite3.Connection, ledger: Ledger, pos: int, txid: bytes, kind: str, author: str
-) -> bool:
+def _replay_shredded(db: Db, ledger: Ledger, pos: int, txid: bytes, kind: str, author: str) -> bool:
     row = db.execute(
         "SELECT e.site, e.epoch, e.members, e.gateway, l.leaf FROM epochs e JOIN shreds s"
         " ON s.site = e.site AND s.epoch = e.epoch JOIN log l ON l.pos = e.pos"
@@ -151,7 +146,7 @@ def _replay_shredded(
     return True
 
 
-def _as_far_as_decrypted(db: sqlite3.Connection, scratch: sqlite3.Connection) -> None:
+def _as_far_as_decrypted(db: Db, scratch: Db) -> None:
     """Leave sealed in the copy what the node has not decrypted yet (a running node opens
     its batches shortly after it commits them): only what it did decrypt is compared."""
     sealed = [row[0] for row in db.execute("SELECT pos FROM batches WHERE state='sealed'")]
@@ -162,7 +157,7 @@ def _as_far_as_decrypted(db: sqlite3.Connection, scratch: sqlite3.Connection) ->
     )
 
 
-def _compare_tree(db: sqlite3.Connection, scratch: sqlite3.Connection, report: Report) -> None:
+def _compare_tree(db: Db, scratch: Db, report: Report) -> None:
     stored = dict(db.execute("SELECT id, hash FROM tree"))
     rebuilt = dict(scratch.execute("SELECT id, hash FROM tree"))
     for node_id in sorted(stored.keys() | rebuilt.keys()):
@@ -180,9 +175,7 @@ def _hex(value: bytes | None) -> str:
     return "nothing" if value is None else bytes(value).hex()[:16] + "…"
 
 
-def _check_checkpoints(
-    db: sqlite3.Connection, ledger: Ledger, me: Identity, report: Report
-) -> None:
+def _check_checkpoints(db: Db, ledger: Ledger, me: Identity, report: Report) -> None:
     rows = db.execute(
         "SELECT size, root, envelope FROM checkpoints WHERE node=? ORDER BY size", (me.name,)
     ).fetchall()
@@ -201,7 +194,7 @@ def _check_checkpoints(
     report.checked.append(f"{len(rows)} own checkpoints against the log's roots")
 
 
-def _compare_tables(db: sqlite3.Connection, scratch: sqlite3.Connection, report: Report) -> None:
+def _compare_tables(db: Db, scratch: Db, report: Report) -> None:
     for table in DERIVED_TABLES:
         columns = len(db.execute(f"PRAGMA table_info({table})").fetchall())
         order = ", ".join(str(i) for i in range(1, columns + 1))
@@ -231,7 +224,7 @@ def _row(row: tuple[object, ...] | None) -> str:
     )
 
 
-def _compare_slots(db: sqlite3.Connection, scratch: sqlite3.Connection, report: Report) -> None:
+def _compare_slots(db: Db, scratch: Db, report: Report) -> None:
     rows = db.execute(
         "SELECT slot, digest_count, digest FROM slots WHERE digest IS NOT NULL"
     ).fetchall()
@@ -244,7 +237,7 @@ def _compare_slots(db: sqlite3.Connection, scratch: sqlite3.Connection, report: 
     report.checked.append(f"{len(rows)} closed slots' digests")
 
 
-def _compare_results(db: sqlite3.Connection, ledger: Ledger, report: Report) -> None:
+def _compare_results(db: Db, ledger: Ledger, report: Report) -> None:
     """Every stored result against its recomputation, except those of commands the node
     queued to settle again (a running node settles within a second of a change)."""
     queued = unsettled(db)
@@ -283,7 +276,7 @@ def _compare_results(db: sqlite3.Connection, ledger: Ledger, report: Report) -> 
     _check_rewards(db, commands, report)
 
 
-def _check_rewards(db: sqlite3.Connection, commands: list[str], report: Report) -> None:
+def _check_rewards(db: Db, commands: list[str], report: Report) -> None:
     """Each settled reward against the one its stored AC results give (they are written
     together): a reward changed after settlement is named."""
     checked = 0

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from ledger_node.ledger.refusals import (
 )
 from ledger_node.ledger.rules import LEDGER_TYPES, RULES, replay_shredded
 from ledger_node.ledger.state import LedgerSettings, LedgerState
-from ledger_node.ledger.store import transaction
+from ledger_node.ledger.store import Db, transaction
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import (
@@ -86,9 +85,7 @@ class Ledger(LedgerState):
     Admit inside `transaction()`, which yields the record of what the transaction changed.
     """
 
-    def __init__(
-        self, db: sqlite3.Connection, me: Identity, clock: Clock, settings: LedgerSettings
-    ) -> None:
+    def __init__(self, db: Db, me: Identity, clock: Clock, settings: LedgerSettings) -> None:
         super().__init__(db, me, clock, settings)
         self.pending = Pending(
             db,

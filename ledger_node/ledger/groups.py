@@ -10,7 +10,6 @@ starts a new epoch whenever a site's group differs from its latest epoch's.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 
 import nacl.exceptions
@@ -20,6 +19,7 @@ import nacl.utils
 
 from ledger_node.ledger.refusals import SHREDDED, Held, Refused
 from ledger_node.ledger.registry import Registry
+from ledger_node.ledger.store import Db
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import EpochKey, WrappedKey, open_stored
 
@@ -38,7 +38,7 @@ class Epoch:
 class Groups:
     """Epochs known to this node and the data keys it holds."""
 
-    def __init__(self, db: sqlite3.Connection, me: Identity) -> None:
+    def __init__(self, db: Db, me: Identity) -> None:
         self.db = db
         self.me = me
         self._unsealer = nacl.public.SealedBox(me.box_secret)

@@ -12,9 +12,10 @@ fact expires after `LedgerSettings.pending_ttl_s`. Beyond a bound a fact is refu
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from ledger_node.ledger.store import Db
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ class Limits:
 class Pending:
     """The held facts of one database; the pools' sizes are kept in memory."""
 
-    def __init__(self, db: sqlite3.Connection, limits: Limits) -> None:
+    def __init__(self, db: Db, limits: Limits) -> None:
         self.db = db
         self.limits = limits
         self.reload()

@@ -11,12 +11,12 @@ verifier accepts `leaf_index`, `tree_size`, `leaf_hash`, `proof` and `root`.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from typing import Any
 
 import nacl.signing
 
 from ledger_node.ledger.merkle import RFC6962, verify_consistency, verify_inclusion
+from ledger_node.ledger.store import Db
 from ledger_node.ledger.txlog import MerkleLog
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.wire import Checkpoint, WireError, open_message
@@ -55,7 +55,7 @@ def parse_txid(text: str) -> bytes:
     return txid
 
 
-def _checkpoint_covering(db: sqlite3.Connection, node: str, pos: int) -> tuple[int, bytes] | None:
+def _checkpoint_covering(db: Db, node: str, pos: int) -> tuple[int, bytes] | None:
     row = db.execute(
         "SELECT size, envelope FROM checkpoints WHERE node=? AND size > ? ORDER BY size DESC"
         " LIMIT 1",
@@ -64,7 +64,7 @@ def _checkpoint_covering(db: sqlite3.Connection, node: str, pos: int) -> tuple[i
     return None if row is None else (int(row[0]), bytes(row[1]))
 
 
-def inclusion(db: sqlite3.Connection, node: str, txid: bytes) -> dict[str, Any]:
+def inclusion(db: Db, node: str, txid: bytes) -> dict[str, Any]:
     txlog = MerkleLog(db)
     pos = txlog.pos_of(txid)
     if pos is None:
@@ -88,7 +88,7 @@ def inclusion(db: sqlite3.Connection, node: str, txid: bytes) -> dict[str, Any]:
     }
 
 
-def consistency(db: sqlite3.Connection, node: str, old: int, new: int | None) -> dict[str, Any]:
+def consistency(db: Db, node: str, old: int, new: int | None) -> dict[str, Any]:
     txlog = MerkleLog(db)
     new = txlog.size if new is None else new
     if not 0 < old <= new <= txlog.size:

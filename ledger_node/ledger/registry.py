@@ -10,13 +10,12 @@ still recognised when it arrives late.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import dataclass
 
 import nacl.signing
 
 from ledger_node.ledger.refusals import EQUIVOCATION, NOT_ALLOWED, STALE, Held, Refused
-from ledger_node.ledger.store import get_meta, set_meta
+from ledger_node.ledger.store import Db, get_meta, set_meta
 from ledger_node.wire import (
     GatewayKey,
     Genesis,
@@ -67,7 +66,7 @@ class Registry:
     """In-memory registry backed by its tables; `apply` writes both in the caller's
     transaction (after a rollback, call `reload`)."""
 
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: Db) -> None:
         self.db = db
         self.reload()
 

@@ -10,7 +10,6 @@ gathered in memory until the transaction commits.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from ledger_node.ledger.arrival import Arrival, Changes
 from ledger_node.ledger.groups import Groups
 from ledger_node.ledger.refusals import EQUIVOCATION, Refused
 from ledger_node.ledger.registry import Registry
-from ledger_node.ledger.store import count
+from ledger_node.ledger.store import Db, count
 from ledger_node.ledger.txlog import MerkleLog
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.keys import Identity
@@ -49,9 +48,7 @@ class LedgerSettings:
 class LedgerState:
     """The log, the registry, the groups and the derived tables of one node database."""
 
-    def __init__(
-        self, db: sqlite3.Connection, me: Identity, clock: Clock, settings: LedgerSettings
-    ) -> None:
+    def __init__(self, db: Db, me: Identity, clock: Clock, settings: LedgerSettings) -> None:
         self.db = db
         self.me = me
         self.clock = clock
@@ -86,8 +83,9 @@ class LedgerState:
         if self._slots:
             self.db.executemany(
                 "INSERT INTO slots (slot, count, closes_at) VALUES (?, ?, ?) ON CONFLICT (slot)"
-                " DO UPDATE SET count = count + excluded.count, closes_at ="
-                " max(closes_at, excluded.closes_at), digest = NULL, announced = 0",
+                " DO UPDATE SET count = slots.count + excluded.count, closes_at = CASE WHEN"
+                " excluded.closes_at > slots.closes_at THEN excluded.closes_at ELSE"
+                " slots.closes_at END, digest = NULL, announced = 0",
                 [(slot, n, closes) for slot, (n, closes) in self._slots.items()],
             )
             self._slots.clear()

@@ -1,8 +1,11 @@
-"""The node's SQLite database: the log, the state derived from it, and node-local records.
+"""The node's database: the log, the state derived from it, and node-local records.
 
-WAL with ``synchronous=FULL``: once a transaction commits, it survives power loss, and
-only then are the MQTT messages it holds acknowledged. One process writes (the node's
-worker); the API, `status` and `verify` read through their own connections.
+Embedded SQLite by default: WAL with ``synchronous=FULL``: once a transaction commits, it
+survives power loss, and only then are the MQTT messages it holds acknowledged. One
+process writes (the node's worker); the API, `status` and `verify` read through their own
+connections. A `postgresql://` URL instead puts the same tables on a PostgreSQL server
+(`pgstore`, which translates this module's SQLite-dialect SQL): every module talks to a
+`Db`, whichever it is.
 
 Three kinds of tables:
 
@@ -16,12 +19,20 @@ Three kinds of tables:
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
+
+try:  # the server-grade store is an optional extra (`pip install meterledger[postgres]`)
+    import psycopg
+
+    from ledger_node.ledger import pgstore
+except ImportError:  # pragma: no cover - installed with the tests
+    psycopg = None  # type: ignore[assignment]
 
 from ledger_node.shared.errors import MeterledgerError
 
@@ -187,8 +198,54 @@ class StoreError(MeterledgerError):
     pass
 
 
-def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
-    """A connection to the node's database (":memory:" for a scratch copy)."""
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+    def fetchone(self) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Db(Protocol):
+    """A connection to the node's database: SQLite's, or `pgstore.PgDb`."""
+
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+    def executemany(self, sql: str, seq: Iterable[Sequence[Any]], /) -> Cursor: ...
+    def executescript(self, script: str, /) -> Any: ...
+    def close(self) -> None: ...
+
+
+PG_PREFIXES = ("postgresql://", "postgres://")
+
+OperationalError: tuple[type[Exception], ...] = (sqlite3.OperationalError,)
+"""The database itself failed: disk full, I/O, locked, the server gone."""
+DatabaseError: tuple[type[Exception], ...] = (sqlite3.Error,)
+if psycopg is not None:
+    OperationalError += (psycopg.OperationalError,)
+    DatabaseError += (psycopg.Error,)
+
+
+def is_postgres(where: object) -> bool:
+    """True when the node's `db` setting names a PostgreSQL server (a URL)."""
+    return str(where).startswith(PG_PREFIXES)
+
+
+def is_postgres_db(db: Db) -> bool:
+    return getattr(db, "dialect", "sqlite") == "postgresql"
+
+
+def connect(path: Path | str, *, readonly: bool = False) -> Db:
+    """A connection to the node's database: a file (":memory:" for a scratch copy) or a
+    `postgresql://` URL."""
+    if is_postgres(path):
+        if psycopg is None:
+            raise StoreError(
+                f"{path}: PostgreSQL needs psycopg: pip install 'meterledger[postgres]'"
+            )
+        try:
+            return pgstore.connect(str(path), _SCHEMA, _versioned, readonly=readonly)
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot reach the node's PostgreSQL database: {exc}") from exc
     if readonly:
         if not Path(path).exists():
             raise StoreError(f"{path}: no such database (has the node run yet?)")
@@ -210,27 +267,32 @@ def connect(path: Path | str, *, readonly: bool = False) -> sqlite3.Connection:
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA secure_delete=ON")  # deleted plaintext (shredded epochs) is zeroed
     db.executescript(_SCHEMA)
-    version = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-    if version is None:
-        db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        version = (SCHEMA_VERSION,)
-    while version[0] in MIGRATIONS:
-        with transaction(db):
-            for statement in MIGRATIONS[version[0]]:
-                db.execute(statement)
-            set_meta(db, "schema", version[0] + 1)
-        version = (version[0] + 1,)
-    if version[0] != SCHEMA_VERSION:
-        raise StoreError(
-            f"{path} has schema {version[0]}; this node uses {SCHEMA_VERSION}: "
-            "start with a new database and let the node catch up from its peers"
-        )
-    db.execute("CREATE INDEX IF NOT EXISTS pending_signer ON pending (signer, known)")
+    _versioned(db)
     return db
 
 
+def _versioned(db: Db) -> None:
+    """Take a new database to SCHEMA_VERSION, or an older one through MIGRATIONS."""
+    version = get_meta(db, "schema")
+    if version is None:
+        set_meta(db, "schema", SCHEMA_VERSION)
+        version = SCHEMA_VERSION
+    while version in MIGRATIONS:
+        with transaction(db):
+            for statement in MIGRATIONS[version]:
+                db.execute(statement)
+            set_meta(db, "schema", version + 1)
+        version += 1
+    if version != SCHEMA_VERSION:
+        raise StoreError(
+            f"the database has schema {version}; this node uses {SCHEMA_VERSION}: "
+            "start with a new database and let the node catch up from its peers"
+        )
+    db.execute("CREATE INDEX IF NOT EXISTS pending_signer ON pending (signer, known)")
+
+
 @contextmanager
-def transaction(db: sqlite3.Connection) -> Iterator[None]:
+def transaction(db: Db) -> Iterator[None]:
     """One write transaction: everything in it commits together or not at all."""
     db.execute("BEGIN IMMEDIATE")
     try:
@@ -241,28 +303,38 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
     db.execute("COMMIT")
 
 
-def purge_wal(db: sqlite3.Connection) -> None:
+def purge_wal(db: Db) -> None:
     """Copy the WAL into the database and empty it: with `secure_delete`, nothing deleted
-    survives in either file (after a shred)."""
+    survives in either file (after a shred). On PostgreSQL a VACUUM of the tables that
+    held plaintext frees the deleted rows' space for reuse."""
+    if is_postgres_db(db):
+        for table in ("readings", "control_actions", "epochs"):
+            db.execute(f"VACUUM {table}")
+        return
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def get_meta(db: sqlite3.Connection, key: str, default: Any = None) -> Any:
+def get_meta(db: Db, key: str, default: Any = None) -> Any:
+    """A node-local setting (SQLite keeps its type; PostgreSQL's text column holds JSON)."""
     row = db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
-    return default if row is None else row[0]
+    if row is None:
+        return default
+    return json.loads(row[0]) if is_postgres_db(db) else row[0]
 
 
-def set_meta(db: sqlite3.Connection, key: str, value: Any) -> None:
-    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+def set_meta(db: Db, key: str, value: Any) -> None:
+    stored = json.dumps(value) if is_postgres_db(db) else value
+    db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, stored))
 
 
-def count(db: sqlite3.Connection, name: str, by: int = 1) -> None:
+def count(db: Db, name: str, by: int = 1) -> None:
     """Add `by` to counter `name` (e.g. ``accepted:readings``, ``refused:late``)."""
     db.execute(
-        "INSERT INTO counters VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET count = count + ?",
-        (name, by, by),
+        "INSERT INTO counters VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET count = counters.count + excluded.count",
+        (name, by),
     )
 
 
-def counters(db: sqlite3.Connection) -> dict[str, int]:
+def counters(db: Db) -> dict[str, int]:
     return dict(db.execute("SELECT name, count FROM counters ORDER BY name"))

@@ -9,7 +9,6 @@ append costs one leaf hash and, on average, one node hash.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from ledger_node.ledger.merkle import (
     inclusion_proof,
     split_point,
 )
+from ledger_node.ledger.store import Db
 
 STORED_LEVEL = 4
 _LEVEL_SHIFT = 40
@@ -45,7 +45,7 @@ class Entry:
 class MerkleLog:
     """The log table and its Merkle tree, through the node's (single) writer connection."""
 
-    def __init__(self, db: sqlite3.Connection, hasher: Rfc6962Hasher = RFC6962) -> None:
+    def __init__(self, db: Db, hasher: Rfc6962Hasher = RFC6962) -> None:
         self.db = db
         self.hasher = hasher
         self.size = 0

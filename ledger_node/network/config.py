@@ -6,7 +6,9 @@ Example::
     id = "tso"                      # the organisation this node is (its registry id)
     key = "keys/tso.key"            # from `mlg-node keygen`
     genesis = "genesis.mlg"         # from `mlg-node genesis` (the same file on every node)
-    db = "state/tso.sqlite"
+    db = "state/tso.sqlite"         # the embedded store (SQLite), and beside it its files
+    # database = "postgresql://mlg@db.tso.example/tso"  # or its tables on a PostgreSQL
+                                    # server (credentials in ~/.pgpass, not here)
     max_message_bytes = 65536       # checked before anything is parsed
     late_after_s = 21600            # readings accepted until this long after their slot
     checkpoint_every_s = 10         # real seconds between checkpoints (when there is news)
@@ -36,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ledger_node.ledger.store import is_postgres
 from ledger_node.shared.config import Section, load_toml, parse_listen
 from ledger_node.shared.errors import ConfigError
 from ledger_node.shared.ids import ID_PATTERN
@@ -70,6 +73,14 @@ class NodeConfig:
     session_hours: float = 12.0
     metrics: tuple[str, int] | None = None
     """Where to serve Prometheus metrics (None: not served)."""
+    database: str | None = None
+    """A `postgresql://` URL: the node's tables on that server instead of in `db_path`
+    (which then only names where the node's local files go: its API address and token)."""
+
+    @property
+    def store(self) -> str | Path:
+        """Where the node's tables are: the PostgreSQL URL, else the SQLite file."""
+        return self.database or self.db_path
 
     @property
     def api_addr_path(self) -> Path:
@@ -106,6 +117,11 @@ def load_config(path: Path) -> NodeConfig:
     key_path = node.path("key")
     genesis_path = node.path("genesis")
     db_path = node.path("db", "state/node.sqlite")
+    database = node.get("database", str, "") or None
+    if database is not None and not is_postgres(database):
+        raise ConfigError(
+            "node.database must be a postgresql:// URL (leave it out for the SQLite file `db`)"
+        )
     max_bytes = node.get("max_message_bytes", int, MAX_ENVELOPE_BYTES)
     if not 4096 <= max_bytes <= 16 * 1024 * 1024:
         raise ConfigError("node.max_message_bytes must be 4 KiB..16 MiB")
@@ -146,4 +162,5 @@ def load_config(path: Path) -> NodeConfig:
         hosts=tuple(hosts),
         session_hours=session_hours,
         metrics=metrics,
+        database=database,
     )

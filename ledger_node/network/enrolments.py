@@ -11,9 +11,9 @@ registration and the used code commit in one transaction.
 from __future__ import annotations
 
 import logging
-import sqlite3
 from typing import Any
 
+from ledger_node.ledger.store import Db
 from ledger_node.wire import WireError, parse
 from ledger_node.wire.enrol import MAX_ENROL_BYTES
 
@@ -30,12 +30,12 @@ _TABLES = (
 )
 
 
-def ensure(db: sqlite3.Connection) -> None:
+def ensure(db: Db) -> None:
     for sql in _TABLES:
         db.execute(sql)
 
 
-def offer(db: sqlite3.Connection, site: str, gateway: str, raw: bytes, now: float) -> str:
+def offer(db: Db, site: str, gateway: str, raw: bytes, now: float) -> str:
     """Keep a request received on ``enrol/{site}/{gateway}`` (the gateway's newest); the
     refusal's reason ("" if kept) for the caller's counter."""
     try:
@@ -63,11 +63,11 @@ def offer(db: sqlite3.Connection, site: str, gateway: str, raw: bytes, now: floa
     return ""
 
 
-def pending_count(db: sqlite3.Connection) -> int:
+def pending_count(db: Db) -> int:
     return int(db.execute("SELECT COUNT(*) FROM enrol_requests").fetchone()[0])
 
 
-def pending(db: sqlite3.Connection) -> list[dict[str, Any]]:
+def pending(db: Db) -> list[dict[str, Any]]:
     """The requests waiting: gateway, site, when received."""
     rows = db.execute(
         "SELECT gateway, site, received_at FROM enrol_requests ORDER BY received_at"
@@ -75,20 +75,18 @@ def pending(db: sqlite3.Connection) -> list[dict[str, Any]]:
     return [{"gateway": g, "site": s, "received_at": t} for g, s, t in rows]
 
 
-def request_of(db: sqlite3.Connection, gateway: str) -> bytes | None:
+def request_of(db: Db, gateway: str) -> bytes | None:
     row = db.execute("SELECT envelope FROM enrol_requests WHERE gateway=?", (gateway,)).fetchone()
     return None if row is None else bytes(row[0])
 
 
-def used_by(db: sqlite3.Connection, digest: str) -> str | None:
+def used_by(db: Db, digest: str) -> str | None:
     """The gateway a code (its digest) enrolled, or None if unused."""
     row = db.execute("SELECT gateway FROM enrol_used WHERE digest=?", (digest,)).fetchone()
     return None if row is None else str(row[0])
 
 
-def record(
-    db: sqlite3.Connection, digest: str, gateway: str, site: str, txid: str, now: float
-) -> None:
+def record(db: Db, digest: str, gateway: str, site: str, txid: str, now: float) -> None:
     """The code is used: the request is done with."""
     db.execute("INSERT INTO enrol_used VALUES (?, ?, ?, ?, ?)", (digest, gateway, site, txid, now))
     db.execute("DELETE FROM enrol_requests WHERE gateway=?", (gateway,))

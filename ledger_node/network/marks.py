@@ -10,10 +10,10 @@ clock to the nodes' (`gateway.timekeeping`), a new gateway's before its first ba
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from bisect import insort
 
+from ledger_node.ledger.store import Db
 from ledger_node.wire import HighWaterMark
 from ledger_node.wire.hwm import MAX_ABOVE
 
@@ -25,7 +25,7 @@ by default) for a signed time at start."""
 class SeqMarks:
     def __init__(
         self,
-        db: sqlite3.Connection,
+        db: Db,
         node: str,
         every_s: float = 1.0,
         heartbeat_s: float = HEARTBEAT_S,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from ledger_node.ledger import Ledger, LedgerSettings
 from ledger_node.ledger.arrival import Changes
 from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.rekey import author_epochs
-from ledger_node.ledger.store import connect, purge_wal
+from ledger_node.ledger.store import OperationalError, connect, purge_wal
 from ledger_node.network import enrolments
 from ledger_node.network.antientropy import AntiEntropy
 from ledger_node.network.config import NodeConfig, max_packet_bytes
@@ -101,7 +100,7 @@ class Node:
         if self.me.name not in {o.id for o in genesis.orgs}:
             log.warning("%s is not in the genesis; it needs the TSO to add it", self.me.name)
         self.genesis_raw = genesis_raw
-        self.db = connect(cfg.db_path)
+        self.db = connect(cfg.store)
         settings = LedgerSettings(cfg.max_message_bytes, cfg.late_after_s)
         self.ledger = Ledger(self.db, self.me, clock, settings)
         with self.ledger.transaction():
@@ -137,7 +136,7 @@ class Node:
 
     def start(self) -> None:
         if self.cfg.metrics is not None:
-            me, db, now = self.me.name, self.cfg.db_path, self.clock.now
+            me, db, now = self.me.name, self.cfg.store, self.clock.now
             self._metrics = serve(self.cfg.metrics, lambda: read_samples(db, me, now()))
         mqtt_start(self._client, self.mqtt, max_packet_bytes(self.cfg.max_message_bytes))
 
@@ -219,7 +218,7 @@ class Node:
                 self._burst(items)
             try:
                 self._periodic()
-            except sqlite3.OperationalError as exc:
+            except OperationalError as exc:
                 log.error("background work failed (%s); trying again shortly", exc)
                 time.sleep(1.0)
             except Exception:  # a bug must not stop ingest: logged, tried again later
@@ -243,7 +242,7 @@ class Node:
             with self.ledger.transaction() as changes:
                 for item in items:
                     self._handle(item)
-        except sqlite3.OperationalError as exc:
+        except OperationalError as exc:
             self._failed(items, exc)
             return
         except Exception:  # a bug met one of the messages: find it, one by one
@@ -252,7 +251,7 @@ class Node:
             for i, item in enumerate(items):
                 try:
                     self._single(item)
-                except sqlite3.OperationalError as exc:
+                except OperationalError as exc:
                     self._failed(items[i:], exc)
                     items = items[:i]
                     break
@@ -266,7 +265,7 @@ class Node:
                 item.done.set()
         self._publish_after()
 
-    def _failed(self, items: list[Inbound | Call], exc: sqlite3.Error) -> None:
+    def _failed(self, items: list[Inbound | Call], exc: Exception) -> None:
         """The database itself failed (disk full, I/O): nothing is acknowledged; the
         messages are kept and tried again."""
         log.error(
@@ -283,7 +282,7 @@ class Node:
             with self.ledger.transaction() as changes:
                 self._handle(item)
             self._committed(changes)
-        except sqlite3.OperationalError:
+        except OperationalError:
             raise
         except Exception as exc:
             log.exception(

@@ -13,11 +13,10 @@ alarm on its own node, not on every other). `mlg-node status` raises `clock_skew
 from __future__ import annotations
 
 import math
-import sqlite3
 import time
 from collections.abc import Callable
 
-from ledger_node.ledger.store import set_meta
+from ledger_node.ledger.store import Db, set_meta
 
 MAX_SKEW_S = 30.0
 """Seconds this node's clock may differ from its nearest peer's before the alarm
@@ -30,9 +29,7 @@ SAMPLE_MAX_AGE_S = 600.0
 class PeerTime:
     """The peers' latest signed times, and how far this node's clock is from the nearest."""
 
-    def __init__(
-        self, db: sqlite3.Connection, monotonic: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, db: Db, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.db = db
         self.monotonic = monotonic
         self._samples: dict[str, tuple[float, float]] = {}  # peer → (ours − theirs, mono)

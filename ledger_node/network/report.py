@@ -9,11 +9,10 @@ Prometheus metrics when ``[metrics] listen`` is configured.
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
-from ledger_node.ledger.store import counters
+from ledger_node.ledger.store import Db, connect, counters
 from ledger_node.shared.metrics import Samples
 
 STATUS_EVERY_S = 5.0
@@ -34,7 +33,7 @@ def _prefixed(counts: dict[str, int], prefix: str) -> dict[str, int]:
     return {k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith(prefix + ":")}
 
 
-def node_counts(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
+def node_counts(db: Db, me: str, now: float) -> dict[str, Any]:
     """The document: node, t (its clock, UTC s), log size, accepted and refused counts."""
     counts = counters(db)
     size = db.execute("SELECT COALESCE(MAX(pos) + 1, 0) FROM log").fetchone()[0]
@@ -48,7 +47,7 @@ def node_counts(db: sqlite3.Connection, me: str, now: float) -> dict[str, Any]:
     }
 
 
-def status_message(db: sqlite3.Connection, me: str, now: float) -> bytes:
+def status_message(db: Db, me: str, now: float) -> bytes:
     return json.dumps(node_counts(db, me, now), sort_keys=True).encode()
 
 
@@ -72,10 +71,10 @@ def samples(doc: dict[str, Any], prefix: str = "mlg_node") -> Samples:
     return s
 
 
-def read_samples(db_path: Path, me: str, now: float) -> Samples:
-    """Samples from the node's database, read on a connection of the caller's own (a
-    scrape runs on the metrics server's thread)."""
-    db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5.0)
+def read_samples(store: Path | str, me: str, now: float) -> Samples:
+    """Samples from the node's database (file or URL), read on a connection of the
+    caller's own (a scrape runs on the metrics server's thread)."""
+    db = connect(store, readonly=True)
     try:
         return samples(node_counts(db, me, now))
     finally:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import sqlite3
 
 from ledger_node.ledger.admission import Ledger
 from ledger_node.ledger.merkle import RFC6962, ProofError, verify_consistency
-from ledger_node.ledger.store import count
+from ledger_node.ledger.store import Db, count
 from ledger_node.network.peer_time import PeerTime
 from ledger_node.wire import (
     Checkpoint,
@@ -34,7 +33,7 @@ KEEP_CHECKPOINTS = 1000
 """Checkpoints kept per node (its own and each peer's): the newest ones."""
 
 
-def slot_digest(db: sqlite3.Connection, slot: int) -> SlotDigest:
+def slot_digest(db: Db, slot: int) -> SlotDigest:
     """The order-independent digest of every readings batch for the slot starting at
     `slot` (UTC s)."""
     txids = sorted(

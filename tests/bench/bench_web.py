@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -42,7 +41,7 @@ from ledger_node.interfaces.web import WebContext, WebServer
 from ledger_node.interfaces.web.auth import Operators
 from ledger_node.interfaces.web.screens.status import status_page
 from ledger_node.ledger import Ledger, LedgerSettings, author_epochs, open_sealed
-from ledger_node.ledger.store import connect
+from ledger_node.ledger.store import Db, connect
 from ledger_node.network.genesis import make_genesis
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
@@ -125,7 +124,7 @@ class TracedContext(WebContext):
 
     traced: list[str] | None = field(default=None)
 
-    def reading(self) -> closing[sqlite3.Connection]:
+    def reading(self) -> closing[Db]:
         db = connect(self.api.db_path, readonly=True)
         if self.traced is not None:
             db.set_trace_callback(self.traced.append)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from ledger_node.contract.settlement import Settlement
 from ledger_node.interfaces.verify import verify
 from ledger_node.ledger import Ledger, LedgerSettings, open_sealed
-from ledger_node.ledger.store import connect
+from ledger_node.ledger.store import Db, connect
 from ledger_node.network.witness import slot_digest
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
@@ -104,7 +103,7 @@ class Replica:
             settlement.refresh(settlement.dirty())
 
 
-def _meaning(db: sqlite3.Connection) -> dict[str, list[tuple[object, ...]]]:
+def _meaning(db: Db) -> dict[str, list[tuple[object, ...]]]:
     """Everything the facts mean, free of each node's own log positions."""
     slots = [r[0] for r in db.execute("SELECT DISTINCT slot FROM batches ORDER BY slot")]
     return {

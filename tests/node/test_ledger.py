@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from ledger_node.contract.settlement import Settlement, rewards
 from ledger_node.interfaces import commands, status
 from ledger_node.interfaces.api import control_actions
-from ledger_node.interfaces.verify import verify
+from ledger_node.interfaces.verify import Report, verify
 from ledger_node.ledger import Ledger, author_epochs
 from ledger_node.ledger.store import connect, counters
 from ledger_node.network.antientropy import AntiEntropy
@@ -36,18 +37,31 @@ from ledger_node.wire import (
     pedersen,
 )
 from ledger_node.wire.readings import MAX_SEQ_GAP
-from tests.support.ledgers import T0, Net
+from tests.support.ledgers import T0, Net, Where
 from tests.support.sim import sign
 
 
 @pytest.fixture
-def net(tmp_path: Path) -> Iterator[Net]:
-    n = Net(tmp_path)
+def net(tmp_path: Path, store: Where) -> Iterator[Net]:
+    """Figure 7's registry and epoch keys at the TSO and RA(1), on each store in turn."""
+    n = Net(tmp_path, where=store)
     n.everywhere(n.fig.registrations())
     n.epochs()
     yield n
     for ledger in n.ledgers.values():
         ledger.db.close()
+
+
+def _verified(where: Path | str, me: Identity) -> Report:
+    """`mlg-node verify` of the store at `where`, on a connection closed after."""
+    with closing(connect(where, readonly=True)) as db:
+        return verify(db, me)
+
+
+def _sqlite_only(net: Net) -> None:
+    """Skip a test of the SQLite file itself (PostgreSQL's files are the server's)."""
+    if not isinstance(net.where("ra1"), Path):
+        pytest.skip("a property of the SQLite file")
 
 
 def _count(ledger: Ledger, name: str) -> int:
@@ -197,13 +211,13 @@ def test_verify_replays_the_log_and_names_a_changed_derived_row(net: Net) -> Non
         assert net.admit("ra1", gw.batch(T0 - 60 * (k + 1), {"m1": k, "m2": 1})).ok
     net.open("ra1")
     ledger = net.ledgers["ra1"]
-    path = net.tmp / "ra1.sqlite"
+    path = net.where("ra1")
     me = ledger.me
-    report = verify(connect(path, readonly=True), me)
+    report = _verified(path, me)
     assert report.ok, report.problems
     with ledger.transaction():
         ledger.db.execute("UPDATE readings SET wh = wh + 1 WHERE meter='m1'")
-    report = verify(connect(path, readonly=True), me)
+    report = _verified(path, me)
     assert not report.ok
     assert any(p.startswith("derived table readings") for p in report.problems)
 
@@ -212,8 +226,20 @@ def test_a_data_key_is_never_written_to_the_database(net: Net) -> None:
     ledger = net.ledgers["ra1"]
     box = ledger.groups.boxes[("site1", 0)]
     key = bytes(box)  # SecretBox exposes its key as bytes
-    ledger.db.close()
-    raw = b"".join(p.read_bytes() for p in net.tmp.glob("ra1.sqlite*"))
+    if isinstance(net.where("ra1"), Path):
+        ledger.db.close()
+        raw = b"".join(p.read_bytes() for p in net.tmp.glob("ra1.sqlite*"))
+    else:  # every value of every table the server holds for the node
+        tables = ledger.db.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+        ).fetchall()
+        assert len(tables) > 20
+        raw = b"".join(
+            v if isinstance(v, bytes) else str(v).encode()
+            for (t,) in tables
+            for row in ledger.db.execute(f"SELECT * FROM {t}")
+            for v in row
+        )
     assert key not in raw
     assert isinstance(box, nacl.secret.SecretBox)
 
@@ -234,6 +260,7 @@ def test_the_sealed_payload_is_bound_to_its_batch(net: Net) -> None:
 
 
 def test_the_database_is_readable_by_its_owner_only(net: Net) -> None:
+    _sqlite_only(net)
     for path in net.tmp.glob("ra1.sqlite*"):
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
@@ -262,11 +289,11 @@ def test_dr_control_actions_are_read_by_members_only_and_shredded_with_the_readi
         ("site3", 1, T0 - 118, True),
         ("site1", 0, T0 - 61, False),
     ]
-    path, me = net.tmp / "ra1.sqlite", net.ledgers["ra1"].me
-    assert verify(connect(path, readonly=True), me).ok
+    path, me = net.where("ra1"), net.ledgers["ra1"].me
+    assert _verified(path, me).ok
     with net.ledgers["ra1"].transaction():
         net.ledgers["ra1"].db.execute("UPDATE control_actions SET ok = 1")
-    report = verify(connect(path, readonly=True), me)
+    report = _verified(path, me)
     assert any(p.startswith("derived table control_actions") for p in report.problems)
     # Shredding site1's epoch erases what its gateway did along with what it measured.
     tso = net.ledgers["tso"]
@@ -365,7 +392,7 @@ def test_a_replayed_sync_request_is_not_answered_and_answers_are_rate_limited(ne
 
 def _verify(net: Net, name: str) -> list[str]:
     ledger = net.ledgers[name]
-    return verify(connect(net.tmp / f"{name}.sqlite", readonly=True), ledger.me).problems
+    return _verified(net.where(name), ledger.me).problems
 
 
 def test_verify_names_a_changed_reward_a_deleted_entry_and_ignores_decryption_lag(
@@ -420,7 +447,7 @@ def test_verify_judges_every_settled_result_and_waits_for_queued_ones(net: Net) 
     gw = net.fig.gateways["site1"]
     assert net.admit("tso", gw.batch(start, {"m1": 100, "m2": 150})).ok
     net.open("tso")  # decrypted; the contract has not settled it yet
-    report = verify(connect(net.tmp / "tso.sqlite", readonly=True), tso.me)
+    report = _verified(net.where("tso"), tso.me)
     assert report.problems == [] and "1 commands being settled" in " ".join(report.checked)
     with tso.transaction():
         assert settlement.dirty() == {"c1"}

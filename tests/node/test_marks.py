@@ -3,15 +3,14 @@ and again every `heartbeat_s` unchanged (their signed time keeps gateways' clock
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from pathlib import Path
 
-from ledger_node.ledger.store import connect
+from ledger_node.ledger.store import Db, connect
 from ledger_node.network.marks import SeqMarks
 
 
-def _commit(db: sqlite3.Connection, gateway: str, seq: int) -> None:
+def _commit(db: Db, gateway: str, seq: int) -> None:
     """What the node's readings rule stores of a committed batch."""
     db.execute(
         "INSERT INTO batches VALUES (?, ?, ?, 'site1', 0, 60, 0, 'sealed')", (seq, gateway, seq)

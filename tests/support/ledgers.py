@@ -1,9 +1,10 @@
-"""In-process ledgers of figure 7 on real SQLite files, one per node, fed the facts the
-simulated parties sign (`tests.support.sim`): for the ledger's rules, the screens' tests
-and the fault suite's fuzzing and determinism scenarios."""
+"""In-process ledgers of figure 7 on real SQLite files (or PostgreSQL databases), one per
+node, fed the facts the simulated parties sign (`tests.support.sim`): for the ledger's
+rules, the screens' tests and the fault suite's fuzzing and determinism scenarios."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from ledger_node.ledger import Ledger, LedgerSettings, Outcome, author_epochs, open_sealed
@@ -14,21 +15,30 @@ from tests.support.sim import Figure7
 
 T0 = 1_800_000_000 - 1_800_000_000 % 60
 
+Where = Callable[[str], "Path | str"]
+"""A node's store by its name: a SQLite file, or a PostgreSQL database's URL."""
+
 
 class Net:
     """Figure 7's facts and one in-process ledger per node."""
 
     def __init__(
-        self, tmp: Path, nodes: tuple[str, ...] = ("tso", "ra1"), fig: Figure7 | None = None
+        self,
+        tmp: Path,
+        nodes: tuple[str, ...] = ("tso", "ra1"),
+        fig: Figure7 | None = None,
+        where: Where | None = None,
     ) -> None:
         self.fig = Figure7.make() if fig is None else fig
         tmp.mkdir(parents=True, exist_ok=True)
         self.clock = FixedClock(T0)
         self.tmp = tmp
+        self.where: Where = where or (lambda name: tmp / f"{name}.sqlite")
+        """Each node's store (SQLite files in `tmp` unless told)."""
         self.ledgers: dict[str, Ledger] = {}
         for name in nodes:
             party = self.party(name)
-            db = connect(tmp / f"{name}.sqlite")
+            db = connect(self.where(name))
             ledger = Ledger(db, party.identity, self.clock, LedgerSettings(late_after_s=600))
             with ledger.transaction():
                 ledger.start(self.fig.genesis)

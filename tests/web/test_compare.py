@@ -27,7 +27,7 @@ from ledger_node.interfaces.web.auth import Operators
 from ledger_node.interfaces.web.templating import jst, kwh, slot_span
 from ledger_node.ledger import LedgerSettings
 from ledger_node.ledger.registry import Registry
-from ledger_node.ledger.store import connect
+from ledger_node.ledger.store import Db, connect
 from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import DrDeclaration
 from tests.web.conftest import FIG6_KWH, SLOT_S, Fig6, log_in, shot
@@ -326,7 +326,7 @@ def tso_copy(fig6: Fig6, tmp_path: Path) -> Path:
     return copy
 
 
-def _checks(db: sqlite3.Connection, checks: TotalChecks) -> list[str | None]:
+def _checks(db: Db, checks: TotalChecks) -> list[str | None]:
     rows = result_rows(db, "c1", "ac", "ac1")
     return checks.check(db, Registry(db), [Published.of_row(r) for r in rows])
 

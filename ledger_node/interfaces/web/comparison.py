@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from ledger_node.interfaces.web.context import RegistryCache
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.ledger import load_command
 from ledger_node.ledger.registry import Registry
+from ledger_node.ledger.store import Db
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.wire import DrCommand
 
@@ -153,7 +153,7 @@ class Memory:
 
 
 @contextmanager
-def snapshot(db: sqlite3.Connection) -> Iterator[None]:
+def snapshot(db: Db) -> Iterator[None]:
     """Every read inside from one snapshot of the database (one read transaction)."""
     db.execute("BEGIN")
     try:
@@ -179,14 +179,12 @@ def parse_day(text: str) -> dt.date:
         ) from None
 
 
-def command_infos(db: sqlite3.Connection) -> list[CommandInfo]:
+def command_infos(db: Db) -> list[CommandInfo]:
     rows = db.execute("SELECT id, t_start, t_end FROM commands ORDER BY t_start, id")
     return [CommandInfo(*row) for row in rows]
 
 
-def find_command(
-    db: sqlite3.Connection, commands: list[CommandInfo], command_id: str | None
-) -> DrCommand | None:
+def find_command(db: Db, commands: list[CommandInfo], command_id: str | None) -> DrCommand | None:
     """The command asked for, else the newest (None when the node holds none)."""
     if not command_id:
         if not commands:
@@ -248,7 +246,7 @@ def _slot_row(
 
 
 def compare(
-    db: sqlite3.Connection,
+    db: Db,
     me: str,
     memory: Memory,
     tz: dt.tzinfo,
@@ -276,7 +274,7 @@ def compare(
 
 def _fill(
     out: Comparison,
-    db: sqlite3.Connection,
+    db: Db,
     registry: Registry,
     me: str,
     checks: TotalChecks,

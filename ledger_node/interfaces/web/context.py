@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections import Counter
@@ -22,7 +21,7 @@ from ledger_node.interfaces.web.auth import (
 )
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.ledger.registry import Registry
-from ledger_node.ledger.store import connect
+from ledger_node.ledger.store import Db, connect
 
 
 class RegistryCache:
@@ -34,7 +33,7 @@ class RegistryCache:
         self._registry: tuple[tuple[tuple[str, int], ...], Registry] | None = None
         self._lock = threading.Lock()
 
-    def get(self, db: sqlite3.Connection) -> Registry:
+    def get(self, db: Db) -> Registry:
         seen = tuple(db.execute("SELECT author, n FROM registry_n ORDER BY author"))
         with self._lock:
             if self._registry is None or self._registry[0] != seen:
@@ -90,7 +89,7 @@ class WebContext:
             raise AuthError(N_("the form's CSRF token is missing or wrong: reload the page"))
         return session.operator
 
-    def reading(self) -> closing[sqlite3.Connection]:
+    def reading(self) -> closing[Db]:
         """A read-only connection to the node's database, closed after its `with`."""
         return closing(connect(self.api.db_path, readonly=True))
 

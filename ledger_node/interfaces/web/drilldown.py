@@ -6,7 +6,6 @@ shredded, refused, equivocated). Energies are integer Wh, times UTC seconds.
 
 from __future__ import annotations
 
-import sqlite3
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +28,7 @@ from ledger_node.interfaces.web.comparison import (
 )
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.ledger.registry import Registry
+from ledger_node.ledger.store import Db
 from ledger_node.wire import DrCommand, DrDeclaration
 
 NOT_IN_GROUP = N_("not in this site's group")
@@ -89,7 +89,7 @@ class Drill:
 
 
 def drill(
-    db: sqlite3.Connection,
+    db: Db,
     me: str,
     memory: Memory,
     command_id: str,
@@ -146,7 +146,7 @@ def drill(
 
 
 def _sites(
-    db: sqlite3.Connection,
+    db: Db,
     me: str,
     registry: Registry,
     command: DrCommand,

@@ -9,16 +9,16 @@ accepted live only until its command's gate closure, and only for the author's o
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from ledger_node.ledger.arrival import Arrival
 from ledger_node.ledger.refusals import GATE_CLOSED, NOT_ALLOWED, STALE, Held, Refused
 from ledger_node.ledger.state import LedgerState
+from ledger_node.ledger.store import Db
 from ledger_node.shared.clock import utc_text
 from ledger_node.wire import AsReport, DrCommand, DrDeclaration, open_stored
 
 
-def load_command(db: sqlite3.Connection, command_id: str) -> DrCommand | None:
+def load_command(db: Db, command_id: str) -> DrCommand | None:
     """The held DR command `command_id`, if any."""
     row = db.execute(
         "SELECT l.envelope FROM commands c JOIN log l ON l.pos = c.pos WHERE c.id=?",

@@ -7,8 +7,6 @@ gone); `decrypt` opens it later on the nodes of its group.
 
 from __future__ import annotations
 
-import sqlite3
-
 from ledger_node.ledger.arrival import Arrival, BatchInfo
 from ledger_node.ledger.refusals import FUTURE, LATE, NOT_ALLOWED, SEQ_GAP, Refused, Replay
 from ledger_node.ledger.state import LedgerState
@@ -44,23 +42,24 @@ def readings(state: LedgerState, a: Arrival) -> int | None:
         )
     pos = state.log.size
     shredded = (batch.site, batch.epoch) in state.groups.shredded
-    try:
-        state.db.execute(
-            "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                pos,
-                batch.gateway,
-                batch.seq,
-                batch.site,
-                batch.slot_start,
-                batch.slot_seconds,
-                batch.epoch,
-                "shredded" if shredded else "sealed",
-            ),
-        )
-    except sqlite3.IntegrityError:
+    # A taken (gateway, seq) is no error: the transaction goes on (PostgreSQL would abort
+    # it on a failed insert).
+    inserted = state.db.execute(
+        "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (gateway, seq) DO NOTHING",
+        (
+            pos,
+            batch.gateway,
+            batch.seq,
+            batch.site,
+            batch.slot_start,
+            batch.slot_seconds,
+            batch.epoch,
+            "shredded" if shredded else "sealed",
+        ),
+    ).rowcount
+    if not inserted:
         if state.log.pos_of(a.txid) is not None:
-            raise Replay from None
+            raise Replay
         first = state.db.execute(
             "SELECT pos FROM batches WHERE gateway=? AND seq=?", (batch.gateway, batch.seq)
         ).fetchone()[0]

@@ -11,7 +11,6 @@ through the API's CSV authoring command (`authoring.as_report` in the node's wor
 
 from __future__ import annotations
 
-import sqlite3
 from collections import Counter
 from http import HTTPStatus
 from typing import Any
@@ -37,6 +36,7 @@ from ledger_node.interfaces.web.screens.authored import (
 )
 from ledger_node.ledger import load_command
 from ledger_node.ledger.registry import Registry
+from ledger_node.ledger.store import Db
 from ledger_node.wire import AsReport, DrCommand
 
 SCREEN = Screen("/as-report", N_("AS report import"), frozenset({"ac", "ra"}))
@@ -62,7 +62,7 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8-sig", errors="replace")
 
 
-def report_commands(db: sqlite3.Connection, me: str, registry: Registry) -> list[DrCommand]:
+def report_commands(db: Db, me: str, registry: Registry) -> list[DrCommand]:
     """The commands an AS report of `me` can be for: those to its AC (an RA's) or to it
     (an AC's), the newest start first."""
     ac = me if registry.role(me) == "ac" else registry.ac_of(me)
@@ -74,7 +74,7 @@ def report_commands(db: sqlite3.Connection, me: str, registry: Registry) -> list
     return out
 
 
-def _compared(db: sqlite3.Connection, command: str, me: str) -> Counter[str]:
+def _compared(db: Db, command: str, me: str) -> Counter[str]:
     """How `me`'s AS report for `command` compares with the ledger's totals, in slots:
     equal, differs, no_ledger (no ledger total yet), no_as (no AS value)."""
     return Counter(

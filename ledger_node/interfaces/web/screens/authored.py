@@ -6,7 +6,6 @@ and an author's revisions of a fact per command with their standing on the ledge
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from ledger_node.interfaces.authoring import RequestError
 from ledger_node.interfaces.web.i18n import N_
 from ledger_node.interfaces.web.pages import Screen, authored_form, context
 from ledger_node.ledger.refusals import GATE_CLOSED
+from ledger_node.ledger.store import Db
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.wire import Message, open_stored
 
@@ -105,7 +105,7 @@ class Entry:
     received_at: float
 
 
-def entry(db: sqlite3.Connection, txid: str | None) -> Entry | None:
+def entry(db: Db, txid: str | None) -> Entry | None:
     """The log entry of `txid` (hex), if this node holds it."""
     try:
         raw = bytes.fromhex(txid or "")
@@ -133,7 +133,7 @@ class Revision:
 
 
 def revisions(
-    db: sqlite3.Connection, fact: type[Message], author: str, table: str, who: str, label: str
+    db: Db, fact: type[Message], author: str, table: str, who: str, label: str
 ) -> dict[str, list[Revision]]:
     """`author`'s facts of type `fact` in this node's log, by command, newest revision
     first; `table` (column `who` names the author) holds the revision that counts, and

@@ -11,7 +11,6 @@ after the start) and the registry (active ACs), each error next to its field.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from http import HTTPStatus
 from typing import Any
 
@@ -36,6 +35,7 @@ from ledger_node.interfaces.web.screens.authored import (
 )
 from ledger_node.interfaces.web.templating import JST, jst
 from ledger_node.ledger.registry import Registry
+from ledger_node.ledger.store import Db
 from ledger_node.shared.ids import ID_PATTERN
 from ledger_node.wire import DEFAULT_SLOT_S, DrCommand
 from ledger_node.wire.facts import MAX_DR_SLOTS
@@ -122,7 +122,7 @@ def _times(shown: dict[str, str], slot_s: int | None, now: float, errors: Errors
 
 
 def read_form(
-    form: FormData, db: sqlite3.Connection, acs: list[str], now: float
+    form: FormData, db: Db, acs: list[str], now: float
 ) -> tuple[dict[str, str], dict[str, Any] | None, Errors]:
     """The form as typed, the command's request fields (None if it has errors), and its
     errors by field."""
@@ -189,7 +189,7 @@ def defaults(now: float, slot_s: int) -> dict[str, str]:
     }
 
 
-def _issued(db: sqlite3.Connection) -> list[dict[str, Any]]:
+def _issued(db: Db) -> list[dict[str, Any]]:
     """The commands this node holds, newest start first, with their log entries."""
     logged = {
         cid: (pos, bytes(txid).hex(), t)

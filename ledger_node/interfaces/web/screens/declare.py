@@ -12,7 +12,6 @@ can take; whether the gate is still open is the ledger's decision (`gate_closed`
 from __future__ import annotations
 
 import re
-import sqlite3
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -37,6 +36,7 @@ from ledger_node.interfaces.web.screens.authored import (
 )
 from ledger_node.ledger import load_command
 from ledger_node.ledger.registry import Registry, Site
+from ledger_node.ledger.store import Db
 from ledger_node.wire import DrCommand, DrDeclaration
 
 SCREEN = Screen("/declare", N_("DR declaration"), frozenset({"ra"}))
@@ -59,7 +59,7 @@ class Form:
     baselines: dict[str, str] = field(default_factory=dict)
 
 
-def open_commands(db: sqlite3.Connection, ac: str | None, now: float) -> list[DrCommand]:
+def open_commands(db: Db, ac: str | None, now: float) -> list[DrCommand]:
     """The DR commands to `ac` whose gate closure is still ahead, the soonest first."""
     out = []
     for (cid,) in db.execute(

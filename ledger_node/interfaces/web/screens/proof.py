@@ -6,7 +6,6 @@ RFC 9162 verifier takes it); and the newest entries of the log to pick one from.
 from __future__ import annotations
 
 import json
-import sqlite3
 from http import HTTPStatus
 from typing import Any
 
@@ -19,6 +18,7 @@ from ledger_node.interfaces.web.pages import Screen, context, page
 from ledger_node.ledger import proofs
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.rules import LEDGER_TYPES
+from ledger_node.ledger.store import Db
 from ledger_node.shared.errors import MeterledgerError
 
 SCREEN = Screen("/proof", N_("Proofs"))
@@ -46,7 +46,7 @@ def _txid(text: str) -> tuple[bytes | None, str]:
         return None, TXID_ERRORS[exc.reason]
 
 
-def _entries(db: sqlite3.Connection, kind: str | None, before: int | None) -> list[dict[str, Any]]:
+def _entries(db: Db, kind: str | None, before: int | None) -> list[dict[str, Any]]:
     """The newest `RECENT` log entries (of type `kind`, below position `before`)."""
     rows = db.execute(
         "SELECT pos, txid, type, author, received_at, envelope IS NULL FROM log"
@@ -62,7 +62,7 @@ def _filename(me: str, pos: int) -> str:
     return f"proof-{me}-{pos}.json"
 
 
-def _proof(db: sqlite3.Connection, me: str, txid: bytes) -> dict[str, Any] | None:
+def _proof(db: Db, me: str, txid: bytes) -> dict[str, Any] | None:
     """The inclusion proof of `txid` with what the screen shows beside it; None if the
     txid is not in the log."""
     try:
