@@ -27,8 +27,10 @@ from ledger_node.interfaces.web.auth import Operators, ensure_token
 from ledger_node.ledger import proofs
 from ledger_node.ledger.store import connect
 from ledger_node.network.config import NodeConfig, load_config
+from ledger_node.network.frontend import FrontEnd
 from ledger_node.network.genesis import make_genesis
 from ledger_node.network.node import Node
+from ledger_node.network.sequencer import elect
 from ledger_node.shared.cli import (
     EXIT_FAILURE,
     EXIT_OK,
@@ -101,6 +103,22 @@ def _setup_parsers(cmd: Cmd) -> None:
     gk.add_argument("--out", type=Path, required=True, metavar="FILE", help="key file to create")
     run = cmd("run", "run the node until SIGTERM or SIGINT", _run)
     add_clock_options(run)
+    run.add_argument(
+        "--role",
+        choices=("all", "sequencer", "frontend"),
+        default="all",
+        help="all: the whole node in one process (default); past one machine, with the"
+        " tables on PostgreSQL: sequencer (admits the queue, serves the API; a second one"
+        " waits as a standby) or frontend (verifies readings from a shared subscription"
+        " into the queue; run several, on any machines)",
+    )
+    run.add_argument(
+        "--name",
+        default="fe1",
+        help="a front-end's name, unique among the node's front-ends (its broker session"
+        " is the node's client id with -NAME; restarted under the same name it takes its"
+        " session back)",
+    )
     op = cmd(
         "operator-add", "add an operator who logs in to the screens (or a new password)", _operator
     )
@@ -187,7 +205,31 @@ def _group_key(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     clock = clock_from(args)
-    node = Node(cfg, clock)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if args.role == "frontend":
+        frontend = FrontEnd(cfg, clock, args.name)
+        frontend.start()
+        try:
+            frontend.run(stop)
+        finally:
+            frontend.stop()
+        return EXIT_OK
+    db = None
+    if args.role == "sequencer":
+        if cfg.database is None:
+            raise MeterledgerError(
+                'a sequencer needs the node\'s tables on PostgreSQL: [node] database = "postgresql://…"'
+            )
+        db = connect(cfg.database)
+        if not elect(db, stop):
+            return EXIT_OK
+    node = Node(cfg, clock, db)
     server = None
     if cfg.api is not None:
         ctx = WebContext(
@@ -198,13 +240,6 @@ def _run(args: argparse.Namespace) -> int:
         server = WebServer(ctx, *cfg.api, cfg.hosts)
         server.start()
         write_address(cfg.api_addr_path, cfg.api[0], server.port)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     node.start()
     try:
         node.run(stop)

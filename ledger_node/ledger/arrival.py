@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 from ledger_node.wire import Envelope, Message
 
-LIVE_SOURCES = frozenset({"mqtt", "local"})
-"""Sources whose arrival time counts: lateness and gate closure are judged on them. Facts
+LIVE_SOURCES = frozenset({"mqtt", "local", "frontend"})
+"""Sources whose arrival time counts: lateness and gate closure are judged on them ("frontend":
+a readings batch a verifying front-end received, with its time of arrival there). Facts
 fetched from a peer ("peer") were judged by that peer when they arrived; the replay of
 `verify` ("replay") re-checks everything but time."""
 
@@ -27,7 +28,7 @@ class Arrival:
     at: float
     """Arrival time, clock seconds (UTC)."""
     source: str
-    """"mqtt", "local" (authored here), "peer" (anti-entropy) or "replay" (`verify`)."""
+    """"mqtt", "frontend", "local" (authored here), "peer" (anti-entropy) or "replay"."""
 
     @property
     def live(self) -> bool:

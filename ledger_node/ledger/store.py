@@ -169,6 +169,16 @@ CREATE TABLE IF NOT EXISTS peer_slots (
     peer TEXT NOT NULL, slot INTEGER NOT NULL, count INTEGER NOT NULL, digest BLOB NOT NULL,
     PRIMARY KEY (peer, slot)
 ) STRICT;
+-- Past one machine (PostgreSQL): readings batches a verifying front-end checked (size,
+-- envelope, signature with `key`, schema, registry), waiting for the sequencer to admit
+-- them; and the front-ends' heartbeats (a silent one's broker session is adopted).
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, txid BLOB NOT NULL UNIQUE, envelope BLOB NOT NULL,
+    key BLOB NOT NULL, received_at REAL NOT NULL
+) STRICT;
+CREATE TABLE IF NOT EXISTS frontends (
+    client_id TEXT PRIMARY KEY, seen_at REAL NOT NULL, adopted_by TEXT
+) STRICT;
 CREATE TABLE IF NOT EXISTS peers (
     peer TEXT PRIMARY KEY, cursor INTEGER NOT NULL DEFAULT 0, size INTEGER NOT NULL DEFAULT 0,
     fetched INTEGER NOT NULL DEFAULT 0, last_sync REAL

@@ -67,9 +67,11 @@ class LocalNet:
         protocol: str = "5",
         network: str = "localnet",
         tls: Path | None = None,
+        databases: dict[str, str] | None = None,
     ) -> None:
         """`tls`: the folder `mlg-node broker-config` wrote (a TLS broker: every node and
-        organisation connects with its own client certificate from it)."""
+        organisation connects with its own client certificate from it). `databases`: the
+        nodes whose tables are on PostgreSQL, with their database's URL."""
         self.work = work
         self.tls = tls
         self.broker_port = broker_port
@@ -95,6 +97,7 @@ class LocalNet:
                 (self.identities[o.id].public, o.role, o.ac) for o in orgs if o.role != "tso"
             ]
             genesis.write_bytes(make_genesis(self.identities[tso.id], network, members))
+        dbs = databases or {}
         for name in nodes:
             lines = [
                 "[node]",
@@ -102,6 +105,7 @@ class LocalNet:
                 f'key = "../keys/{name}.key"',
                 'genesis = "../genesis.mlg"',
                 f'db = "{name}.sqlite"',
+                *([f'database = "{dbs[name]}"'] if name in dbs else []),
                 f"late_after_s = {late_after_s}",
                 f"checkpoint_every_s = {checkpoint_every_s}",
                 f"sync_every_s = {sync_every_s}",
@@ -143,9 +147,12 @@ class LocalNet:
     def log_path(self, name: str) -> Path:
         return self.work / f"{name}.log"
 
-    def start_node(self, name: str, *extra: str) -> subprocess.Popen[bytes]:
-        """Start `name`'s node; `extra`: more `mlg-node run` options (fault injection)."""
-        with self.log_path(name).open("ab") as log:
+    def start_node(
+        self, name: str, *extra: str, label: str | None = None
+    ) -> subprocess.Popen[bytes]:
+        """Start `name`'s node; `extra`: more `mlg-node run` options (fault injection, a
+        role); `label`: the process's name here and its log's (a node's second process)."""
+        with self.log_path(label or name).open("ab") as log:
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -160,7 +167,7 @@ class LocalNet:
                 stdout=log,
                 stderr=log,
             )
-        self.procs[name] = proc
+        self.procs[label or name] = proc
         return proc
 
     def start(self) -> None:

@@ -9,6 +9,10 @@ marks, co-signatures, anti-entropy requests and answers, facts this node authore
 commit itself fails (disk full), nothing is acknowledged and the burst is tried again.
 Between bursts the worker decrypts what its groups allow, closes slots, signs
 checkpoints, settles DR commands and, on the TSO's node, starts new epochs.
+
+As the `sequencer` of a node past one machine (PostgreSQL) it leaves the readings to the
+verifying front-ends (`frontend`) and takes them from the database's queue instead
+(`sequencer`), in the same bursts and transactions.
 """
 
 from __future__ import annotations
@@ -29,13 +33,14 @@ from ledger_node.ledger import Ledger, LedgerSettings
 from ledger_node.ledger.arrival import Changes
 from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.rekey import author_epochs
-from ledger_node.ledger.store import OperationalError, connect, purge_wal
+from ledger_node.ledger.store import Db, OperationalError, connect, purge_wal
 from ledger_node.network import enrolments
 from ledger_node.network.antientropy import AntiEntropy
 from ledger_node.network.config import NodeConfig, max_packet_bytes
 from ledger_node.network.genesis import load_genesis
 from ledger_node.network.marks import HEARTBEAT_S, SeqMarks
 from ledger_node.network.report import STATUS_EVERY_S, read_samples, status_message
+from ledger_node.network.sequencer import Queued, done, take_queued
 from ledger_node.network.witness import Witness
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.errors import ConfigError, MeterledgerError
@@ -85,8 +90,12 @@ class Call:
 class Node:
     """One organisation's ledger node."""
 
-    def __init__(self, cfg: NodeConfig, clock: Clock) -> None:
+    def __init__(self, cfg: NodeConfig, clock: Clock, db: Db | None = None) -> None:
+        """`db`: the connection to write with (the sequencer's, holding its lock); None
+        for a node that is the only writer of its store (it connects itself)."""
         self.cfg = cfg
+        self.sequencer = db is not None
+        """True when front-ends take the readings and this node admits their queue."""
         self.clock = clock
         self.me = Identity.load(cfg.key_path)
         if self.me.name != cfg.node_id:
@@ -100,7 +109,7 @@ class Node:
         if self.me.name not in {o.id for o in genesis.orgs}:
             log.warning("%s is not in the genesis; it needs the TSO to add it", self.me.name)
         self.genesis_raw = genesis_raw
-        self.db = connect(cfg.store)
+        self.db = connect(cfg.store) if db is None else db
         settings = LedgerSettings(cfg.max_message_bytes, cfg.late_after_s)
         self.ledger = Ledger(self.db, self.me, clock, settings)
         with self.ledger.transaction():
@@ -121,13 +130,14 @@ class Node:
         self._epochs_due = True  # the TSO checks its epochs once at start
         self.mqtt = cfg.mqtt
         self.topics = Topics(cfg.mqtt.prefix)
-        self.queue: queue.Queue[Inbound | Call] = queue.Queue(QUEUE_LIMIT)
+        self.queue: queue.Queue[Inbound | Call | Queued] = queue.Queue(QUEUE_LIMIT)
         self.connected = threading.Event()
         self._client = make_client(cfg.mqtt, manual_ack=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._client.on_message = self._on_message
-        self._retry: list[Inbound | Call] = []
+        self._retry: list[Inbound | Call | Queued] = []
+        self._queued_full = False  # the last take from the queue filled a burst
         self._timers: dict[str, float] = {}
         self._after: list[tuple[str, bytes, bool]] = []
         self._metrics: MetricsServer | None = None
@@ -156,7 +166,7 @@ class Node:
         me, s, topics = self.me.name, self.mqtt, self.topics
         client.subscribe(
             [
-                (topics.all_readings, 1),
+                *([] if self.sequencer else [(topics.all_readings, 1)]),
                 (topics.facts(), 1),
                 (topics.checkpoints(), 1),
                 (topics.cosigs(me), 1),
@@ -212,8 +222,12 @@ class Node:
     def run(self, stop: threading.Event) -> None:
         """Process until `stop` is set."""
         while not stop.is_set():
-            items = self._retry or self._take(0.1)
-            self._retry = []
+            retry, self._retry = self._retry, []
+            items = retry or self._take(0.0 if self._queued_full else 0.1)
+            if self.sequencer and not retry and len(items) < BURST:
+                queued = take_queued(self.db, BURST - len(items))
+                self._queued_full = len(queued) == BURST - len(items)
+                items = [*items, *queued]
             if items:
                 self._burst(items)
             try:
@@ -225,7 +239,7 @@ class Node:
                 log.exception("background work failed; trying again shortly")
                 time.sleep(1.0)
 
-    def _take(self, timeout_s: float) -> list[Inbound | Call]:
+    def _take(self, timeout_s: float) -> list[Inbound | Call | Queued]:
         try:
             items = [self.queue.get(timeout=timeout_s)]
         except queue.Empty:
@@ -237,7 +251,7 @@ class Node:
                 break
         return items
 
-    def _burst(self, items: list[Inbound | Call]) -> None:
+    def _burst(self, items: list[Inbound | Call | Queued]) -> None:
         try:
             with self.ledger.transaction() as changes:
                 for item in items:
@@ -261,11 +275,11 @@ class Node:
             if isinstance(item, Inbound):
                 if item.qos:
                     self._client.ack(item.mid, item.qos)
-            else:
+            elif isinstance(item, Call):
                 item.done.set()
         self._publish_after()
 
-    def _failed(self, items: list[Inbound | Call], exc: Exception) -> None:
+    def _failed(self, items: list[Inbound | Call | Queued], exc: Exception) -> None:
         """The database itself failed (disk full, I/O): nothing is acknowledged; the
         messages are kept and tried again."""
         log.error(
@@ -277,7 +291,7 @@ class Node:
         self._retry = items
         time.sleep(1.0)
 
-    def _single(self, item: Inbound | Call) -> None:
+    def _single(self, item: Inbound | Call | Queued) -> None:
         try:
             with self.ledger.transaction() as changes:
                 self._handle(item)
@@ -287,16 +301,24 @@ class Node:
         except Exception as exc:
             log.exception(
                 "internal error on %s; the message is dropped",
-                item.topic if isinstance(item, Inbound) else "an API call",
+                item.topic
+                if isinstance(item, Inbound)
+                else ("an API call" if isinstance(item, Call) else "a queued batch"),
             )
             if isinstance(item, Call):
                 item.error = exc
             with self.ledger.transaction():
                 self.ledger.count("refused:internal_error")
+                if isinstance(item, Queued):
+                    done(self.db, item)  # never taken again
 
-    def _handle(self, item: Inbound | Call) -> None:
+    def _handle(self, item: Inbound | Call | Queued) -> None:
         if isinstance(item, Inbound):
             self._route(item)
+            return
+        if isinstance(item, Queued):
+            self.ledger.admit(item.payload, "frontend", received_at=item.received_at)
+            done(self.db, item)
             return
         try:
             item.result = item.fn()
