@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 
 from ledger_node.contract.dr1 import CONTRACT_VERSION
-from ledger_node.interfaces import as_sources, commands, offline, status
+from ledger_node.interfaces import archive, as_sources, commands, offline, status
 from ledger_node.interfaces.api import Api
 from ledger_node.interfaces.broker import config as broker_config
 from ledger_node.interfaces.client import call_node, node_url, write_address
@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     _inspect_parsers(cmd)
     _author_parsers(cmd)
     broker_config.add_parser(cmd)
+    archive.add_parsers(cmd)
     return p
 
 

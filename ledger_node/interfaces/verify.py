@@ -23,7 +23,7 @@ from ledger_node.contract.settlement import Settlement, results, rewards, unsett
 from ledger_node.ledger import Ledger, LedgerSettings, load_command
 from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.store import DERIVED_TABLES, Db, connect
-from ledger_node.ledger.txlog import MerkleLog
+from ledger_node.ledger.txlog import Entry, MerkleLog
 from ledger_node.network.witness import slot_digest
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
@@ -33,6 +33,8 @@ from ledger_node.wire import WireError, open_message
 @dataclass
 class Report:
     entries: int = 0
+    pruned: int = 0
+    """Entries archived out of the log (`retention`): taken by their leaves and rows."""
     problems: list[str] = field(default_factory=list)
     checked: list[str] = field(default_factory=list)
 
@@ -83,8 +85,13 @@ def _replay(
         where = f"entry {entry.pos} ({entry.type} by {entry.author}, txid {entry.txid.hex()[:16]}…)"
         clock.set(entry.received_at)
         if entry.envelope is None:
+            if _replay_pruned(db, ledger, entry):
+                report.pruned += 1
+                continue
             if not _replay_shredded(db, ledger, entry.pos, entry.txid, entry.type, entry.author):
-                report.problems.append(f"{where}: its envelope is gone and no shred fact covers it")
+                report.problems.append(
+                    f"{where}: its envelope is gone and no shred fact or pruning covers it"
+                )
                 return False
             continue
         envelope = bytes(entry.envelope)
@@ -116,6 +123,8 @@ def _replay(
         if progress is not None and entry.pos % 10_000 == 0:
             progress(entry.pos, total)
     report.checked.append(f"{report.entries} entries: hashes, signatures, authors and rules")
+    if report.pruned:
+        report.checked.append(f"{report.pruned} archived entries: by their leaves in the tree")
     return True
 
 
@@ -131,6 +140,32 @@ def _first_missing(db: Db) -> int | None:
         " a.pos + 1) ORDER BY a.pos LIMIT 1"
     ).fetchone()
     return int(row[0])
+
+
+def _replay_pruned(db: Db, ledger: Ledger, entry: Entry) -> bool:
+    """Copy an entry `retention.prune` archived: its leaf into the tree, its rows as stored
+    (they cannot be rebuilt without the envelope; the leaf binds them to the tree)."""
+    row = db.execute(
+        "SELECT b.gateway, b.seq, b.site, b.slot, b.slot_s, b.epoch, b.state, l.leaf"
+        " FROM pruned p JOIN batches b ON b.pos = p.pos JOIN log l ON l.pos = p.pos"
+        " WHERE p.pos = ?",
+        (entry.pos,),
+    ).fetchone()
+    if row is None or row[7] is None or entry.type != "readings":
+        return False
+    pos = ledger.log.append_shredded(
+        entry.txid, entry.type, entry.author, bytes(row[7]), entry.received_at, entry.source
+    )
+    scratch = ledger.db
+    scratch.execute("INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)", (pos, *row[:7]))
+    for table in ("readings", "control_actions"):
+        rows = db.execute(f"SELECT * FROM {table} WHERE pos = ?", (pos,)).fetchall()  # noqa: S608
+        if rows:
+            marks = ", ".join("?" * len(rows[0]))
+            scratch.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)  # noqa: S608
+    scratch.execute("INSERT INTO pruned VALUES (?)", (pos,))
+    ledger.touch_slot(row[3], row[3] + row[4])
+    return True
 
 
 def _replay_shredded(db: Db, ledger: Ledger, pos: int, txid: bytes, kind: str, author: str) -> bool:

@@ -35,7 +35,8 @@ def open_sealed(state: LedgerState, limit: int = 256) -> int:
         box = state.groups.boxes.get((site, epoch))
         rows = state.db.execute(
             "SELECT b.pos, l.envelope FROM batches b JOIN log l ON l.pos = b.pos"
-            " WHERE b.site=? AND b.epoch=? AND b.state='sealed' LIMIT ?",
+            " WHERE b.site=? AND b.epoch=? AND b.state='sealed' AND l.envelope IS NOT NULL"
+            " LIMIT ?",
             (site, epoch, limit - done),
         ).fetchall()
         if len(rows) < limit - done or box is None:

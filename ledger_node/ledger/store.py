@@ -169,6 +169,9 @@ CREATE TABLE IF NOT EXISTS peer_slots (
     peer TEXT NOT NULL, slot INTEGER NOT NULL, count INTEGER NOT NULL, digest BLOB NOT NULL,
     PRIMARY KEY (peer, slot)
 ) STRICT;
+-- Readings batches whose envelopes `retention.prune` archived out of the log (their leaf
+-- hashes stay in `log.leaf`).
+CREATE TABLE IF NOT EXISTS pruned (pos INTEGER PRIMARY KEY) STRICT;
 -- Past one machine (PostgreSQL): readings batches a verifying front-end checked (size,
 -- envelope, signature with `key`, schema, registry), waiting for the sequencer to admit
 -- them; and the front-ends' heartbeats (a silent one's broker session is adopted).

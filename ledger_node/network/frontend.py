@@ -153,8 +153,8 @@ class FrontEnd:
         self.client.loop_stop()
         for adopted in self.adopted.values():
             adopted.client.disconnect()
-        with transaction(self.db):
-            self.db.execute("DELETE FROM frontends WHERE client_id=?", (self.client_id,))
+        # Its session stays at the broker and keeps its share of the stream: restarted
+        # under the same name it takes it back, else a live front-end adopts it.
         self.db.close()
 
     def _take(self, timeout_s: float) -> list[Received]:

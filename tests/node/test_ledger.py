@@ -48,8 +48,7 @@ def net(tmp_path: Path, store: Where) -> Iterator[Net]:
     n.everywhere(n.fig.registrations())
     n.epochs()
     yield n
-    for ledger in n.ledgers.values():
-        ledger.db.close()
+    n.close()
 
 
 def _verified(where: Path | str, me: Identity) -> Report:

@@ -44,6 +44,10 @@ class Net:
                 ledger.start(self.fig.genesis)
             self.ledgers[name] = ledger
 
+    def close(self) -> None:
+        for ledger in self.ledgers.values():
+            ledger.db.close()
+
     def party(self, name: str) -> object:
         f = self.fig
         return {"tso": f.tso, **f.acs, **f.ras}[name]
