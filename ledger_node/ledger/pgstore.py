@@ -135,8 +135,12 @@ class PgDb:
 
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.Connection[Any], sqlite_schema: str) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], sqlite_schema: str, readonly: bool = False
+    ) -> None:
         self.conn = conn
+        self.readonly = readonly
+        """A reader's BEGIN takes one snapshot for the whole transaction (`verify`)."""
         conn.adapters.register_loader("numeric", _WholeNumeric)
         self._tables = table_keys(sqlite_schema)
         self._translate = functools.lru_cache(maxsize=4096)(self._translation)
@@ -151,6 +155,8 @@ class PgDb:
             )
         if sql.lstrip().upper().startswith("PRAGMA"):
             return None
+        if self.readonly and sql.strip().upper() == "BEGIN":
+            return "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
         if sql.lstrip().upper().startswith("CREATE TABLE"):
             self._tables.update(table_keys(sql if sql.rstrip().endswith(";") else sql + ";"))
             return schema_sql(sql)
@@ -193,6 +199,11 @@ class PgDb:
     def close(self) -> None:
         self.conn.close()
 
+    @property
+    def closed(self) -> bool:
+        """True once the connection is gone (closed, or the server lost)."""
+        return bool(self.conn.closed)
+
     def __iter__(self) -> Iterator[Any]:  # pragma: no cover - not a sequence
         raise TypeError("PgDb is not iterable")
 
@@ -209,7 +220,7 @@ def connect(
     schema is created and `setup` (the schema version's check and migrations) run under an
     advisory lock. Raises `psycopg.OperationalError` when the server cannot be reached."""
     conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
-    db = PgDb(conn, sqlite_schema)
+    db = PgDb(conn, sqlite_schema, readonly)
     if readonly:
         conn.execute("SET default_transaction_read_only = on")
         return db

@@ -77,7 +77,7 @@ class LedgerState:
 
     def flush(self) -> None:
         """Write the counters and slot records gathered since the last flush."""
-        for name, n in self._counts.items():
+        for name, n in sorted(self._counts.items()):  # one order for every writer: no deadlock
             count(self.db, name, n)
         self._counts.clear()
         if self._slots:

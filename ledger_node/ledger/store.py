@@ -247,6 +247,11 @@ def is_postgres_db(db: Db) -> bool:
     return getattr(db, "dialect", "sqlite") == "postgresql"
 
 
+def lost(db: Db) -> bool:
+    """True when the connection to a database server is gone: retrying on it is futile."""
+    return bool(getattr(db, "closed", False))
+
+
 def connect(path: Path | str, *, readonly: bool = False) -> Db:
     """A connection to the node's database: a file (":memory:" for a scratch copy) or a
     `postgresql://` URL."""

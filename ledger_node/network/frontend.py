@@ -34,7 +34,16 @@ from paho.mqtt.properties import Properties
 
 from ledger_node.ledger.refusals import NOT_ALLOWED
 from ledger_node.ledger.registry import Registry
-from ledger_node.ledger.store import Db, connect, count, is_postgres, transaction
+from ledger_node.ledger.store import (
+    DatabaseError,
+    Db,
+    StoreError,
+    connect,
+    count,
+    is_postgres,
+    lost,
+    transaction,
+)
 from ledger_node.network.config import NodeConfig, max_packet_bytes
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.errors import ConfigError
@@ -134,10 +143,22 @@ class FrontEnd:
         log.info("front-end %s of node %s: taking %s", self.client_id, self.cfg.node_id, self.topic)
 
     def run(self, stop: threading.Event) -> None:
+        retry: list[Received] = []
         while not stop.is_set():
-            items = self._take(0.1)
+            items = retry or self._take(0.1)
+            retry = []
             if items:
-                self._check_and_queue(items)
+                try:
+                    self._check_and_queue(items)
+                except DatabaseError as exc:
+                    if lost(self.db):
+                        raise StoreError(f"the node's database is lost: {exc}") from exc
+                    log.error(
+                        "queueing failed (%s); %d batches unacknowledged, retried", exc, len(items)
+                    )
+                    retry = items
+                    stop.wait(1.0)
+                    continue
             for adopted in self.adopted.values():
                 adopted.client.loop(timeout=0.0)
             if self._every("beat", HEARTBEAT_S):
@@ -196,7 +217,7 @@ class FrontEnd:
                 " ON CONFLICT (txid) DO NOTHING",
                 rows,
             )
-            for reason, n in refused.items():
+            for reason, n in sorted(refused.items()):  # the sequencer's order: no deadlock
                 count(self.db, f"refused:{reason}", n)
         self.queued += len(rows)
         for item in items:

@@ -33,7 +33,14 @@ from ledger_node.ledger import Ledger, LedgerSettings
 from ledger_node.ledger.arrival import Changes
 from ledger_node.ledger.decrypt import open_sealed
 from ledger_node.ledger.rekey import author_epochs
-from ledger_node.ledger.store import Db, OperationalError, connect, purge_wal
+from ledger_node.ledger.store import (
+    Db,
+    OperationalError,
+    StoreError,
+    connect,
+    lost,
+    purge_wal,
+)
 from ledger_node.network import enrolments
 from ledger_node.network.antientropy import AntiEntropy
 from ledger_node.network.config import NodeConfig, max_packet_bytes
@@ -281,7 +288,10 @@ class Node:
 
     def _failed(self, items: list[Inbound | Call | Queued], exc: Exception) -> None:
         """The database itself failed (disk full, I/O): nothing is acknowledged; the
-        messages are kept and tried again."""
+        messages are kept and tried again. A lost database server ends the process (the
+        service manager restarts it; a sequencer's standby takes over meanwhile)."""
+        if lost(self.db):
+            raise StoreError(f"the connection to the node's database is lost: {exc}") from exc
         log.error(
             "commit failed (%s); %d messages stay unacknowledged and are retried",
             exc,
