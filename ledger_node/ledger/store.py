@@ -323,11 +323,11 @@ def transaction(db: Db) -> Iterator[None]:
 
 def purge_wal(db: Db) -> None:
     """Copy the WAL into the database and empty it: with `secure_delete`, nothing deleted
-    survives in either file (after a shred). On PostgreSQL a VACUUM of the tables that
-    held plaintext frees the deleted rows' space for reuse."""
+    survives in either file (after a shred). On PostgreSQL, VACUUM FULL rewrites the
+    tables that held plaintext without the deleted rows (the server's write-ahead log and
+    backups keep them until they are recycled: see the README)."""
     if is_postgres_db(db):
-        for table in ("readings", "control_actions", "epochs"):
-            db.execute(f"VACUUM {table}")
+        db.execute("VACUUM FULL readings, control_actions")
         return
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 

@@ -94,6 +94,17 @@ class Postgres:
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url(name)
 
+    def files(self, url: str) -> list[Path]:
+        """The data files of the database at `url`, written out first (CHECKPOINT): what
+        its tables leave on disk (not the write-ahead log)."""
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CHECKPOINT")
+            row = conn.execute(
+                "SELECT oid FROM pg_database WHERE datname = current_database()"
+            ).fetchone()
+        assert row is not None and self.folder is not None
+        return sorted(p for p in (self.folder / "data" / "base" / str(row[0])).iterdir())
+
     def stop(self) -> None:
         if self._bin is None or self.folder is None:
             return

@@ -4,10 +4,10 @@ and again every `heartbeat_s` unchanged (their signed time keeps gateways' clock
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from ledger_node.ledger.store import Db, connect
 from ledger_node.network.marks import SeqMarks
+from tests.support.ledgers import Where
 
 
 def _commit(db: Db, gateway: str, seq: int) -> None:
@@ -17,8 +17,8 @@ def _commit(db: Db, gateway: str, seq: int) -> None:
     )
 
 
-def test_marks_are_sent_when_changed_and_again_as_a_heartbeat(tmp_path: Path) -> None:
-    db = connect(tmp_path / "node.sqlite")
+def test_marks_are_sent_when_changed_and_again_as_a_heartbeat(store: Where) -> None:
+    db = connect(store("node"))
     marks = SeqMarks(db, "tso", every_s=0.0, heartbeat_s=0.3)
     assert marks.due() == []  # no gateway known yet
     for seq in (0, 1, 3):
@@ -37,11 +37,12 @@ def test_marks_are_sent_when_changed_and_again_as_a_heartbeat(tmp_path: Path) ->
     assert marks.mark("gw-a", 0).next == 4
     # A restarted node knows its gateways from its database: their marks go out at once.
     assert SeqMarks(db, "tso", heartbeat_s=30.0).due() == ["gw-a"]
+    db.close()
 
 
-def test_a_registered_gateway_gets_its_heartbeat_before_its_first_batch(tmp_path: Path) -> None:
+def test_a_registered_gateway_gets_its_heartbeat_before_its_first_batch(store: Where) -> None:
     """Its signed time lets a new gateway check its clock before it seals anything."""
-    db = connect(tmp_path / "node.sqlite")
+    db = connect(store("node"))
     marks = SeqMarks(db, "tso", every_s=0.0, heartbeat_s=0.3)
     assert marks.due() == []
     db.execute(
@@ -50,3 +51,4 @@ def test_a_registered_gateway_gets_its_heartbeat_before_its_first_batch(tmp_path
     assert marks.due() == ["gw-new"]
     assert marks.mark("gw-new", 1_800_000_000).next == 0  # nothing committed yet
     assert marks.due() == []
+    db.close()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from pathlib import Path
 
 import pytest
 
@@ -21,6 +20,7 @@ from ledger_node.ledger.merkle import (
 )
 from ledger_node.ledger.store import connect, transaction
 from ledger_node.ledger.txlog import STORED_LEVEL, MerkleLog
+from tests.support.ledgers import Where
 
 # The reference leaves and roots of RFC 6962's test suite (certificate-transparency, as
 # published in transparency-dev/merkle testonly/constants.go).
@@ -164,8 +164,9 @@ def test_tampered_consistency_proofs_fail() -> None:
     assert r8.hex() in str(info.value) and r3.hex() in str(info.value)  # both sides named
 
 
-def test_the_sqlite_log_matches_the_definition(tmp_path: Path) -> None:
-    db = connect(tmp_path / "log.sqlite")
+def test_the_stored_log_matches_the_definition(store: Where) -> None:
+    """On either store (SQLite, PostgreSQL)."""
+    db = connect(store("log"))
     txlog = MerkleLog(db)
     envelopes = [b"entry %d" % i for i in range(70)]
     hashes = [RFC6962.leaf(e) for e in envelopes]
@@ -182,10 +183,11 @@ def test_the_sqlite_log_matches_the_definition(tmp_path: Path) -> None:
     stored = [row[0] >> 40 for row in db.execute("SELECT id FROM tree")]
     assert stored and min(stored) == STORED_LEVEL  # lower levels come from the leaves
     db.close()
-    again = MerkleLog(connect(tmp_path / "log.sqlite"))
+    again = MerkleLog(connect(store("log")))
     assert (again.size, again.root()) == (70, roots[-1])
     with transaction(again.db):
         again.shred(5)
     assert again.entry(5).envelope is None  # type: ignore[union-attr]
     assert again.root() == roots[-1] and again.leaf_hash(5) == hashes[5]
     verify_inclusion(RFC6962, 4, 70, hashes[4], again.inclusion(4), roots[-1])
+    again.db.close()

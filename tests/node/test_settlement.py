@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ledger_node.localnet.broker import Broker
+from ledger_node.localnet.postgres import Postgres
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import utc_text
 from ledger_node.wire import AsReport, DrDeclaration, EpochKey, open_body, parse
@@ -30,8 +31,20 @@ def _csv(tmp_path: Path, start: int) -> Path:
     return path
 
 
-def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -> None:
-    with fig7_nodes(tmp_path, broker.port, speed=20.0) as sim:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def databases(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Every node on SQLite; or the TSO's and AC(1)'s on PostgreSQL beside RA(1)'s SQLite
+    (the contract, checkpoints, slot digests and anti-entropy alike on either store)."""
+    if request.param == "sqlite":
+        return {}
+    server: Postgres = request.getfixturevalue("postgres")
+    return {node: server.create_database() for node in ("tso", "ac1")}
+
+
+def test_contract_results_checks_and_shredding(
+    tmp_path: Path, broker: Broker, databases: dict[str, str], request: pytest.FixtureRequest
+) -> None:
+    with fig7_nodes(tmp_path, broker.port, speed=20.0, databases=databases) as sim:
         start = (int(sim.sim_now()) // 60 + 2) * 60
         command = {
             "id": "c1",
@@ -178,7 +191,14 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
 
         # Shred site1's epoch 0: unreadable on every replica, hashes and totals stay.
         secret = sim.gateways["site1"].sealed[0][1].readings[0].blinding
-        assert secret in db_bytes(sim.net.db("tso"))
+
+        def on_disk(node: str) -> bytes:
+            if node not in databases:
+                return db_bytes(sim.net.db(node))
+            server: Postgres = request.getfixturevalue("postgres")
+            return b"".join(p.read_bytes() for p in server.files(databases[node]))
+
+        assert secret in on_disk("tso")
         sim.net.post("tso", "/api/shred", {"site": "site1", "epoch": 0})
         for node in ("tso", "ac1", "ra1"):
             wait_until(
@@ -198,6 +218,6 @@ def test_contract_results_checks_and_shredding(tmp_path: Path, broker: Broker) -
         assert isinstance(key, EpochKey) and (key.site, key.epoch) == ("site1", 1)
         sim.net.stop()
         for node in ("tso", "ac1", "ra1"):
-            assert secret not in db_bytes(sim.net.db(node)), f"{node} still holds site1 data"
+            assert secret not in on_disk(node), f"{node} still holds site1 data"
             done = sim.net.cli(node, "verify")
             assert done.returncode == 0, done.stdout + done.stderr
