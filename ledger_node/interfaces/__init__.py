@@ -1,6 +1,7 @@
 """What operators use: the `mlg-node` command line, the JSON API, status, verify, the
-requests by which an organisation authors its facts, and authoring without a node
-(`offline`: sign a fact with the organisation's key, publish it).
+requests by which an organisation authors its facts, authoring without a node
+(`offline`: sign a fact with the organisation's key, publish it), and retention
+(`archive`: `mlg-node prune`, `archive-check`).
 
 May import: `ledger_node.network` and every layer below it; never `gateway` or `firmware`.
 """

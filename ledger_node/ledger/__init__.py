@@ -6,10 +6,12 @@ transaction changed), `rules` (the table of each fact type's rule, with its SQL)
 (what the rules work on), `pending` (facts held for a predecessor), `decrypt` (opening
 the batches of this node's groups), `rekey` (the TSO's new epochs), `registry`
 (organisations, roles, sites, groups), `groups` (epoch keys), `refusals` (why a fact is
-not taken), `store` (the SQLite database), `txlog` and `merkle` (the RFC 6962 log),
-`proofs` (inclusion and consistency proofs).
+not taken), `store` (the database: SQLite, or `pgstore`'s PostgreSQL through the same
+`Db`), `txlog` and `merkle` (the RFC 6962 log), `proofs` (inclusion and consistency
+proofs), `retention` (old slots archived out of the log, their leaves kept).
 
-May import: `ledger_node.wire`, `ledger_node.shared`.
+May import: `ledger_node.wire`, `ledger_node.shared`; psycopg (only `pgstore`, and `store`
+when it is installed).
 """
 
 from ledger_node.ledger.admission import Ledger, Outcome

@@ -5,7 +5,8 @@
 and the seed paper's DR sequence on it, set out in `demo_scenario` and checked by
 `demo_checks`), `chain` (the tests' network with fault injection: emulators and gateways
 in front of `network`'s nodes), `network` (organisations' keys, the genesis and the nodes
-as processes), `broker` (a Mosquitto or amqtt broker on loopback) and `wait`
+as processes), `broker` (a Mosquitto or amqtt broker on loopback), `postgres` (a
+throwaway PostgreSQL server in a folder of its own) and `wait`
 (`wait_until`, the polling loop they and the tests share). In that order each imports
 only those after it.
 
