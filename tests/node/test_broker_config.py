@@ -8,6 +8,7 @@ import ssl
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -128,3 +129,33 @@ def test_each_identity_keeps_to_its_topics_and_strangers_stay_out(
     issued = other.issue(tmp_path / "x.pem", tmp_path / "x.key", "gw-site1", 30)
     _handshake_fails(broker.port, ca, issued.cert, issued.key)  # the right name, another CA
     assert serialization.load_pem_private_key(issued.key.read_bytes(), None)
+
+
+def test_a_nodes_frontends_take_the_readings_through_a_shared_subscription(
+    secured: tuple[LocalNet, Broker],
+) -> None:
+    """The production broker lets a node's front-ends (the node's identity, client ids
+    `node-<id>-<name>`) share its readings: each batch reaches one of them."""
+    net, broker = secured
+    got: dict[str, list[str]] = {"fe1": [], "fe2": []}
+    frontends = []
+    for name, inbox in got.items():
+        settings = replace(net.mqtt_settings("tso"), client_id=f"node-tso-{name}")
+        fe = _connect(settings, broker.port)
+        fe.on_message = lambda c, u, m, inbox=inbox: inbox.append(m.payload.decode())
+        fe.subscribe("$share/tso/mlg/v1/readings/+/+", qos=1)
+        frontends.append(fe)
+    gw1 = _connect(net.mqtt_settings("gw-site1"), broker.port)
+    try:
+        time.sleep(0.5)  # let the SUBSCRIBEs land
+        sent = [str(i) for i in range(20)]
+        for payload in sent:
+            gw1.publish("mlg/v1/readings/site1/gw-site1", payload.encode(), qos=1)
+        wait_until(lambda: len(got["fe1"]) + len(got["fe2"]) >= len(sent), 10, "the batches")
+        time.sleep(0.5)  # a copy to both would have come by now
+        assert sorted(got["fe1"] + got["fe2"], key=int) == sent  # each once, none lost
+        assert got["fe1"] and got["fe2"]  # shared, not copied
+    finally:
+        for c in (*frontends, gw1):
+            c.disconnect()
+            c.loop_stop()
