@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -144,6 +145,7 @@ class PgDb:
         conn.adapters.register_loader("numeric", _WholeNumeric)
         self._tables = table_keys(sqlite_schema)
         self._translate = functools.lru_cache(maxsize=4096)(self._translation)
+        self._pipe: psycopg.Pipeline | None = None
 
     def _translation(self, sql: str, with_params: bool) -> str | None:
         """`sql` in PostgreSQL's dialect; None for a pragma that means nothing there."""
@@ -175,13 +177,15 @@ class PgDb:
             sql = pattern.sub(replacement, sql)
         return _placeholders(sql) if with_params else sql
 
-    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any]:
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> psycopg.Cursor[Any] | _Piped:
         translated = self._translate(sql, bool(parameters))
         if translated is None:
             return self.conn.cursor()
         if not parameters:
-            return self.conn.execute(translated)
-        return self.conn.execute(translated, [_param(p) for p in parameters])
+            cur = self.conn.execute(translated)
+        else:
+            cur = self.conn.execute(translated, [_param(p) for p in parameters])
+        return cur if self._pipe is None else _Piped(cur, self._pipe)
 
     def executemany(self, sql: str, seq: Iterable[Sequence[Any]], /) -> psycopg.Cursor[Any]:
         cur = self.conn.cursor()
@@ -196,6 +200,18 @@ class PgDb:
         self._tables.update(table_keys(script))
         return self.conn.execute(schema_sql(script))
 
+    @contextmanager
+    def pipeline(self) -> Iterator[None]:
+        """Send the statements of the block without waiting for each answer (psycopg's
+        pipeline mode): a transaction's inserts cost one round trip, not one each. A read
+        of rows, or of a statement's row count, waits for what was sent before it."""
+        with self.conn.pipeline() as pipe:
+            self._pipe = pipe
+            try:
+                yield
+            finally:
+                self._pipe = None
+
     def close(self) -> None:
         self.conn.close()
 
@@ -206,6 +222,31 @@ class PgDb:
 
     def __iter__(self) -> Iterator[Any]:  # pragma: no cover - not a sequence
         raise TypeError("PgDb is not iterable")
+
+
+class _Piped:
+    """A cursor of a pipelined statement: its row count waits for the server's answer
+    (psycopg waits by itself for rows)."""
+
+    __slots__ = ("cur", "pipe")
+
+    def __init__(self, cur: psycopg.Cursor[Any], pipe: psycopg.Pipeline) -> None:
+        self.cur = cur
+        self.pipe = pipe
+
+    @property
+    def rowcount(self) -> int:
+        self.pipe.sync()
+        return self.cur.rowcount
+
+    def fetchone(self) -> Any:
+        return self.cur.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self.cur.fetchall()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.cur)
 
 
 def _param(value: Any) -> Any:

@@ -23,7 +23,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -311,10 +311,14 @@ def _versioned(db: Db) -> None:
 
 @contextmanager
 def transaction(db: Db) -> Iterator[None]:
-    """One write transaction: everything in it commits together or not at all."""
+    """One write transaction: everything in it commits together or not at all. On
+    PostgreSQL its statements are pipelined (sent without waiting for each answer; a read
+    waits for those before it), and an error met on the way rolls it back all the same."""
     db.execute("BEGIN IMMEDIATE")
+    pipeline = getattr(db, "pipeline", None)
     try:
-        yield
+        with pipeline() if pipeline is not None else nullcontext():
+            yield
     except BaseException:
         db.execute("ROLLBACK")
         raise
