@@ -24,6 +24,15 @@ from ledger_node.ledger.store import Db
 STORED_LEVEL = 4
 _LEVEL_SHIFT = 40
 
+TXID_MATCH = "substr(txid, 1, 8) = ? AND txid = ?"
+"""The condition that finds a txid in `log` through its index (`log_txid`, of the txids'
+first 8 bytes: a quarter of a whole txid's key); its parameters are `txid_params`."""
+
+
+def txid_params(txid: bytes) -> tuple[bytes, bytes]:
+    """The parameters of `TXID_MATCH` for `txid`."""
+    return txid[:8], txid
+
 
 def node_id(level: int, index: int) -> int:
     return (level << _LEVEL_SHIFT) | index
@@ -172,7 +181,8 @@ class MerkleLog:
         return consistency_proof(old, self.size if new is None else new, self.subtree)
 
     def pos_of(self, txid: bytes) -> int | None:
-        row = self.db.execute("SELECT pos FROM log WHERE txid=?", (txid,)).fetchone()
+        query = f"SELECT pos FROM log WHERE {TXID_MATCH}"  # noqa: S608 - a constant
+        row = self.db.execute(query, txid_params(txid)).fetchone()
         return None if row is None else int(row[0])
 
     def entry(self, pos: int) -> Entry | None:

@@ -339,22 +339,6 @@ def test_a_flood_from_unknown_signers_never_crowds_out_a_known_signers_early_fac
     assert tso.pending.size == 0 and _count(tso, "refused:expired") == limits.unknown
 
 
-def test_a_node_database_of_schema_3_is_migrated(tmp_path: Path) -> None:
-    path = tmp_path / "old.sqlite"
-    db = connect(path)
-    db.execute("DROP TABLE pending")
-    db.execute(
-        "CREATE TABLE pending (txid BLOB PRIMARY KEY, envelope BLOB NOT NULL, reason TEXT"
-        " NOT NULL, received_at REAL NOT NULL, source TEXT NOT NULL) STRICT"
-    )
-    db.execute("INSERT INTO pending VALUES (x'01', x'02', 'unknown_command', 1.0, 'mqtt')")
-    db.execute("UPDATE meta SET value = 3 WHERE key = 'schema'")
-    db.close()
-    db = connect(path)
-    assert db.execute("SELECT value FROM meta WHERE key='schema'").fetchone() == (4,)
-    assert db.execute("SELECT signer, known FROM pending").fetchall() == [("", 1)]
-
-
 def test_shredding_the_current_epoch_starts_the_next_at_once(net: Net) -> None:
     """The TSO shreds site1's current epoch: its next re-keying starts epoch 1 for the same
     group (readings go on), and no shredded epoch is ever started again."""

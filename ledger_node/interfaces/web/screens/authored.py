@@ -24,6 +24,7 @@ from ledger_node.interfaces.web.i18n import N_
 from ledger_node.interfaces.web.pages import Screen, authored_form, context
 from ledger_node.ledger.refusals import GATE_CLOSED
 from ledger_node.ledger.store import Db
+from ledger_node.ledger.txlog import TXID_MATCH, txid_params
 from ledger_node.shared.errors import MeterledgerError
 from ledger_node.wire import Message, open_stored
 
@@ -112,7 +113,8 @@ def entry(db: Db, txid: str | None) -> Entry | None:
     except ValueError:
         return None
     row = db.execute(
-        "SELECT pos, type, author, received_at FROM log WHERE txid=?", (raw,)
+        f"SELECT pos, type, author, received_at FROM log WHERE {TXID_MATCH}",  # noqa: S608
+        txid_params(raw),
     ).fetchone()
     return None if row is None else Entry(row[0], raw.hex(), row[1], row[2], row[3])
 
