@@ -90,12 +90,27 @@ def read_archive(path: Path) -> Iterator[tuple[int, bytes]]:
 
 def prune(log: MerkleLog, entries: list[tuple[int, bytes]]) -> None:
     """Empty the archived entries' envelopes, keeping their leaves (in the caller's write
-    transaction, after `write_archive` returned)."""
+    transaction, after `write_archive` returned). Each entry's row is deleted and written
+    again without its envelope: a row shrunk in place would leave its pages as full as
+    they were (SQLite balances a page when it empties, not when a row shrinks), while the
+    deleted rows' pages go to the free list, for the log's next appends."""
+    db = log.db
+    rows = []
     for pos, envelope in entries:
-        if log.hasher.leaf(envelope) != log.leaf_hash(pos):
+        leaf = log.hasher.leaf(envelope)
+        if leaf != log.leaf_hash(pos):
             raise ArchiveError(f"entry {pos} changed while it was archived; nothing pruned")
-        log.shred(pos)
-        log.db.execute("INSERT INTO pruned VALUES (?)", (pos,))
+        row = db.execute(
+            "SELECT txid, type, author, received_at, source FROM log WHERE pos=?", (pos,)
+        ).fetchone()
+        rows.append((pos, bytes(row[0]), row[1], row[2], leaf, row[3], row[4]))
+    db.executemany("DELETE FROM log WHERE pos=?", [(r[0],) for r in rows])
+    db.executemany(
+        "INSERT INTO log (pos, txid, type, author, leaf, received_at, source)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    db.executemany("INSERT INTO pruned VALUES (?)", [(r[0],) for r in rows])
 
 
 def check_archive(path: Path, log: MerkleLog) -> int:

@@ -115,3 +115,37 @@ def test_an_archived_entry_without_its_batch_row_fails_verify(net: Net) -> None:
     with closing(connect(net.where("ra1"), readonly=True)) as ro:
         report = verify(ro, ra1.me)
     assert not report.ok
+
+
+def test_pruned_pages_are_free_for_the_next_appends(tmp_path: Path) -> None:
+    """On SQLite the archived entries' pages go to the free list; the log's next appends
+    take them instead of growing the file (nothing else is rewritten)."""
+    n = Net(tmp_path, ("tso",))
+    try:
+        n.everywhere(n.fig.registrations())
+        n.epochs()
+        gw = n.fig.gateways["site1"]
+        tso = n.ledgers["tso"]
+
+        def feed(first: int, count: int) -> None:
+            for k in range(first, first + count):
+                n.clock.set(T0 + 60 * k + 60)
+                assert n.admit("tso", gw.batch(T0 + 60 * k, {"m1": k, "m2": 1})).ok
+
+        feed(0, 200)
+        n.clock.set(T0 + 60 * 200 + 3600)
+        with tso.transaction():
+            assert Witness(tso).checkpoint(n.clock.now()) is not None
+        pages = tso.db.execute("PRAGMA page_count").fetchone()[0]
+        entries = prunable(tso.db, T0 + 60 * 150, n.clock.now(), 600)
+        assert len(entries) == 150
+        with transaction(tso.db):
+            prune(tso.log, entries)
+        free = tso.db.execute("PRAGMA freelist_count").fetchone()[0]
+        page = tso.db.execute("PRAGMA page_size").fetchone()[0]
+        assert free >= 0.6 * sum(len(e) for _, e in entries) / page > 3  # most of their pages
+        feed(200, 100)
+        assert tso.db.execute("PRAGMA page_count").fetchone()[0] <= pages + 2
+        assert tso.db.execute("PRAGMA freelist_count").fetchone()[0] < free
+    finally:
+        n.close()
