@@ -11,12 +11,14 @@ can read). As a dict for `--json` and the API, or as text.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from ledger_node.interfaces import privacy
 from ledger_node.ledger.registry import Registry
 from ledger_node.ledger.store import Db, counters, get_meta
 from ledger_node.ledger.txlog import MerkleLog
+from ledger_node.network.frontend import ADOPT_AFTER_S
 from ledger_node.network.peer_time import MAX_SKEW_S
 from ledger_node.network.report import refused_by
 
@@ -49,6 +51,7 @@ def gather(db: Db, me: str, now: float) -> dict[str, Any]:
         }
     counts = counters(db)
     clock = _clock(db)
+    frontends = _frontends(db)
     return {
         "node": me,
         "role": registry.role(me),
@@ -66,11 +69,33 @@ def gather(db: Db, me: str, now: float) -> dict[str, Any]:
             **{k.split(":", 1)[1]: v for k, v in counts.items() if k.startswith("alarm:")},
             **_gateway_alarms(counts),
             **({"clock_skew": round(clock["skew_s"])} if clock and clock["alarm"] else {}),
+            **({"frontends_down": 1} if frontends and not frontends["live"] else {}),
         },
+        "frontends": frontends,
         "clock": clock,
         "sealed": _sealed(db, me),
         "gateways": _gateways(db, now, counts),
         "schema": get_meta(db, "schema"),
+    }
+
+
+def _frontends(db: Db) -> dict[str, Any] | None:
+    """A node past one machine: its verifying front-ends (seconds since each last beat,
+    real time) and the batches queued for the sequencer; None for a node in one process."""
+    rows = db.execute(
+        "SELECT client_id, seen_at, adopted_by FROM frontends ORDER BY client_id"
+    ).fetchall()
+    if not rows:
+        return None
+    now = time.time()
+    listed = [
+        {"name": name, "seen_s_ago": round(now - seen, 1), "adopted_by": adopted}
+        for name, seen, adopted in rows
+    ]
+    return {
+        "queued": int(db.execute("SELECT COUNT(*) FROM queue").fetchone()[0]),
+        "live": sum(1 for f in listed if f["seen_s_ago"] <= ADOPT_AFTER_S and not f["adopted_by"]),
+        "list": listed,
     }
 
 
@@ -241,6 +266,16 @@ def render(s: dict[str, Any]) -> str:
     lines.append(f"accepted: {accepted}")
     lines.append(f"refused: {refused}")
     lines.append(f"held for a predecessor: {s['held']}; sealed, not yet decrypted: {s['sealed']}")
+    fe = s.get("frontends")
+    if fe:
+        names = ", ".join(
+            f"{f['name']} ({f['seen_s_ago']:g} s ago"
+            + (f", adopted by {f['adopted_by']})" if f["adopted_by"] else ")")
+            for f in fe["list"]
+        )
+        lines.append(
+            f"front-ends: {fe['live']} live: {names}; queued for the sequencer: {fe['queued']}"
+        )
     if s["alarms"]:
         lines.append("ALARMS: " + ", ".join(f"{k} {v}" for k, v in s["alarms"].items()))
     clock = s.get("clock")

@@ -125,6 +125,9 @@ def test_two_frontends_and_a_sequencer_log_every_batch_once_as_one_sqlite_node_d
                 net.publish(items)
             for net in (pg, lite):
                 _all_in(net, len(items))
+            fe = pg.get("ra1", "/api/status")["frontends"]
+            assert (fe["live"], fe["queued"]) == (2, 0), fe
+            assert "frontends_down" not in pg.get("ra1", "/api/status")["alarms"]
             time.sleep(1.0)  # anything more (a duplicate) would show now
             _exactly_once(pg, items)
             with closing(connect(pg_url, readonly=True)) as db:
@@ -137,6 +140,14 @@ def test_two_frontends_and_a_sequencer_log_every_batch_once_as_one_sqlite_node_d
                 log = pg.log_path(f"ra1-{name}").read_text()
                 queued = int(log.rsplit("stopping: ", 1)[1].split()[0])
                 assert 0 < queued < len(items), (name, queued)
+            # No front-end left: the operator sees it.
+            wait_until(
+                lambda: "frontends_down" in pg.get("ra1", "/api/status")["alarms"],
+                15,
+                "the frontends_down alarm",
+            )
+            text = run_module("ledger_node.interfaces.cli", "status", "-c", str(pg.config("ra1")))
+            assert "front-ends: 0 live: node-ra1-fe1" in text.stdout, text.stdout
             with (
                 closing(connect(pg_url, readonly=True)) as a,
                 closing(connect(lite.db("ra1"), readonly=True)) as b,
