@@ -8,6 +8,7 @@ import re
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -97,6 +98,15 @@ def _exactly_once(net: LocalNet, items: list[Item]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _status_page(net: LocalNet) -> str:
+    """The status screen of RA(1)'s node as an operator sees it, logged in by a link."""
+    net.add_operator("ra1", "op", "a long enough password")
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    opener.open(net.login_link("ra1", "op"), timeout=10).read()
+    with opener.open(f"http://127.0.0.1:{net.api_port('ra1')}/status", timeout=10) as r:
+        return str(r.read().decode())
+
+
 @pytest.fixture
 def pg_url(postgres: Postgres) -> str:
     return postgres.create_database()
@@ -128,6 +138,8 @@ def test_two_frontends_and_a_sequencer_log_every_batch_once_as_one_sqlite_node_d
             fe = pg.get("ra1", "/api/status")["frontends"]
             assert (fe["live"], fe["queued"]) == (2, 0), fe
             assert "frontends_down" not in pg.get("ra1", "/api/status")["alarms"]
+            page = _status_page(pg)  # the operator's screen, in Japanese
+            assert "フロントエンド" in page and "node-ra1-fe2" in page, page
             time.sleep(1.0)  # anything more (a duplicate) would show now
             _exactly_once(pg, items)
             with closing(connect(pg_url, readonly=True)) as db:
