@@ -160,6 +160,7 @@ def run() -> list[Result]:
                 "end to end, batches per second": Figure(r["e2e"], "batch/s"),
                 "front-ends alone": Figure(r["frontends"], "batch/s"),
                 "front-ends alone per front-end": Figure(r["frontends"] / k, "batch/s"),
+                "per front-end / bare verify loop": Figure(r["frontends"] / k / bare, "x"),
                 "sequencer alone": Figure(r["sequencer"], "batch/s"),
                 "bare Ed25519 verify loop": Figure(bare, "verify/s"),
             },
