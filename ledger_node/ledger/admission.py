@@ -8,6 +8,12 @@ known → signature → canonical body, type, author → the rule of the fact's 
 the author's role, the registry and what is already held) → append to the Merkle log →
 apply to the derived state.
 
+The signature may have been checked elsewhere (the node's verifying thread, a front-end
+process): ``admit`` then takes a `Verified` record and checks only that the key it names
+is still the signer's registered key; if the key was rotated or revoked since, the
+envelope goes through the full check against the current registry (and is refused as any
+envelope signed with that key would be).
+
 Facts whose predecessor is missing are held (`pending`) and tried again after every fact
 that could unblock them. Every refusal has a reason, is logged (`mlg.node.ingest`) and
 counted; nothing refused changes any state. What a write transaction changed comes back
@@ -46,7 +52,9 @@ from ledger_node.wire import (
     Genesis,
     Message,
     ReadingsBatch,
+    Verified,
     WireError,
+    check_size,
     open_body,
     open_message,
     parse,
@@ -167,15 +175,17 @@ class Ledger(LedgerState):
 
     def admit(
         self,
-        raw: bytes,
+        raw: bytes | Verified,
         source: str,
         received_at: float | None = None,
         hold_unknown: bool = False,
     ) -> Outcome:
         """Check one message and, if it is a valid new fact, append and apply it.
 
-        Never raises for bad input. `hold_unknown` keeps a fact from an unknown signer
-        aside (facts can arrive before the registry fact naming their author)."""
+        `raw` is the envelope's bytes, or a `Verified` envelope whose signature was checked
+        elsewhere (re-checked here only if its key is no longer the signer's). Never raises
+        for bad input. `hold_unknown` keeps a fact from an unknown signer aside (facts can
+        arrive before the registry fact naming their author)."""
         outcome = self._admit(raw, source, received_at, hold_unknown, retry=False)
         if outcome.ok and outcome.kind != ReadingsBatch.TYPE and self.pending.size:
             self.pending.retry(
@@ -215,22 +225,28 @@ class Ledger(LedgerState):
 
     def _admit(
         self,
-        raw: bytes,
+        raw: bytes | Verified,
         source: str,
         received_at: float | None,
         hold_unknown: bool,
         retry: bool,
     ) -> Outcome:
         now = self.clock.now() if received_at is None else received_at
+        checked_with = None
         try:
-            envelope = parse(raw, self.settings.max_message_bytes)
+            if isinstance(raw, Verified):
+                envelope, checked_with = raw.envelope, raw.key
+                check_size(envelope.raw, self.settings.max_message_bytes)
+            else:
+                envelope = parse(raw, self.settings.max_message_bytes)
         except WireError as exc:
             return self._refuse(exc.reason, str(exc))
         txid = envelope.txid
         if txid in self._recent or (not retry and txid in self.pending):
             return self._replay(txid)
         try:
-            verify(envelope, self.registry.verify_keys)
+            if checked_with is None or not self._still_key(envelope.signer, checked_with):
+                verify(envelope, self.registry.verify_keys)
             message = open_body(envelope, LEDGER_TYPES)
             # Readings find a replay by their (gateway, seq) key, other facts here.
             if not isinstance(message, ReadingsBatch) and self.log.pos_of(txid) is not None:
@@ -259,6 +275,11 @@ class Ledger(LedgerState):
         if len(recent) > RECENT_TXIDS:
             del recent[next(iter(recent))]
         return Outcome("accepted", "", txid, message.TYPE, pos, message)
+
+    def _still_key(self, signer: str, key: bytes) -> bool:
+        """True if `key` (32 bytes) is `signer`'s registered key now."""
+        current = self.registry.verify_keys.get(signer)
+        return current is not None and bytes(current) == key
 
     def _replay(self, txid: bytes) -> Outcome:
         self.count(f"refused:{REPLAY}")

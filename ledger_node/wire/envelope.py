@@ -12,6 +12,9 @@ Layout (all integers big-endian)::
 
 Verification is over the bytes received, never over a re-serialisation. The transaction id
 is the SHA-256 of the whole envelope. The size limit is checked before anything is parsed.
+`verify` returns a `Verified` record naming the key it checked with, so that the check can
+run elsewhere (another thread, another process) and the writer re-checks only that the key
+is still the signer's.
 """
 
 from __future__ import annotations
@@ -59,6 +62,15 @@ class Envelope:
         return hashlib.sha256(self.raw).digest()
 
 
+@dataclass(frozen=True, slots=True)
+class Verified:
+    """An envelope whose signature was checked with `key`, the signer's Ed25519 public key
+    (32 bytes) at the time of the check."""
+
+    envelope: Envelope
+    key: bytes
+
+
 def txid_of(raw: bytes) -> bytes:
     """The transaction id of envelope bytes `raw`."""
     return hashlib.sha256(raw).digest()
@@ -83,8 +95,7 @@ def seal(body: bytes, signer: str, key: nacl.signing.SigningKey) -> bytes:
 
 def parse(raw: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
     """Split envelope bytes into their parts; checks structure only, not the signature."""
-    if len(raw) > max_bytes:
-        raise OversizeError(f"envelope of {len(raw)} bytes exceeds the limit of {max_bytes}")
+    check_size(raw, max_bytes)
     if len(raw) < _HEADER.size:
         raise TruncatedError(f"envelope of {len(raw)} bytes is shorter than its header")
     magic, version, signer_len = _HEADER.unpack_from(raw)
@@ -118,7 +129,13 @@ def parse(raw: bytes, max_bytes: int = MAX_ENVELOPE_BYTES) -> Envelope:
     )
 
 
-def verify(envelope: Envelope, keys: Mapping[str, nacl.signing.VerifyKey]) -> None:
+def check_size(raw: bytes, max_bytes: int) -> None:
+    """Raise `OversizeError` if envelope bytes `raw` exceed `max_bytes`."""
+    if len(raw) > max_bytes:
+        raise OversizeError(f"envelope of {len(raw)} bytes exceeds the limit of {max_bytes}")
+
+
+def verify(envelope: Envelope, keys: Mapping[str, nacl.signing.VerifyKey]) -> Verified:
     """Check the signature against the signer's registered key; raise if it fails."""
     key = keys.get(envelope.signer)
     if key is None:
@@ -129,3 +146,4 @@ def verify(envelope: Envelope, keys: Mapping[str, nacl.signing.VerifyKey]) -> No
         raise BadSignatureError(
             f"signature of {envelope.signer!r} does not verify over the body"
         ) from None
+    return Verified(envelope, bytes(key))

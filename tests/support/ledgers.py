@@ -10,7 +10,7 @@ from pathlib import Path
 from ledger_node.ledger import Ledger, LedgerSettings, Outcome, author_epochs, open_sealed
 from ledger_node.ledger.store import connect
 from ledger_node.shared.clock import FixedClock
-from ledger_node.wire import EpochKey
+from ledger_node.wire import EpochKey, Verified
 from tests.support.sim import Figure7
 
 T0 = 1_800_000_000 - 1_800_000_000 % 60
@@ -52,7 +52,7 @@ class Net:
         f = self.fig
         return {"tso": f.tso, **f.acs, **f.ras}[name]
 
-    def admit(self, name: str, raw: bytes, source: str = "mqtt") -> Outcome:
+    def admit(self, name: str, raw: bytes | Verified, source: str = "mqtt") -> Outcome:
         ledger = self.ledgers[name]
         with ledger.transaction():
             return ledger.admit(raw, source, hold_unknown=True)
