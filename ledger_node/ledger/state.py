@@ -62,11 +62,13 @@ class LedgerState:
         """(site, epoch) pairs that may hold batches this node can decrypt."""
         self._counts: Counter[str] = Counter()
         self._slots: dict[int, tuple[int, int]] = {}
+        self._highest_seq: dict[str, int] = {}
 
     def reload(self) -> None:
         """Re-read everything kept in memory (after a rollback)."""
         self._counts.clear()
         self._slots.clear()
+        self._highest_seq.clear()
         self.log.reload()
         self.registry.reload()
         self.groups.reload()
@@ -94,6 +96,20 @@ class LedgerState:
         """Count one more batch for `slot` (ending at `end`): its digest is computed anew."""
         n, closes = self._slots.get(slot, (0, 0))
         self._slots[slot] = (n + 1, max(closes, end + self.settings.late_after_s))
+
+    def highest_seq(self, gateway: str) -> int:
+        """The highest seq of `gateway`'s batches held (-1: none), read once then kept."""
+        seq = self._highest_seq.get(gateway)
+        if seq is None:
+            row = self.db.execute("SELECT MAX(seq) FROM batches WHERE gateway=?", (gateway,))
+            found = row.fetchone()[0]
+            seq = self._highest_seq[gateway] = -1 if found is None else int(found)
+        return seq
+
+    def batch_held(self, gateway: str, seq: int) -> None:
+        """Note that a batch of `gateway` with `seq` was written to the batches table."""
+        if seq > self.highest_seq(gateway):
+            self._highest_seq[gateway] = seq
 
     # -- what the rules share ---------------------------------------------------------------
 

@@ -35,10 +35,13 @@ def readings(state: LedgerState, a: Arrival) -> int | None:
             raise Refused(LATE, f"slot {batch.slot_start} closed at {closed}", gw)
         if end > a.at + settings.future_slack_s:
             raise Refused(FUTURE, f"slot {batch.slot_start} ends in the future ({end})", gw)
-    highest = state.db.execute("SELECT MAX(seq) FROM batches WHERE gateway=?", (gw,)).fetchone()[0]
-    if batch.seq > (-1 if highest is None else highest) + MAX_SEQ_GAP:
+    highest = state.highest_seq(gw)
+    if batch.seq > highest + MAX_SEQ_GAP:
         raise Refused(
-            SEQ_GAP, f"seq {batch.seq} is over {MAX_SEQ_GAP} above {gw}'s highest ({highest})", gw
+            SEQ_GAP,
+            f"seq {batch.seq} is over {MAX_SEQ_GAP} above {gw}'s highest"
+            f" ({highest if highest >= 0 else None})",
+            gw,
         )
     pos = state.log.size
     shredded = (batch.site, batch.epoch) in state.groups.shredded
@@ -71,6 +74,7 @@ def readings(state: LedgerState, a: Arrival) -> int | None:
         state.db.execute("DELETE FROM control_actions WHERE pos=?", (first,))
         state.touch_slot(batch.slot_start, end)
         return None
+    state.batch_held(gw, batch.seq)
     state.append(a)
     state.touch_slot(batch.slot_start, end)
     state.changes.batches.append(BatchInfo(batch.gateway, batch.seq, batch.slot_start))
