@@ -43,23 +43,18 @@ def decode(data: bytes) -> JsonObject:
         text = data.decode("ascii")
     except UnicodeDecodeError as exc:
         raise NotCanonicalError(f"body is not ASCII at byte {exc.start}") from None
-    obj = _loads(text, None)
+    obj = _loads(text, _DECODER)
     if not isinstance(obj, dict):
         raise SchemaError("", f"body must be a JSON object, not {type(obj).__name__}")
     if _dumps(obj) != data:  # no floats can be in `obj`: the parser refused them
-        _loads(text, _no_duplicate_keys)
+        _loads(text, _NO_DUPLICATES)
         raise NotCanonicalError("body is valid JSON but not canonically encoded")
     return obj
 
 
-def _loads(text: str, pairs_hook: Any) -> Any:
+def _loads(text: str, decoder: json.JSONDecoder) -> Any:
     try:
-        return json.loads(
-            text,
-            object_pairs_hook=pairs_hook,
-            parse_float=_no_float,
-            parse_constant=_no_constant,
-        )
+        return decoder.decode(text)
     except WireError:
         raise
     except (ValueError, RecursionError) as exc:
@@ -81,6 +76,13 @@ def _no_float(text: str) -> NoReturn:
 
 def _no_constant(text: str) -> NoReturn:
     raise SchemaError("", f"{text} is not allowed")
+
+
+# Built once (json.loads with options builds a decoder per call).
+_DECODER = json.JSONDecoder(parse_float=_no_float, parse_constant=_no_constant)
+_NO_DUPLICATES = json.JSONDecoder(
+    object_pairs_hook=_no_duplicate_keys, parse_float=_no_float, parse_constant=_no_constant
+)
 
 
 def _reject_floats(value: Any) -> None:
