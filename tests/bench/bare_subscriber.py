@@ -3,7 +3,8 @@ nothing done per message but counting. Run as a process, like the node.
 
 `--prepare` connects once to leave a persistent session subscribed to the readings
 topics, so that messages published afterwards queue at the broker; without it, the
-process drains `--count` messages and prints the rate between the first and the last.
+process drains `--count` messages and prints the rate between the first and the last,
+and the process's CPU time per message over the same span (µs).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = MqttSettings(port=args.port, client_id=args.client_id)
     client = make_client(settings)
     got = 0
-    first = last = 0.0
+    first = last = cpu_first = cpu_last = 0.0
     subscribed = threading.Event()
     done = threading.Event()
 
@@ -43,13 +44,14 @@ def main(argv: list[str] | None = None) -> int:
         subscribed.set()
 
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
-        nonlocal got, first, last
+        nonlocal got, first, last, cpu_first, cpu_last
         now = time.perf_counter()
         if got == 0:
-            first = now
+            first, cpu_first = now, time.process_time()
         got += 1
         last = now
         if got >= args.count:
+            cpu_last = time.process_time()
             done.set()
 
     client.on_connect = on_connect
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     client.disconnect()
     client.loop_stop()
     rate = (got - 1) / (last - first) if got > 1 and last > first else 0.0
-    print(json.dumps({"messages": got, "rate": rate, "complete": ok}))
+    cpu_us = 1e6 * (cpu_last - cpu_first) / (got - 1) if got > 1 else 0.0
+    print(json.dumps({"messages": got, "rate": rate, "cpu_us": cpu_us, "complete": ok}))
     return 0 if ok else 1
 
 

@@ -13,6 +13,7 @@ measured on its own against a bare loop of Pedersen commitments over the same re
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +31,7 @@ from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import SiteRegistration, parse, pedersen
+from tests.bench.node_core import core_costs
 from tests.bench.result import Figure, Result
 from tests.support.sim import SimGateway, sign
 
@@ -37,6 +39,8 @@ GATEWAYS = 50
 BATCHES = 12_000
 METERS = 4
 OPEN_BATCHES = 1_000
+CORE_BATCHES = 4_000
+"""Batches admitted in process to measure one core's share of each step."""
 PRIVATE_TX_PER_S = (55.0, 450.0)
 """Published private-transaction rates of Quorum/Tessera and Fabric private data."""
 MEMORY_GOAL_MB = 250.0
@@ -103,7 +107,18 @@ def _where_bytes_go(
     return {name: b for name, b in sorted(grew.items(), key=lambda kv: -kv[1]) if b >= 1.0}
 
 
-def _bare_subscriber(port: int, count: int | None) -> float:
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _bare_subscriber(port: int, count: int | None) -> dict[str, float]:
+    """Prepare the bare subscriber's session (`count` None) or drain `count` messages:
+    its rate and CPU µs a message."""
     args = [
         sys.executable,
         "-m",
@@ -115,7 +130,7 @@ def _bare_subscriber(port: int, count: int | None) -> float:
     ]
     args += ["--prepare"] if count is None else ["--count", str(count)]
     done = subprocess.run(args, capture_output=True, text=True, timeout=600, check=True)
-    return 0.0 if count is None else float(json.loads(done.stdout)["rate"])
+    return {} if count is None else {k: float(v) for k, v in json.loads(done.stdout).items()}
 
 
 def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], dict[str, float]]:
@@ -153,13 +168,16 @@ def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], dict[str, flo
     print(f"   sealing {BATCHES} batches of {METERS} meters from {GATEWAYS} gateways", flush=True)
     items = _batches(gateways, BATCHES, time.time())
     net.publish(items)
+    assert broker.proc is not None
+    broker_cpu = _cpu_s(broker.proc.pid)
     bare_sub = _bare_subscriber(broker.port, len(items))
+    broker_us = 1e6 * (_cpu_s(broker.proc.pid) - broker_cpu) / len(items)
     db_path = net.db("ra1")
     size_before = _db_bytes(db_path)
     pages_before = _pages_by_name(db_path)
     base = counters(connect(db_path, readonly=True)).get("accepted:readings", 0)
     proc = net.start_node("ra1")
-    samples: list[tuple[float, int]] = []
+    samples: list[tuple[float, int, float]] = []
     peak = 0.0
     deadline = time.monotonic() + 600
     reader = None
@@ -167,7 +185,7 @@ def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], dict[str, flo
         if reader is None and db_path.exists():
             reader = connect(db_path, readonly=True)
         done = 0 if reader is None else counters(reader).get("accepted:readings", 0) - base
-        samples.append((time.perf_counter(), done))
+        samples.append((time.perf_counter(), done, _cpu_s(proc.pid)))
         peak = max(peak, _rss_mb(proc.pid))
         if done >= len(items):
             break
@@ -179,6 +197,7 @@ def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], dict[str, flo
     lo = next(s for s in samples if s[1] >= 0.1 * n)
     hi = next(s for s in samples if s[1] >= 0.9 * n)
     rate = (hi[1] - lo[1]) / (hi[0] - lo[0])
+    node_us = 1e6 * (hi[2] - lo[2]) / (hi[1] - lo[1])
     envelopes = [parse(raw) for _, raw, _ in items]
     keys = {gw.name: gw.identity.signing_key.verify_key for gw in gateways}
     start = time.perf_counter()
@@ -188,10 +207,15 @@ def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], dict[str, flo
     wire = sum(len(raw) for _, raw, _ in items) / (n * METERS)
     stored = (_db_bytes(db_path) - size_before) / (n * METERS)
     tables = _where_bytes_go(pages_before, _pages_by_name(db_path), n * METERS)
+    core = core_costs(work, gateways, [raw for _, raw, _ in items[:CORE_BATCHES]], time.time())
     return {
         "rate": rate,
         "bare_verify": bare_verify,
-        "bare_subscriber": bare_sub,
+        "bare_subscriber": bare_sub["rate"],
+        "paho_us": bare_sub["cpu_us"],
+        "broker_us": broker_us,
+        "node_us": node_us,
+        **core,
         "rss_mb": peak,
         "wire_per_reading": wire,
         "stored_per_reading": stored,
@@ -257,6 +281,9 @@ def run() -> list[Result]:
     )
     rate = ingest["rate"]
     lo, hi = PRIVATE_TX_PER_S
+    gil_bound = 1e6 / (ingest["paho_us"] + ingest["writer_us"])
+    parts = ("broker_us", "paho_us", "check_us", "writer_us")
+    two_core = 2e6 / sum(ingest[p] for p in parts)
     return [
         Result(
             name="node.ingest",
@@ -276,6 +303,27 @@ def run() -> list[Result]:
                 f"{BATCHES} batches of {METERS} meters from {GATEWAYS} gateways, queued at "
                 f"Mosquitto, drained by a node process; published private-transaction rates "
                 f"are {lo:g}..{hi:g}/s"
+            ),
+        ),
+        Result(
+            name="node.ingest_cpu",
+            figures={
+                "node process, all threads": Figure(ingest["node_us"], "µs CPU/batch"),
+                "broker, delivering to a subscriber": Figure(ingest["broker_us"], "µs CPU/batch"),
+                "bare paho subscriber": Figure(ingest["paho_us"], "µs CPU/batch"),
+                "Ed25519 check (in process)": Figure(ingest["check_us"], "µs/batch"),
+                "admission with the check (in process)": Figure(ingest["admit_us"], "µs/batch"),
+                "writer, verified elsewhere (in process)": Figure(ingest["writer_us"], "µs/batch"),
+                "GIL bound 1/(paho + writer)": Figure(gil_bound, "batch/s"),
+                "two-core bound": Figure(two_core, "batch/s"),
+            },
+            limit_name="bare Ed25519 verify loop",
+            limit=Figure(ingest["bare_verify"], "batch/s"),
+            primary="two-core bound",
+            notes=(
+                "where one batch's CPU goes; the two-core bound is 2 s / (broker + paho + "
+                "check + writer): the most any split of the work over two cores shared with "
+                "the broker could drain"
             ),
         ),
         Result(
