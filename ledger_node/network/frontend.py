@@ -228,8 +228,7 @@ class FrontEnd:
         """(txid, envelope, the signer's key) of a batch that passes; raises `WireError`
         (its `reason` the refusal's) if it does not."""
         envelope = parse(payload, self.cfg.max_message_bytes)
-        key = self._key(envelope.signer)
-        verify(envelope, {envelope.signer: key})
+        key = verify(envelope, {envelope.signer: self._key(envelope.signer)}).key
         batch = open_body(envelope, READINGS)
         assert isinstance(batch, ReadingsBatch)
         site = self.registry.gateway_sites.get(batch.gateway)
@@ -239,7 +238,7 @@ class FrontEnd:
         unknown = [c.meter for c in batch.commitments if c.meter not in meters]
         if unknown:
             raise _NotAllowed(f"meter {unknown[0]} is not registered for {site}")
-        return envelope.txid, payload, bytes(key)
+        return envelope.txid, payload, key
 
     def _key(self, signer: str) -> nacl.signing.VerifyKey:
         key = self.registry.verify_keys.get(signer)

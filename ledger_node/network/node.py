@@ -327,7 +327,7 @@ class Node:
             self._route(item)
             return
         if isinstance(item, Queued):
-            self.ledger.admit(item.payload, "frontend", received_at=item.received_at)
+            self.ledger.admit(item.verified(), "frontend", received_at=item.received_at)
             done(self.db, item)
             return
         try:

@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass
 
 from ledger_node.ledger.store import Db, is_postgres_db
+from ledger_node.wire import Verified, WireError, parse
 
 log = logging.getLogger("mlg.node.sequencer")
 
@@ -36,6 +37,15 @@ class Queued:
     """The Ed25519 key its signature was checked with."""
     received_at: float
     """When the front-end received it (clock seconds): lateness is judged on it."""
+
+    def verified(self) -> Verified | bytes:
+        """What the ledger admits: the envelope with the key a front-end checked it with
+        (its signature is not checked again while that key is still the signer's); the
+        bytes if they do not parse (the ledger then says why)."""
+        try:
+            return Verified(parse(self.payload, max(len(self.payload), 1)), self.key)
+        except WireError:
+            return self.payload
 
 
 def elect(db: Db, stop: threading.Event) -> bool:
