@@ -46,8 +46,10 @@ def readings(state: LedgerState, a: Arrival) -> int | None:
     pos = state.log.size
     shredded = (batch.site, batch.epoch) in state.groups.shredded
     # A taken (gateway, seq) is no error: the transaction goes on (PostgreSQL would abort
-    # it on a failed insert).
-    inserted = state.db.execute(
+    # it on a failed insert). Above the gateway's highest seq none can be taken, and the
+    # insert's row count is not asked for (a pipelined store need not wait for it).
+    fresh = batch.seq > highest
+    cur = state.db.execute(
         "INSERT INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (gateway, seq) DO NOTHING",
         (
             pos,
@@ -59,8 +61,8 @@ def readings(state: LedgerState, a: Arrival) -> int | None:
             batch.epoch,
             "shredded" if shredded else "sealed",
         ),
-    ).rowcount
-    if not inserted:
+    )
+    if not fresh and not cur.rowcount:
         if state.log.pos_of(a.txid) is not None:
             raise Replay
         first = state.db.execute(
