@@ -99,7 +99,7 @@ def _pages_by_name(path: Path) -> dict[str, int]:
         db.close()
 
 
-def _where_bytes_go(
+def where_bytes_go(
     before: dict[str, int], after: dict[str, int], readings: int
 ) -> dict[str, float]:
     """Bytes per reading that each table and index grew by (those of 1 B or more)."""
@@ -206,7 +206,7 @@ def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], dict[str, flo
     bare_verify = n / (time.perf_counter() - start)
     wire = sum(len(raw) for _, raw, _ in items) / (n * METERS)
     stored = (_db_bytes(db_path) - size_before) / (n * METERS)
-    tables = _where_bytes_go(pages_before, _pages_by_name(db_path), n * METERS)
+    tables = where_bytes_go(pages_before, _pages_by_name(db_path), n * METERS)
     core = core_costs(work, gateways, [raw for _, raw, _ in items[:CORE_BATCHES]], time.time())
     return {
         "rate": rate,

@@ -15,6 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ledger_node.ledger.store import connect, counters
 from ledger_node.localnet.broker import Broker
@@ -22,6 +23,7 @@ from ledger_node.localnet.network import FIGURE_7, LocalNet
 from ledger_node.localnet.postgres import Postgres
 from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import parse
+from tests.bench.bench_node import where_bytes_go
 from tests.bench.result import Figure, Result
 from tests.support.stream import Item, batches, registrations, sim_gateways
 
@@ -57,7 +59,7 @@ def _stop_frontends(net: LocalNet, n: int) -> None:
         net.stop_node(f"fe{i}")
 
 
-def _measure(work: Path, broker: Broker, pg: Postgres, n_fe: int) -> dict[str, float]:
+def _measure(work: Path, broker: Broker, pg: Postgres, n_fe: int) -> dict[str, Any]:
     url = pg.create_database(f"bench{n_fe}")
     net = LocalNet(
         work / f"fe{n_fe}",
@@ -78,6 +80,16 @@ def _measure(work: Path, broker: Broker, pg: Postgres, n_fe: int) -> dict[str, f
 
     def accepted() -> int:
         return counters(db).get("accepted:readings", 0)
+
+    def relations() -> dict[str, int]:
+        """Bytes of each table and index (TOAST included), the queue left out."""
+        rows = db.execute(
+            "SELECT c.relname, pg_relation_size(c.oid) + CASE WHEN c.reltoastrelid = 0"
+            " THEN 0 ELSE pg_total_relation_size(c.reltoastrelid) END FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public'"
+            " AND c.relkind IN ('r', 'i') AND c.relname NOT LIKE 'queue%'"
+        ).fetchall()
+        return {name: int(b) for name, b in rows}
 
     def size() -> int:
         """The database's bytes, less the transient queue's (its rows are deleted as they
@@ -107,13 +119,14 @@ def _measure(work: Path, broker: Broker, pg: Postgres, n_fe: int) -> dict[str, f
         n = len(first)
         print(f"   {n_fe} front-end(s): 2 streams of {n} batches", flush=True)
         net.publish(first)
-        size_before = size()
+        size_before, rel_before = size(), relations()
         _frontends(net, n_fe)
         fe_rate = _rate(queued, n, net.check_alive)
         _stop_frontends(net, n_fe)
         net.start_node("ra1", "--role", "sequencer")
         seq_rate = _rate(accepted, n, net.check_alive)
         stored = (size() - size_before) / (n * METERS)
+        tables = where_bytes_go(rel_before, relations(), n * METERS)
         net.publish(second)
         _frontends(net, n_fe)
         e2e_rate = _rate(lambda: accepted() - n, n, net.check_alive)
@@ -126,6 +139,7 @@ def _measure(work: Path, broker: Broker, pg: Postgres, n_fe: int) -> dict[str, f
         "sequencer": seq_rate,
         "e2e": e2e_rate,
         "stored": stored,
+        "tables": tables,
         "wire": wire,
         "bare": _bare_verify(first, gateways),
     }
@@ -185,7 +199,10 @@ def run() -> list[Result]:
         ),
         Result(
             name="node.pg.storage",
-            figures={"bytes stored per reading (ciphertext only)": Figure(one["stored"], "B")},
+            figures={
+                "bytes stored per reading (ciphertext only)": Figure(one["stored"], "B"),
+                **{f"  of which {name}": Figure(b, "B") for name, b in one["tables"].items()},
+            },
             limit_name="envelope bytes per reading on the wire",
             limit=Figure(one["wire"], "B"),
             primary="bytes stored per reading (ciphertext only)",
