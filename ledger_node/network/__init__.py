@@ -2,7 +2,8 @@
 
 `node` (MQTT in, one writer thread, MQTT out), `frontend` and `sequencer` (a node past one
 machine: verifying front-ends queue readings in PostgreSQL, one elected sequencer admits
-them), `witness` (checkpoints and co-signatures),
+them), `bursts` (taking work in bursts, timers: what the two share), `witness`
+(checkpoints and co-signatures),
 `antientropy` (fetching missed facts from any peer), `marks` (high-water marks for the
 gateways), `genesis` (the network's first fact), `config` (the node's TOML file) and
 `retained` (one-shot broker clients for the commands that run without a node).

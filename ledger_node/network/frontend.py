@@ -44,6 +44,7 @@ from ledger_node.ledger.store import (
     lost,
     transaction,
 )
+from ledger_node.network.bursts import Timers, take_burst
 from ledger_node.network.config import NodeConfig, max_packet_bytes
 from ledger_node.shared.clock import Clock
 from ledger_node.shared.errors import ConfigError
@@ -109,7 +110,7 @@ class FrontEnd:
         self.inbox: queue.Queue[Received] = queue.Queue(INBOX_LIMIT)
         self.client = self._client(self.client_id)
         self.adopted: dict[str, Adopted] = {}
-        self._timers: dict[str, float] = {}
+        self._timers = Timers()
         self.queued = 0
         """Batches this process queued (for its log line and the tests)."""
 
@@ -145,7 +146,7 @@ class FrontEnd:
     def run(self, stop: threading.Event) -> None:
         retry: list[Received] = []
         while not stop.is_set():
-            items = retry or self._take(0.1)
+            items = retry or take_burst(self.inbox, BURST, 0.1)
             retry = []
             if items:
                 try:
@@ -161,11 +162,11 @@ class FrontEnd:
                     continue
             for adopted in self.adopted.values():
                 adopted.client.loop(timeout=0.0)
-            if self._every("beat", HEARTBEAT_S):
+            if self._timers.due("beat", HEARTBEAT_S):
                 self._beat()
                 self._adopt()
                 self._retire()
-            if self._every("registry", REGISTRY_EVERY_S):
+            if self._timers.due("registry", REGISTRY_EVERY_S):
                 self.registry.reload()
 
     def stop(self) -> None:
@@ -177,25 +178,6 @@ class FrontEnd:
         # Its session stays at the broker and keeps its share of the stream: restarted
         # under the same name it takes it back, else a live front-end adopts it.
         self.db.close()
-
-    def _take(self, timeout_s: float) -> list[Received]:
-        try:
-            items = [self.inbox.get(timeout=timeout_s)]
-        except queue.Empty:
-            return []
-        while len(items) < BURST:
-            try:
-                items.append(self.inbox.get_nowait())
-            except queue.Empty:
-                break
-        return items
-
-    def _every(self, name: str, seconds: float) -> bool:
-        now = time.monotonic()
-        if now - self._timers.get(name, 0.0) < seconds:
-            return False
-        self._timers[name] = now
-        return True
 
     # -- checking ---------------------------------------------------------------------------
 
@@ -242,7 +224,7 @@ class FrontEnd:
 
     def _key(self, signer: str) -> nacl.signing.VerifyKey:
         key = self.registry.verify_keys.get(signer)
-        if key is None and self._every("registry-miss", 1.0):
+        if key is None and self._timers.due("registry-miss", 1.0):
             self.registry.reload()  # a gateway registered a moment ago
             key = self.registry.verify_keys.get(signer)
         if key is None:

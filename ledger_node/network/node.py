@@ -43,6 +43,7 @@ from ledger_node.ledger.store import (
 )
 from ledger_node.network import enrolments
 from ledger_node.network.antientropy import AntiEntropy
+from ledger_node.network.bursts import Timers, take_burst
 from ledger_node.network.config import NodeConfig, max_packet_bytes
 from ledger_node.network.genesis import load_genesis
 from ledger_node.network.marks import HEARTBEAT_S, SeqMarks
@@ -145,7 +146,7 @@ class Node:
         self._client.on_message = self._on_message
         self._retry: list[Inbound | Call | Queued] = []
         self._queued_full = False  # the last take from the queue filled a burst
-        self._timers: dict[str, float] = {}
+        self._timers = Timers()
         self._after: list[tuple[str, bytes, bool]] = []
         self._metrics: MetricsServer | None = None
 
@@ -230,7 +231,7 @@ class Node:
         """Process until `stop` is set."""
         while not stop.is_set():
             retry, self._retry = self._retry, []
-            items = retry or self._take(0.0 if self._queued_full else 0.1)
+            items = retry or take_burst(self.queue, BURST, 0.0 if self._queued_full else 0.1)
             if self.sequencer and not retry and len(items) < BURST:
                 queued = take_queued(self.db, BURST - len(items))
                 self._queued_full = len(queued) == BURST - len(items)
@@ -245,18 +246,6 @@ class Node:
             except Exception:  # a bug must not stop ingest: logged, tried again later
                 log.exception("background work failed; trying again shortly")
                 time.sleep(1.0)
-
-    def _take(self, timeout_s: float) -> list[Inbound | Call | Queued]:
-        try:
-            items = [self.queue.get(timeout=timeout_s)]
-        except queue.Empty:
-            return []
-        while len(items) < BURST:
-            try:
-                items.append(self.queue.get_nowait())
-            except queue.Empty:
-                break
-        return items
 
     def _burst(self, items: list[Inbound | Call | Queued]) -> None:
         try:
@@ -417,45 +406,38 @@ class Node:
 
     # -- between bursts ----------------------------------------------------------------------
 
-    def _every(self, name: str, seconds: float) -> bool:
-        now = time.monotonic()
-        if now - self._timers.get(name, 0.0) < seconds:
-            return False
-        self._timers[name] = now
-        return True
-
     def _periodic(self) -> None:
         ledger = self.ledger
-        if ledger.has_sealed_to_open and self._every("open", 0.05):
+        if ledger.has_sealed_to_open and self._timers.due("open", 0.05):
             with ledger.transaction() as changes:
                 open_sealed(ledger, 128)
             self._committed(changes)
-        if self._epochs_due and self._every("epochs", 0.5):
+        if self._epochs_due and self._timers.due("epochs", 0.5):
             self._epochs_due = False
             with ledger.transaction() as changes:
                 author_epochs(ledger)
             self._committed(changes)
-        if self._every("expire", 60.0) and ledger.pending.size:
+        if self._timers.due("expire", 60.0) and ledger.pending.size:
             with ledger.transaction():
                 ledger.expire_pending()
-        if self._every("marks", 0.25):
+        if self._timers.due("marks", 0.25):
             now = self.clock.now()
             for gateway in self.marks.due():
                 mark = self.marks.mark(gateway, now)
                 raw = mark.seal(self.me)
                 self.publish(self.topics.hwm(self.me.name, gateway), raw, retain=True)
-        if self._every("settle", 1.0):
+        if self._timers.due("settle", 1.0):
             with self.ledger.transaction():
                 self.settlement.refresh(self.settlement.dirty())
-        if self._every("checkpoint", self.cfg.checkpoint_every_s):
+        if self._timers.due("checkpoint", self.cfg.checkpoint_every_s):
             with self.ledger.transaction():
                 checkpoint = self.witness.checkpoint(self.clock.now())
             if checkpoint is not None:
                 self.publish(self.topics.checkpoint(self.me.name), checkpoint, retain=True)
-        if self.connected.is_set() and self._every("status", STATUS_EVERY_S):
+        if self.connected.is_set() and self._timers.due("status", STATUS_EVERY_S):
             topic = self.topics.node_status(self.me.name)
             self.publish(topic, status_message(self.db, self.me.name, self.clock.now()), True)
-        if self.connected.is_set() and self._every("sync", 1.0):
+        if self.connected.is_set() and self._timers.due("sync", 1.0):
             with self.ledger.transaction():
                 requests = self.sync.step()
             for peer, raw in requests:
