@@ -21,19 +21,17 @@ import tempfile
 import time
 from pathlib import Path
 
-import nacl.utils
-
 from ledger_node.ledger import Ledger, LedgerSettings, author_epochs, open_sealed
 from ledger_node.ledger.store import connect, counters
 from ledger_node.localnet.broker import Broker
-from ledger_node.localnet.network import FIGURE_7, LocalNet
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import FixedClock
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import SiteRegistration, parse, pedersen
 from tests.bench.node_core import core_costs
 from tests.bench.result import Figure, Result
-from tests.support.sim import SimGateway, sign
+from tests.support.sim import sign
+from tests.support.stream import batches, ingest_net, registrations, sim_gateways
 
 GATEWAYS = 50
 BATCHES = 12_000
@@ -46,25 +44,6 @@ PRIVATE_TX_PER_S = (55.0, 450.0)
 MEMORY_GOAL_MB = 250.0
 STORED_GOAL = 1.3
 """Bytes stored per reading, at most this many times the envelope's bytes on the wire."""
-
-
-def _gateways(prefix: str) -> list[SimGateway]:
-    meters = tuple(f"m{i}" for i in range(METERS))
-    return [
-        SimGateway(Identity.generate(f"gw-{prefix}{i}"), f"site-{prefix}{i}", meters)
-        for i in range(GATEWAYS)
-    ]
-
-
-def _batches(gateways: list[SimGateway], count: int, now: float) -> list[tuple[str, bytes, bool]]:
-    base = int(now) // 60 * 60 - 60
-    out = []
-    for k in range(count // len(gateways)):
-        for gw in gateways:
-            topic = f"mlg/v1/readings/{gw.site}/{gw.name}"
-            whs = {m: 10 + k % 50 for m in gw.meters}
-            out.append((topic, gw.batch(base - 60 * k, whs), False))
-    return out
 
 
 def _rss_mb(pid: int) -> float:
@@ -135,27 +114,9 @@ def _bare_subscriber(port: int, count: int | None) -> dict[str, float]:
 
 def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], dict[str, float]]:
     """The ingest figures, and the bytes per reading each table and index grew by."""
-    net = LocalNet(
-        work,
-        broker.port,
-        FIGURE_7,
-        ("ra1",),
-        late_after_s=30 * 86_400,
-        checkpoint_every_s=5.0,
-        sync_every_s=60.0,
-    )
-    gateways = _gateways("b")
-    for gw in gateways:
-        gw.keys[0] = nacl.utils.random(32)  # sealed for groups the node is not in
-    facts = [
-        (
-            f"mlg/v1/facts/site/ra2/{n}",
-            net.sign("ra2", SiteRegistration("ra2", n, gw.site, gw.gateway_key(), gw.meters)),
-            True,
-        )
-        for n, gw in enumerate(gateways, start=1)
-    ]
-    net.publish(facts)
+    net = ingest_net(work, broker.port, checkpoint_every_s=5.0)
+    gateways = sim_gateways("b", GATEWAYS, METERS)
+    net.publish(registrations(net, gateways))
     net.start()
     wait_until(
         lambda: len(net.get("ra1", "/api/registry")["sites"]) == GATEWAYS,
@@ -166,7 +127,7 @@ def _ingest(work: Path, broker: Broker) -> tuple[dict[str, float], dict[str, flo
     net.stop()  # its session stays at the broker and queues what is published now
     _bare_subscriber(broker.port, None)
     print(f"   sealing {BATCHES} batches of {METERS} meters from {GATEWAYS} gateways", flush=True)
-    items = _batches(gateways, BATCHES, time.time())
+    items = batches(gateways, BATCHES // GATEWAYS, time.time())
     net.publish(items)
     assert broker.proc is not None
     broker_cpu = _cpu_s(broker.proc.pid)
@@ -232,7 +193,7 @@ def _open(work: Path) -> dict[str, float]:
     genesis = make_genesis(tso, "bench", [(ac.public, "ac", None), (ra.public, "ra", "ac1")])
     db = connect(work / "member.sqlite")
     ledger = Ledger(db, tso, FixedClock(time.time()), LedgerSettings(late_after_s=30 * 86_400))
-    gateways = _gateways("m")
+    gateways = sim_gateways("m", GATEWAYS, METERS)
     with ledger.transaction():
         ledger.start(genesis)
         for n, gw in enumerate(gateways, start=1):
@@ -241,7 +202,7 @@ def _open(work: Path) -> dict[str, float]:
         for key in author_epochs(ledger):
             for gw in gateways:
                 gw.take_epoch_key(key)
-    items = _batches(gateways, OPEN_BATCHES, time.time())
+    items = batches(gateways, OPEN_BATCHES // GATEWAYS, time.time())
     size_before = _db_bytes(work / "member.sqlite")
     with ledger.transaction():
         for _, raw, _ in items:

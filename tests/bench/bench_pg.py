@@ -19,13 +19,13 @@ from typing import Any
 
 from ledger_node.ledger.store import connect, counters
 from ledger_node.localnet.broker import Broker
-from ledger_node.localnet.network import FIGURE_7, LocalNet
+from ledger_node.localnet.network import LocalNet
 from ledger_node.localnet.postgres import Postgres
 from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import parse
 from tests.bench.bench_node import where_bytes_go
 from tests.bench.result import Figure, Result
-from tests.support.stream import Item, batches, registrations, sim_gateways
+from tests.support.stream import Item, batches, ingest_net, registrations, sim_gateways
 
 GATEWAYS = 50
 METERS = 4
@@ -61,16 +61,7 @@ def _stop_frontends(net: LocalNet, n: int) -> None:
 
 def _measure(work: Path, broker: Broker, pg: Postgres, n_fe: int) -> dict[str, Any]:
     url = pg.create_database(f"bench{n_fe}")
-    net = LocalNet(
-        work / f"fe{n_fe}",
-        broker.port,
-        FIGURE_7,
-        ("ra1",),
-        late_after_s=30 * 86_400,
-        checkpoint_every_s=5.0,
-        sync_every_s=60.0,
-        databases={"ra1": url},
-    )
+    net = ingest_net(work / f"fe{n_fe}", broker.port, url, checkpoint_every_s=5.0)
     gateways = sim_gateways(f"p{n_fe}-", GATEWAYS, METERS)
     net.publish(registrations(net, gateways))
     db = connect(url, readonly=True)

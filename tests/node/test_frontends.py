@@ -17,27 +17,14 @@ import pytest
 
 from ledger_node.ledger.store import connect, counters
 from ledger_node.localnet.broker import Broker
-from ledger_node.localnet.network import FIGURE_7, LocalNet
+from ledger_node.localnet.network import LocalNet
 from ledger_node.localnet.postgres import Postgres
 from ledger_node.localnet.wait import wait_until
 from ledger_node.network.witness import slot_digest
 from tests.conftest import mosquitto, run_module
-from tests.support.stream import Item, batches, registrations, sim_gateways
+from tests.support.stream import Item, batches, ingest_net, registrations, sim_gateways
 
 GATEWAYS = 40
-
-
-def _net(work: Path, port: int, database: str | None) -> LocalNet:
-    return LocalNet(
-        work,
-        port,
-        FIGURE_7,
-        ("ra1",),
-        late_after_s=30 * 86_400,
-        checkpoint_every_s=1.0,
-        sync_every_s=3600.0,
-        databases={"ra1": database} if database else None,
-    )
 
 
 def _frontend(net: LocalNet, name: str) -> None:
@@ -117,8 +104,8 @@ def test_two_frontends_and_a_sequencer_log_every_batch_once_as_one_sqlite_node_d
 ) -> None:
     gateways = sim_gateways("f", GATEWAYS, 4)
     with mosquitto(tmp_path / "broker-b") as broker_b:
-        pg = _net(tmp_path / "pg", broker.port, pg_url)
-        lite = _net(tmp_path / "lite", broker_b.port, None)
+        pg = ingest_net(tmp_path / "pg", broker.port, pg_url)
+        lite = ingest_net(tmp_path / "lite", broker_b.port)
         try:
             for net in (pg, lite):
                 net.publish(registrations(net, gateways))
@@ -185,7 +172,7 @@ def test_killed_sequencer_and_frontend_lose_nothing_and_sequence_nothing_twice(
     """SIGKILL the sequencer during ingest: the standby takes over. SIGKILL a front-end
     while batches flow: the batches its broker session holds reach the other front-end."""
     gateways = sim_gateways("k", GATEWAYS, 4)
-    net = _net(tmp_path, broker.port, pg_url)
+    net = ingest_net(tmp_path, broker.port, pg_url)
     try:
         net.publish(registrations(net, gateways))
         net.start_node("ra1", "--role", "sequencer", label="ra1")

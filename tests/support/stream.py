@@ -4,15 +4,34 @@ benchmarks."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import nacl.utils
 
-from ledger_node.localnet.network import LocalNet
+from ledger_node.localnet.network import FIGURE_7, LocalNet
 from ledger_node.shared.keys import Identity
 from ledger_node.wire import SiteRegistration
 from tests.support.sim import SimGateway
 
 Item = tuple[str, bytes, bool]
 """A message to publish: topic, payload, retained."""
+
+
+def ingest_net(
+    work: Path, port: int, database: str | None = None, checkpoint_every_s: float = 1.0
+) -> LocalNet:
+    """RA(1)'s node of figure 7 alone (a ciphertext-only node for RA(2)'s sites), taking
+    readings for 30 days after their slot; on PostgreSQL at `database` if given."""
+    return LocalNet(
+        work,
+        port,
+        FIGURE_7,
+        ("ra1",),
+        late_after_s=30 * 86_400,
+        checkpoint_every_s=checkpoint_every_s,
+        sync_every_s=3600.0,
+        databases={"ra1": database} if database else None,
+    )
 
 
 def sim_gateways(prefix: str, count: int, meters: int) -> list[SimGateway]:
