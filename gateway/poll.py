@@ -96,13 +96,19 @@ class BusPoller(threading.Thread):
         self._wake.set()
 
     def run(self) -> None:
-        now = self.clock.now()
+        now, grid_gen = self._stamp()
         due = {m.id: self._next_grid(m, now) for m in self.meters}
         try:
             while not self._stopping.is_set():
                 self._run_jobs()
+                now, gen = self._stamp()
+                if gen != grid_gen:
+                    # The gateway's time was corrected (an hour back, at a Pi's first boot):
+                    # the polls' grid moves with it, or the next poll would wait that long.
+                    grid_gen = gen
+                    due = {m.id: self._next_grid(m, now) for m in self.meters}
                 meter = min(self.meters, key=lambda m: due[m.id])
-                wait = due[meter.id] - self.clock.now()
+                wait = due[meter.id] - now
                 if wait > 0:
                     self.clock.wait(self._wake, wait)
                     self._wake.clear()

@@ -150,6 +150,22 @@ class MeterSlots:
             if self.on_boundaries and sample.t == self._slot:
                 self._start_wh = round(sample.energy_wh)
             return []
+        if sample.t <= prev.t - self.slot_s:
+            # Far behind the last poll: that poll's time was wrong (a clock correction it
+            # missed). Waiting for time to catch up with it would drop every poll until then.
+            self.gaps_unreported += 1
+            log.error(
+                "meter %s: a poll at %.0f is %.0f s before the last one; starting afresh,"
+                " the slot in progress is not reported",
+                self.meter,
+                sample.t,
+                prev.t - sample.t,
+            )
+            self._prev, self._start_wh = sample, None
+            self._valid_wh = sample.energy_wh
+            self._slot = self._slot_of(sample.t)
+            self._flags = set()
+            return []
         if sample.t <= prev.t:
             return []  # out of order or repeated: nothing new
         dt = sample.t - prev.t

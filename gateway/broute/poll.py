@@ -86,6 +86,7 @@ class BroutePoller(threading.Thread):
         self.clock = clock
         stamp = getattr(clock, "stamp", None)
         self._stamp: Callable[[], tuple[float, int]] = stamp or (lambda: (clock.now(), 0))
+        self._grid_gen = 0  # the clock generation the polls' grid was computed in
         self.on_sample = on_sample
         self.slot_s = slot_s
         w = bus_cfg.wisun
@@ -229,7 +230,11 @@ class BroutePoller(threading.Thread):
 
     # -- shorter slots: 0xE0 on the grid ----------------------------------------------------
     def _energy_step(self, due: float) -> float:
-        wait = due - self.clock.now()
+        now, gen = self._stamp()
+        if gen != self._grid_gen:  # the gateway's time was corrected: the grid moves with it
+            self._grid_gen = gen
+            due = self._next_grid(now)
+        wait = due - now
         if wait > 0:
             self.clock.wait(self._wake, wait)
             self._wake.clear()

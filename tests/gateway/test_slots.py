@@ -124,3 +124,18 @@ def test_a_meters_own_boundary_readings_report_the_first_slot() -> None:
         1800,
         3600,
     ]
+
+
+def test_a_poll_far_behind_the_last_starts_afresh_instead_of_waiting_for_time() -> None:
+    """The last poll's time was wrong (an hour ahead, say): a poll a slot or more behind it
+    starts the meter afresh (the slot in progress unreported, counted), so the slots after
+    it are reported at once; a poll a little behind is only out of order."""
+    slots = MeterSlots("m1", SLOT, 1.0, MAX_W)
+    ahead = _feed(slots, _constant(3590, 3790, 1800, 1000))
+    assert [e.slot_start for e in ahead] == [3600, 3660, 3720]
+    assert _feed(slots, [(3780.0, 1094.0)]) == []  # 10 s behind: out of order, dropped
+    assert slots.gaps_unreported == 0
+    out = _feed(slots, _constant(30, 250, 1800, 1100))
+    assert slots.gaps_unreported == 1
+    assert [e.slot_start for e in out] == [60, 120, 180]  # 3780's slot went unreported
+    assert [e.wh for e in out] == [30, 30, 30]

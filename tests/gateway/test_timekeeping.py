@@ -1,13 +1,22 @@
 """The gateway's clock against steps of its system clock and against the nodes' signed
-time, in process with a hand-moved system clock and monotonic clock."""
+time, in process with a hand-moved system clock and monotonic clock; and its bus poller
+through a correction, against the emulator."""
 
 from __future__ import annotations
 
 import threading
+import time
+from pathlib import Path
 
+from gateway.config import BusConfig, MeterConfig
+from gateway.meters import load_model
+from gateway.poll import BusPoller
 from gateway.slots import MeterSlots, Sample, SlotEnergy
 from gateway.timegate import TimeGate
 from gateway.timekeeping import DisciplinedClock
+from ledger_node.localnet.wait import wait_until
+from ledger_node.shared.clock import SkewedClock, SystemClock
+from tests.support.gateway import Emulator
 
 T0 = 1_800_000_000.0
 
@@ -201,3 +210,38 @@ def test_signed_times_held_up_on_the_way_do_not_move_the_clock() -> None:
     truly.observe("tso", T0)
     truly.observe("ra1", T0)
     assert truly.skewed and round(truly.offset) == 600
+
+
+def test_polls_go_on_when_the_clock_is_corrected_an_hour_back(tmp_path: Path) -> None:
+    """A Pi booted an hour ahead: once the nodes' time corrects the gateway's, its bus
+    poller's grid moves with it (it used to wait an hour for the next poll it had planned).
+    The real emulator on a pseudo-terminal, the real poller, the real system clock."""
+    skew = tmp_path / "skew"
+    skew.write_text("3600")
+    link = tmp_path / "rs485-0"
+    emulator = Emulator(tmp_path, link, ["1:sdm120:constant:1200"], [], 60)
+    clock = DisciplinedClock(SkewedClock(SystemClock(), skew), 5.0)
+    samples: list[Sample] = []
+    model = load_model("sdm120")
+    poller = BusPoller(
+        BusConfig("rs485-0", port=str(link), baud=19200, timeout_s=0.3),
+        [MeterConfig("m1", "rs485-0", 1, model, 1.0)],
+        clock,
+        samples.append,
+        60,
+    )
+    poller.start()
+    try:
+        wait_until(lambda: len(samples) >= 2, 20, "two polls on the skewed clock")
+        assert samples[-1].clock_gen == 0
+        clock.observe("tso", time.time())  # the nodes' signed time: an hour behind
+        assert clock.generation == 1 and round(clock.offset) == 3600
+        wait_until(
+            lambda: any(s.clock_gen == 1 for s in samples), 5, "a poll on the corrected clock"
+        )
+        moved = [s for s in samples if s.clock_gen == 1]
+        assert abs(moved[0].t - time.time()) < 5  # on the nodes' time
+    finally:
+        poller.stop()
+        poller.join(timeout=5)
+        emulator.stop()

@@ -137,10 +137,6 @@ def test_outboxes_empty_only_once_the_nodes_commit(chain: Chain) -> None:
     assert "confirmed by: the marks of 2 of 3 nodes; tso next seq" in text, text
 
 
-# Once in a CI run, its first slots did not reach both nodes within 42 s (8x the usual);
-# not reproduced here in 9 runs, under load either. Tried once more until its cause is
-# found (a second failure's report carries its processes' log tails).
-@pytest.mark.flaky(reruns=1)
 def test_a_gateway_clock_an_hour_off_loses_no_energy(tmp_path: Path, broker: Broker) -> None:
     """The gateway boots with its system clock an hour ahead (a Pi before NTP): it keeps its
     polls aside until the nodes' signed time arrives and follows it (alarm clock_skew). The
