@@ -4,6 +4,7 @@ sequencer and a standby; every part a process, killed with SIGKILL where the tes
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 import threading
@@ -21,7 +22,9 @@ from ledger_node.localnet.network import LocalNet
 from ledger_node.localnet.postgres import Postgres
 from ledger_node.localnet.wait import wait_until
 from ledger_node.network.witness import slot_digest
+from ledger_node.wire import ReadingsBatch, open_body, parse
 from tests.conftest import mosquitto, run_module
+from tests.support.sim import SimGateway
 from tests.support.stream import Item, batches, ingest_net, registrations, sim_gateways
 
 GATEWAYS = 40
@@ -85,6 +88,36 @@ def _exactly_once(net: LocalNet, items: list[Item]) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def _attacked(net: LocalNet, gateways: list[SimGateway], url: str) -> None:
+    """Garbage, a stranger's batch and a gateway's batch for another site, on the readings
+    topics: each refused by a front-end with its reason, counted, never queued; the
+    front-ends keep running."""
+    stranger = sim_gateways("x", 1, 4)[0]
+    forged = stranger.batch(gateways[0].seq * 60, {m: 1 for m in stranger.meters})
+    wrong_site = gateways[1].batch(0, {m: 1 for m in gateways[1].meters})
+    g0 = gateways[0]
+    topic = f"mlg/v1/readings/{g0.site}/{g0.name}"
+    net.publish([(topic, b"\x00garbage", False), (topic, forged, False)])
+    other = f"mlg/v1/readings/{gateways[1].site}/{gateways[1].name}"
+    net.publish([(other, _resited(wrong_site, g0.site, gateways[1]), False)])
+
+    def refused() -> dict[str, int]:
+        with closing(connect(url, readonly=True)) as db:
+            return {k: v for k, v in counters(db).items() if k.startswith("refused:")}
+
+    got = wait_until(lambda: len(refused()) >= 3 and refused(), 20, "three refusals")
+    assert set(got) == {"refused:malformed", "refused:unknown_signer", "refused:not_allowed"}
+    assert all(n == 1 for n in got.values()), got
+    net.check_alive()
+
+
+def _resited(raw: bytes, site: str, gw: SimGateway) -> bytes:
+    """`gw`'s batch `raw` made again for `site` (not its registered one), signed by it."""
+    batch = open_body(parse(raw))
+    assert isinstance(batch, ReadingsBatch)
+    return dataclasses.replace(batch, site=site).seal(gw.identity)
+
+
 def _status_page(net: LocalNet) -> str:
     """The status screen of RA(1)'s node as an operator sees it, logged in by a link."""
     net.add_operator("ra1", "op", "a long enough password")
@@ -122,6 +155,7 @@ def test_two_frontends_and_a_sequencer_log_every_batch_once_as_one_sqlite_node_d
                 net.publish(items)
             for net in (pg, lite):
                 _all_in(net, len(items))
+            _attacked(pg, gateways, pg_url)
             fe = pg.get("ra1", "/api/status")["frontends"]
             assert (fe["live"], fe["queued"]) == (2, 0), fe
             assert "frontends_down" not in pg.get("ra1", "/api/status")["alarms"]
