@@ -22,7 +22,7 @@ from ledger_node.localnet.network import LocalNet
 from ledger_node.localnet.postgres import Postgres
 from ledger_node.localnet.wait import wait_until
 from ledger_node.network.witness import slot_digest
-from ledger_node.wire import ReadingsBatch, open_body, parse
+from ledger_node.wire import ReadingsBatch, SiteRegistration, open_body, parse
 from tests.conftest import mosquitto, run_module
 from tests.support.sim import SimGateway
 from tests.support.stream import Item, batches, ingest_net, registrations, sim_gateways
@@ -111,6 +111,23 @@ def _attacked(net: LocalNet, gateways: list[SimGateway], url: str) -> None:
     net.check_alive()
 
 
+def _newcomer(net: LocalNet, n: int) -> None:
+    """A gateway registered while the front-ends run: its first batch is taken (they read
+    the registry again when a registry fact was applied)."""
+    (gw,) = sim_gateways("new", 1, 4)
+    reg = SiteRegistration("ra2", n, gw.site, gw.gateway_key(), gw.meters)
+    net.publish([(f"mlg/v1/facts/site/ra2/{n}", net.sign("ra2", reg), True)])
+    before = _accepted(net)
+    wait_until(
+        lambda: any(s["site"] == gw.site for s in net.get("ra1", "/api/registry")["sites"]),
+        20,
+        "the new site",
+    )
+    batch = gw.batch(int(time.time()) // 60 * 60 - 60, {m: 5 for m in gw.meters})
+    net.publish([(f"mlg/v1/readings/{gw.site}/{gw.name}", batch, False)])
+    wait_until(lambda: _accepted(net) == before + 1, 20, "the newcomer's batch")
+
+
 def _resited(raw: bytes, site: str, gw: SimGateway) -> bytes:
     """`gw`'s batch `raw` made again for `site` (not its registered one), signed by it."""
     batch = open_body(parse(raw))
@@ -155,7 +172,6 @@ def test_two_frontends_and_a_sequencer_log_every_batch_once_as_one_sqlite_node_d
                 net.publish(items)
             for net in (pg, lite):
                 _all_in(net, len(items))
-            _attacked(pg, gateways, pg_url)
             fe = pg.get("ra1", "/api/status")["frontends"]
             assert (fe["live"], fe["queued"]) == (2, 0), fe
             assert "frontends_down" not in pg.get("ra1", "/api/status")["alarms"]
@@ -167,6 +183,14 @@ def test_two_frontends_and_a_sequencer_log_every_batch_once_as_one_sqlite_node_d
                 assert counters(db).get("refused:replay", 0) == 0
                 slots = [r[0] for r in db.execute("SELECT DISTINCT slot FROM batches")]
             assert len(slots) == 25
+            with (
+                closing(connect(pg_url, readonly=True)) as a,
+                closing(connect(lite.db("ra1"), readonly=True)) as b,
+            ):
+                for slot in slots:
+                    assert slot_digest(a, slot) == slot_digest(b, slot)
+            _attacked(pg, gateways, pg_url)
+            _newcomer(pg, len(gateways) + 1)
             # The broker split the stream: each front-end queued a share of it.
             for name in ("fe1", "fe2"):
                 pg.stop_node(f"ra1-{name}")
@@ -181,12 +205,6 @@ def test_two_frontends_and_a_sequencer_log_every_batch_once_as_one_sqlite_node_d
             )
             text = run_module("ledger_node.interfaces.cli", "status", "-c", str(pg.config("ra1")))
             assert "front-ends: 0 live: node-ra1-fe1" in text.stdout, text.stdout
-            with (
-                closing(connect(pg_url, readonly=True)) as a,
-                closing(connect(lite.db("ra1"), readonly=True)) as b,
-            ):
-                for slot in slots:
-                    assert slot_digest(a, slot) == slot_digest(b, slot)
         finally:
             pg.stop()
             lite.stop()
