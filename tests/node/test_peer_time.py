@@ -39,9 +39,10 @@ def test_a_node_with_a_skewed_clock_raises_the_alarm_and_only_it(
                     return None
                 return alarms.get("clock_skew")
 
-            skewed = wait_until(ra1_alarm, 30, "ra1's clock_skew alarm", alive=sim.net.check_alive)
-            # Transit through the broker, times the clock's speed (20): a few seconds.
-            assert abs(skewed - 3600) <= 10, skewed
+            wait_until(ra1_alarm, 30, "ra1's clock_skew alarm", alive=sim.net.check_alive)
+            # Transit through the broker, times the clock's speed (20), delays the peers'
+            # times: the least delayed of their checkpoints brings it within a few seconds.
+            wait_until(lambda: abs((ra1_alarm() or 0) - 3600) <= 10, 15, "ra1's skew within 10 s")
             for node in ("tso", "ac1"):
                 status = sim.status(node)
                 assert "clock_skew" not in status["alarms"], (node, status["clock"])
