@@ -8,8 +8,11 @@ import threading
 import time
 from pathlib import Path
 
+from gateway.broute.credentials import write_credentials
+from gateway.broute.poll import BroutePoller
 from gateway.config import BusConfig, MeterConfig
-from gateway.meters import load_model
+from gateway.config_wisun import WisunOptions
+from gateway.meters import broute_model, load_model
 from gateway.poll import BusPoller
 from gateway.slots import MeterSlots, Sample, SlotEnergy
 from gateway.timegate import TimeGate
@@ -17,6 +20,7 @@ from gateway.timekeeping import DisciplinedClock
 from ledger_node.localnet.wait import wait_until
 from ledger_node.shared.clock import SkewedClock, SystemClock
 from tests.support.gateway import Emulator
+from tests.support.wisun import RIGHT, wisun_line
 
 T0 = 1_800_000_000.0
 
@@ -245,3 +249,39 @@ def test_polls_go_on_when_the_clock_is_corrected_an_hour_back(tmp_path: Path) ->
         poller.stop()
         poller.join(timeout=5)
         emulator.stop()
+
+
+def test_a_broute_meters_polls_go_on_when_the_clock_is_corrected_an_hour_back(
+    tmp_path: Path,
+) -> None:
+    """The same for a B-route meter read with 0xE0 on a 1-second grid: the emulated
+    Wi-SUN dongle and meter on a pseudo-terminal, the real poller."""
+    skew = tmp_path / "skew"
+    skew.write_text("3600")
+    creds = tmp_path / "broute.toml"
+    write_credentials(creds, RIGHT)
+    clock = DisciplinedClock(SkewedClock(SystemClock(), skew), 5.0)
+    samples: list[Sample] = []
+    with wisun_line(SystemClock()) as line:
+        options = WisunOptions(creds, "bp35c0", answer_timeout_s=1.0)
+        poller = BroutePoller(
+            BusConfig.for_wisun("wisun-0", line.pty.device, options, timeout_s=1.0),
+            [MeterConfig("m1", "wisun-0", 1, broute_model(), 1.0)],
+            clock,
+            samples.append,
+            60,
+            RIGHT,
+        )
+        poller.start()
+        try:
+            wait_until(lambda: len(samples) >= 2, 60, "two readings on the skewed clock")
+            clock.observe("tso", time.time())  # the nodes' signed time: an hour behind
+            assert clock.generation == 1
+            wait_until(
+                lambda: any(s.clock_gen == 1 for s in samples),
+                10,
+                "a reading on the corrected clock",
+            )
+        finally:
+            poller.stop()
+            poller.join(timeout=10)
