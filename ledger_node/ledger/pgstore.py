@@ -220,9 +220,6 @@ class PgDb:
         """True once the connection is gone (closed, or the server lost)."""
         return bool(self.conn.closed)
 
-    def __iter__(self) -> Iterator[Any]:  # pragma: no cover - not a sequence
-        raise TypeError("PgDb is not iterable")
-
 
 class _Piped:
     """A cursor of a pipelined statement: its row count waits for the server's answer

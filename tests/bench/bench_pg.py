@@ -25,6 +25,7 @@ from ledger_node.localnet.wait import wait_until
 from ledger_node.wire import parse
 from tests.bench.bench_node import where_bytes_go
 from tests.bench.result import Figure, Result
+from tests.support.sim import SimGateway
 from tests.support.stream import Item, batches, ingest_net, registrations, sim_gateways
 
 GATEWAYS = 50
@@ -136,7 +137,7 @@ def _measure(work: Path, broker: Broker, pg: Postgres, n_fe: int) -> dict[str, A
     }
 
 
-def _bare_verify(items: list[Item], gateways: list) -> float:  # type: ignore[type-arg]
+def _bare_verify(items: list[Item], gateways: list[SimGateway]) -> float:
     envelopes = [parse(raw) for _, raw, _ in items]
     keys = {gw.name: gw.identity.signing_key.verify_key for gw in gateways}
     start = time.perf_counter()
